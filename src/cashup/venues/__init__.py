@@ -1,0 +1,1 @@
+"""Venues: where orders are executed (the built-in paper exchange, CCXT exchanges)."""
