@@ -36,3 +36,21 @@ class UnknownInstrument(InvalidOrder):
 
     def __init__(self, symbol: str, exchange: str) -> None:
         super().__init__("symbol", "unknown_instrument", f"symbol: {symbol} is not traded on {exchange}")
+
+
+class NotFound(DomainError):
+    """Unknown, or not visible to the caller (the two are not told apart, to avoid leaking ids)."""
+
+    code = "NotFound"
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (transition, idempotency key, version)."""
+
+    code = "Conflict"
+
+
+class Forbidden(DomainError):
+    """The caller's role does not allow the action."""
+
+    code = "Forbidden"

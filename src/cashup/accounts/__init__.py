@@ -1,0 +1,1 @@
+"""Users and their accounts on each exchange."""

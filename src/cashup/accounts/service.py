@@ -1,0 +1,78 @@
+"""Find or create a caller's user row and default account on an exchange."""
+
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cashup.core.errors import NotFound
+from cashup.core.ids import new_id
+from cashup.core.principal import Principal
+from cashup.db.models import AccountRow, UserRow
+
+DEFAULT_ACCOUNT = "default"
+
+
+class AccountDirectory:
+    """Resolves accounts, creating a user's default account on first use; remembers what it has seen."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime]) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._default_accounts: dict[tuple[str, str], UUID] = {}
+        self._account_owners: dict[UUID, tuple[str, str]] = {}
+
+    async def default_account(self, principal: Principal, exchange: str) -> UUID:
+        key = (principal.user_id, exchange)
+        if key not in self._default_accounts:
+            self._default_accounts[key] = await self._ensure(principal, exchange)
+            self._account_owners[self._default_accounts[key]] = key
+        return self._default_accounts[key]
+
+    async def owned_account(self, principal: Principal, account_id: UUID, exchange: str) -> UUID:
+        """Check that ``account_id`` is the caller's account on ``exchange`` (admins may use any)."""
+        owner = self._account_owners.get(account_id)
+        if owner is None:
+            async with self._sessions() as session:
+                row = await session.get(AccountRow, account_id)
+            if row is None:
+                raise NotFound(f"account {account_id} not found")
+            owner = (row.user_id, row.exchange)
+            self._account_owners[account_id] = owner
+        user_id, account_exchange = owner
+        if user_id != principal.user_id and not principal.role.reads_everything:
+            raise NotFound(f"account {account_id} not found")
+        if account_exchange != exchange:
+            raise NotFound(f"account {account_id} is not on exchange {exchange}")
+        return account_id
+
+    async def _ensure(self, principal: Principal, exchange: str) -> UUID:
+        for _ in range(3):
+            async with self._sessions() as session:
+                found = await self._find(session, principal.user_id, exchange)
+                if found is not None:
+                    return found
+                try:
+                    if await session.get(UserRow, principal.user_id) is None:
+                        session.add(UserRow(id=principal.user_id, role=principal.role.value, created_at=self._clock()))
+                        await session.flush()
+                    account_id = new_id()
+                    session.add(
+                        AccountRow(id=account_id, user_id=principal.user_id, exchange=exchange,
+                                   name=DEFAULT_ACCOUNT, created_at=self._clock())
+                    )
+                    await session.commit()
+                    return account_id
+                except IntegrityError:
+                    await session.rollback()
+        raise RuntimeError(f"could not create the {exchange} account of {principal.user_id}")
+
+    @staticmethod
+    async def _find(session: AsyncSession, user_id: str, exchange: str) -> UUID | None:
+        query = select(AccountRow.id).where(
+            AccountRow.user_id == user_id, AccountRow.exchange == exchange, AccountRow.name == DEFAULT_ACCOUNT
+        )
+        return (await session.execute(query)).scalar_one_or_none()

@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, lifespan, dependencies, error handlers and routers."""

@@ -1,0 +1,61 @@
+"""Request dependencies as short aliases."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cashup.api.auth import InvalidToken, verify_token
+from cashup.api.errors import Unauthorized
+from cashup.core.principal import Principal
+from cashup.orders.service import OrderService
+from cashup.runtime import Runtime
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT from `cashup token` or the CashUp user service")
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
+    try:
+        principal = verify_token(credentials.credentials, request.app.state.jwt_secret,
+                                 request.app.state.runtime.settings.jwt_algorithm)
+    except InvalidToken as error:
+        raise Unauthorized(f"invalid token: {error}") from error
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_order_service(runtime: RuntimeDep, session: SessionDep) -> OrderService:
+    return OrderService(
+        session,
+        accounts=runtime.accounts,
+        instruments=runtime.instruments,
+        prices=runtime.last_price,
+        clock=runtime.clock,
+    )
+
+
+OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]

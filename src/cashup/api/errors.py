@@ -1,0 +1,125 @@
+"""One JSON error shape for every failure, and the mapping from domain errors to status codes."""
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cashup.core.errors import Conflict, DomainError, Forbidden, InvalidOrder, InvalidTransition, NotFound
+
+log = structlog.get_logger("cashup.api")
+
+
+class FieldError(BaseModel):
+    field: str
+    rule: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: a code, a human sentence, and details where they help."""
+
+    error: str
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class Unauthorized(Exception):
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+class IdempotencyConflict(Exception):
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (InvalidTransition, 409),
+    (InvalidOrder, 422),
+]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in (
+        (400, "Malformed request"),
+        (401, "Missing or invalid bearer token"),
+        (403, "The caller's role does not allow this"),
+        (404, "Unknown, or not the caller's"),
+        (409, "Conflicts with the current state"),
+        (422, "Invalid field or refused order"),
+        (503, "A dependency is down"),
+    )
+}
+
+
+def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail, **{key: value for key, value in extra.items() if value is not None}}
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, error: DomainError) -> JSONResponse:
+        status = next((code for cls, code in STATUS_BY_ERROR if isinstance(error, cls)), 400)
+        extra = {key: value for key, value in error.context.items() if isinstance(value, str | int | float)}
+        return JSONResponse(error_body(error.code, error.detail, **extra), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        issues = error.errors()
+        if any(issue.get("type") == "json_invalid" for issue in issues):
+            return JSONResponse(error_body("MalformedRequest", "the body is not valid JSON"), status_code=400)
+        fields = [
+            {"field": _field_name(tuple(issue.get("loc", ()))), "rule": issue.get("type", "invalid"),
+             "message": issue.get("msg", "")}
+            for issue in issues
+        ]
+        detail = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
+        return JSONResponse(error_body("ValidationError", detail, errors=fields), status_code=422)
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, error: Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            error_body("Unauthorized", error.detail), status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _idempotency(_: Request, error: IdempotencyConflict) -> JSONResponse:
+        return JSONResponse(error_body("IdempotencyConflict", error.detail), status_code=409)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(error.status_code, "HTTPError")
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
+                            headers=getattr(error, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
+        log.error("database unavailable", error=str(error.orig))
+        return JSONResponse(error_body("ServiceUnavailable", "the database is unavailable; retry later"),
+                            status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_: Request, error: DBAPIError) -> JSONResponse:
+        if error.connection_invalidated:
+            return await _database_down(_, error)  # type: ignore[arg-type]
+        log.exception("database error", error=str(error.orig))
+        return JSONResponse(error_body("InternalError", "internal error"), status_code=500)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", error=repr(error))
+        return JSONResponse(error_body("InternalError", "internal error"), status_code=500)

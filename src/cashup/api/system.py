@@ -1,0 +1,76 @@
+"""Service info, liveness, readiness and Prometheus metrics."""
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import func, select, text
+
+from cashup.api.deps import RuntimeDep
+from cashup.db.models import OrderRow
+from cashup.metrics import ORDERS_BY_STATUS
+
+router = APIRouter(tags=["system"])
+
+
+class Health(BaseModel):
+    status: str
+    service: str
+    version: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, Any]
+
+
+@router.get("/health", response_model=Health)
+@router.get("/api/v1/health", response_model=Health, include_in_schema=False)
+async def health(runtime: RuntimeDep) -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok", service=runtime.settings.app_name, version=runtime.settings.app_version)
+
+
+@router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(runtime: RuntimeDep, response: Response) -> Readiness:
+    """Readiness: the database answers and the venues run; 503 with details otherwise."""
+    checks: dict[str, Any] = {}
+    try:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as error:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"down: {type(error).__name__}"
+    for name, venue in runtime.venues.items():
+        checks[f"venue:{name}"] = "ok" if venue.last_price(venue.instruments()[0].symbol) is not None else "no market data"
+    healthy = all(value == "ok" for value in checks.values())
+    if not healthy:
+        response.status_code = 503
+    return Readiness(status="ok" if healthy else "unavailable", checks=checks)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus metrics."""
+    try:
+        async with runtime.sessions() as session:
+            rows = (await session.execute(select(OrderRow.status, func.count()).group_by(OrderRow.status))).all()
+        ORDERS_BY_STATUS.clear()
+        for status, count in rows:
+            ORDERS_BY_STATUS.labels(status).set(count)
+    except Exception:  # noqa: BLE001 - metrics must answer even when the database does not
+        pass
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/", tags=["system"])
+async def service_info(runtime: RuntimeDep) -> dict[str, Any]:
+    """What this service is and where its documentation lives."""
+    return {
+        "service": runtime.settings.app_name,
+        "version": runtime.settings.app_version,
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "exchanges": {name: runtime.instruments.symbols(name) for name in runtime.instruments.exchanges()},
+    }

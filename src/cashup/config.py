@@ -1,0 +1,92 @@
+"""Settings, read once at the edge from the environment or a ``.env`` file."""
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cashup import __version__
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./cashup.db"
+INSECURE_SECRETS = frozenset({"", "secret", "changeme", "change-me", "your-secret-key"})
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads, with the names the CashUp services share."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    app_name: str = "CashUp Order Service"
+    app_version: str = __version__
+    debug: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8002
+
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = 10
+    database_max_overflow: int = 20
+    auto_migrate: bool | None = None
+    redis_url: str | None = None
+    broker_url: str | None = None
+
+    jwt_secret_key: str | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_access_token_expire_minutes: int = 60 * 24
+    state_dir: Path = Path(".cashup")
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "console"
+    log_dir: Path | None = None
+
+    order_timeout_seconds: float = 30.0
+    order_action_wait_seconds: float = 2.0
+    max_orders_per_user: int = 1000
+    order_history_retention_days: int = 365
+    twap_default_slices: int = 10
+    twap_default_interval: int = 60
+    iceberg_default_visible_ratio: Decimal = Decimal("0.1")
+    max_order_value: Decimal = Decimal("100000")
+    max_position_size: Decimal = Decimal("500000")
+
+    embedded_worker: bool = True
+    worker_concurrency: int = 3
+    worker_poll_seconds: float = 0.5
+    lease_seconds: float = 30.0
+
+    paper_seed: int = 7
+    paper_maker_fee_rate: Decimal = Decimal("0.001")
+    paper_taker_fee_rate: Decimal = Decimal("0.001")
+    paper_tick_seconds: float = 0.25
+    paper_replay_speed: float = Field(default=1.0, description="bars of market time per second of real time")
+
+    exchange_api_key: str | None = None
+    exchange_secret: str | None = None
+
+    idempotency_ttl_hours: int = 24
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql+psycopg", "mysql+aiomysql",
+                               "mariadb+aiomysql", "mysql+asyncmy")):
+            raise ValueError(
+                "DATABASE_URL must use an async driver: sqlite+aiosqlite://, postgresql+asyncpg://, "
+                "or mysql+aiomysql://"
+            )
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

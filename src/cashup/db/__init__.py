@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, exact column types, engine and unit of work."""

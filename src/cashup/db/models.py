@@ -1,0 +1,142 @@
+"""Tables of the order service. Rows mirror the core aggregates; the core never imports this module."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from cashup.db.types import ExactDecimal, UTCDateTime
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {Decimal: ExactDecimal(), datetime: UTCDateTime(), UUID: Uuid(), dict[str, Any]: JSON()}
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("user_id", "exchange", "name", name="uq_accounts_user_exchange_name"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64), default="default")
+    created_at: Mapped[datetime]
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
+        Index("ix_orders_user_id", "user_id", "id"),
+        Index("ix_orders_created_at", "created_at"),
+        Index("ix_orders_status", "status"),
+        Index("ix_orders_due", "next_action_at"),
+        Index("ix_orders_venue_client_order_id", "exchange", "venue_client_order_id"),
+        Index("ix_orders_parent", "parent_order_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    account_id: Mapped[UUID] = mapped_column(ForeignKey("accounts.id"))
+    strategy_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    order_type: Mapped[str] = mapped_column(String(24))
+    quantity: Mapped[Decimal]
+    price: Mapped[Decimal | None]
+    trigger_price: Mapped[Decimal | None]
+    trigger_type: Mapped[str] = mapped_column(String(8), default="last")
+    trailing_offset: Mapped[Decimal | None]
+    trailing_offset_type: Mapped[str | None] = mapped_column(String(8))
+    activation_price: Mapped[Decimal | None]
+    stop_loss_price: Mapped[Decimal | None]
+    take_profit_price: Mapped[Decimal | None]
+    time_in_force: Mapped[str] = mapped_column(String(4), default="GTC")
+    expire_at: Mapped[datetime | None]
+    post_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    reduce_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    parent_order_id: Mapped[UUID | None]
+    twap_slices: Mapped[int | None]
+    twap_interval: Mapped[int | None]
+    iceberg_visible_ratio: Mapped[Decimal | None]
+    display_quantity: Mapped[Decimal | None]
+    status: Mapped[str] = mapped_column(String(20))
+    exchange_order_id: Mapped[str | None] = mapped_column(String(64))
+    venue_client_order_id: Mapped[str | None] = mapped_column(String(64))
+    filled_quantity: Mapped[Decimal]
+    average_price: Mapped[Decimal | None]
+    fee: Mapped[Decimal]
+    fee_currency: Mapped[str | None] = mapped_column(String(16))
+    reject_reason: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    pending_action: Mapped[str | None] = mapped_column(String(16))
+    pending_changes: Mapped[dict[str, Any] | None]
+    next_action_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_fill_at: Mapped[datetime | None]
+
+    # Declared so the unit of work inserts an order before its events and executions; never loaded.
+    events: Mapped[list["OrderEventRow"]] = relationship(lazy="raise", viewonly=False)
+    executions: Mapped[list["ExecutionRow"]] = relationship(lazy="raise", viewonly=False)
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        return self.quantity - self.filled_quantity
+
+
+class OrderEventRow(Base):
+    __tablename__ = "order_events"
+
+    order_id: Mapped[UUID] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime]
+    data: Mapped[dict[str, Any]]
+
+
+class ExecutionRow(Base):
+    __tablename__ = "executions"
+    __table_args__ = (UniqueConstraint("order_id", "execution_id", name="uq_executions_order_execution_id"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    order_id: Mapped[UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    execution_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[Decimal]
+    price: Mapped[Decimal]
+    fee: Mapped[Decimal]
+    fee_currency: Mapped[str | None] = mapped_column(String(16))
+    liquidity: Mapped[str] = mapped_column(String(8))
+    executed_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16), default="venue")
+
+
+class IdempotencyKeyRow(Base):
+    __tablename__ = "idempotency_keys"
+
+    principal: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None]
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    completed_at: Mapped[datetime | None]

@@ -1,0 +1,152 @@
+"""Apply venue execution reports to orders, many per transaction, in the order they arrived."""
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cashup.core.enums import WORKING_STATUSES, Liquidity
+from cashup.core.errors import InvalidTransition
+from cashup.core.orders import (
+    EventKind,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderReplaced,
+    OrderReplaceRejected,
+)
+from cashup.engine.signals import Signals
+from cashup.metrics import ACK_TO_FILL, IGNORED_REPORTS, ORDER_TO_ACK
+from cashup.orders.journal import record_event
+from cashup.orders.repository import OrderRepository, to_domain
+from cashup.venues.base import ExecutionReport, ReportKind
+
+log = structlog.get_logger("cashup.engine.reports")
+BATCH_LIMIT = 200
+
+
+def report_to_event(report: ExecutionReport) -> OrderEvent:
+    at = report.at
+    match report.kind:
+        case ReportKind.ACCEPTED:
+            return OrderAccepted(at=at, exchange_order_id=report.exchange_order_id)
+        case ReportKind.REJECTED:
+            return OrderRejected(at=at, reason=report.reason or "rejected by venue")
+        case ReportKind.FILL:
+            assert report.execution_id and report.quantity is not None and report.price is not None
+            return OrderFilled(
+                at=at,
+                execution_id=report.execution_id,
+                quantity=report.quantity,
+                price=report.price,
+                fee=report.fee or Decimal(0),
+                fee_currency=report.fee_currency,
+                liquidity=report.liquidity or Liquidity.TAKER,
+            )
+        case ReportKind.CANCELED:
+            return OrderCanceled(at=at, reason=report.reason)
+        case ReportKind.CANCEL_REJECTED:
+            return OrderCancelRejected(at=at, reason=report.reason or "cancel rejected by venue")
+        case ReportKind.REPLACED:
+            return OrderReplaced(
+                at=at, quantity=report.quantity, price=report.price, exchange_order_id=report.exchange_order_id
+            )
+        case ReportKind.REPLACE_REJECTED:
+            return OrderReplaceRejected(at=at, reason=report.reason or "amend rejected by venue")
+        case ReportKind.EXPIRED:
+            return OrderExpired(at=at, reason=report.reason)
+    raise ValueError(f"unknown report kind {report.kind}")
+
+
+class ReportApplier:
+    """Consumes ``(venue name, report)`` pairs from a queue and books them."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        signals: Signals,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.signals = signals
+        self.clock = clock
+        self.queue: asyncio.Queue[tuple[str, ExecutionReport]] = asyncio.Queue()
+
+    def sink_for(self, venue_name: str) -> Callable[[ExecutionReport], None]:
+        return lambda report: self.queue.put_nowait((venue_name, report))
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < BATCH_LIMIT and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                changed = await self._apply_batch(batch)
+            except Exception:
+                log.exception("report batch failed; applying one by one", size=len(batch))
+                changed = set()
+                for item in batch:
+                    try:
+                        changed |= await self._apply_batch([item])
+                    except Exception:
+                        log.exception("report could not be applied", venue=item[0], report=repr(item[1]))
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+            self.signals.orders_changed(changed)
+
+    async def drain(self) -> None:
+        """Wait until every queued report has been applied (tests, shutdown)."""
+        await self.queue.join()
+
+    async def _apply_batch(self, batch: Iterable[tuple[str, ExecutionReport]]) -> set[UUID]:
+        changed: set[UUID] = set()
+        async with self.sessions() as session:
+            for venue_name, report in batch:
+                order_id = await apply_report(session, venue_name, report)
+                if order_id is not None:
+                    changed.add(order_id)
+            await session.commit()
+        return changed
+
+
+async def apply_report(session: AsyncSession, venue_name: str, report: ExecutionReport) -> UUID | None:
+    """Book one report in ``session``; return the order id it changed, or ``None`` if it did not apply."""
+    repository = OrderRepository(session)
+    row = await repository.get_by_venue_client_id(venue_name, report.venue_client_order_id, for_update=True)
+    if row is None:
+        IGNORED_REPORTS.labels("unknown_order").inc()
+        log.warning("report for an unknown order", venue=venue_name, client_order_id=report.venue_client_order_id)
+        return None
+    execution_ids = await repository.execution_ids(row.id) if report.kind is ReportKind.FILL else set()
+    order = to_domain(row, execution_ids)
+    event = report_to_event(report)
+    first_fill = order.filled_quantity == 0
+    try:
+        kind = record_event(repository, row, order, event)
+    except InvalidTransition as error:
+        IGNORED_REPORTS.labels(report.kind.value).inc()
+        log.warning("report does not apply", order_id=str(order.id), status=order.status.value,
+                    report=report.kind.value, detail=error.detail)
+        return None
+    if kind is None:
+        IGNORED_REPORTS.labels("duplicate_fill").inc()
+        return None
+    if kind is EventKind.ACCEPTED:
+        ORDER_TO_ACK.observe(max((report.at - order.created_at).total_seconds(), 0))
+    if isinstance(event, OrderFilled) and first_fill:
+        ACK_TO_FILL.observe(max((report.at - order.created_at).total_seconds(), 0))
+    if order.status.is_final or order.status in WORKING_STATUSES:
+        row.pending_action = None
+        row.pending_changes = None
+        row.next_action_at = None
+        row.attempts = 0
+    return order.id

@@ -1,0 +1,1 @@
+"""The orders slice: HTTP routes, service, repository and schemas."""

@@ -1,0 +1,53 @@
+"""Apply one event to an order and write everything it changes: row, event log, execution."""
+
+from typing import Any
+
+from cashup.core.ids import new_id
+from cashup.core.orders import EventKind, Order, OrderEvent, OrderFilled
+from cashup.db.models import ExecutionRow, OrderRow
+from cashup.metrics import FILLS, ORDER_TRANSITIONS
+from cashup.orders.repository import OrderRepository, copy_to_row
+
+
+def record_event(
+    repository: OrderRepository,
+    row: OrderRow,
+    order: Order,
+    event: OrderEvent,
+    *,
+    source: str = "venue",
+    extra: dict[str, Any] | None = None,
+) -> EventKind | None:
+    """Apply ``event`` to ``order`` and stage the row update, event row and execution row.
+
+    Returns the event's kind, or ``None`` for a duplicate fill. Raises ``InvalidTransition`` (nothing staged).
+    """
+    previous_status = order.status
+    kind = order.apply(event)
+    if kind is None:
+        return None
+    copy_to_row(order, row)
+    data = event.payload() | (extra or {})
+    if isinstance(event, OrderFilled):
+        data["filled_quantity"] = str(order.filled_quantity)
+        if row.first_fill_at is None:
+            row.first_fill_at = event.at
+        repository.session.add(
+            ExecutionRow(
+                id=new_id(),
+                order_id=order.id,
+                execution_id=event.execution_id,
+                quantity=event.quantity,
+                price=event.price,
+                fee=event.fee,
+                fee_currency=event.fee_currency,
+                liquidity=event.liquidity.value,
+                executed_at=event.at,
+                source=source,
+            )
+        )
+        FILLS.labels(event.liquidity.value).inc()
+    repository.add_event(order, kind, event, data)
+    if order.status is not previous_status:
+        ORDER_TRANSITIONS.labels(order.order_type.value, order.status.value).inc()
+    return kind

@@ -1,0 +1,324 @@
+"""HTTP routes of the orders slice. Thin: resolve auth and input, call the service, commit, answer."""
+
+import asyncio
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep
+from cashup.api.errors import ERROR_RESPONSES
+from cashup.api.idempotency import IdempotencyStore, StoredResponse
+from cashup.core.enums import OrderSide, OrderStatus
+from cashup.core.instruments import normalize_symbol
+from cashup.db.models import OrderRow
+from cashup.orders.repository import OrderFilter
+from cashup.orders.schemas import (
+    CancelAllResult,
+    EventOut,
+    ExecutionCreate,
+    ExecutionOut,
+    OrderAmend,
+    OrderCreate,
+    OrderOut,
+    OrderPage,
+    OrderStatistics,
+    SimpleOrderOut,
+    SimpleOrderPage,
+    StatusUpdate,
+    StatusUpdateById,
+)
+from cashup.orders.service import order_statistics, request_fingerprint
+from cashup.runtime import Runtime
+
+router = APIRouter(tags=["orders"], responses=ERROR_RESPONSES)
+
+SETTLING = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+Reason = Annotated[str | None, Query(max_length=255, description="Why the order is canceled")]
+
+
+def order_out(row: OrderRow) -> OrderOut:
+    return OrderOut.model_validate(row, from_attributes=True)
+
+
+def json_response(model: OrderOut | ExecutionOut, status_code: int) -> Response:
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+@router.post("/orders", status_code=201, response_model=OrderOut, responses={200: {"model": OrderOut}})
+async def create_order(
+    body: OrderCreate,
+    principal: CurrentPrincipal,
+    service: OrderServiceDep,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Place an order. 201 when created; 200 with the original for a repeated `client_order_id`."""
+    store = IdempotencyStore(runtime.sessions, timedelta(hours=runtime.settings.idempotency_ttl_hours))
+    if idempotency_key is not None:
+        stored = await store.begin(principal.user_id, idempotency_key, request_fingerprint(body), runtime.clock())
+        if stored is not None:
+            return Response(stored.body, status_code=stored.status_code, media_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+    try:
+        result = await service.create(principal, body)
+        await service.session.commit()
+    except BaseException:
+        if idempotency_key is not None:
+            await store.abandon(principal.user_id, idempotency_key)
+        raise
+    runtime.signals.wake_worker()
+    response = json_response(order_out(result.row), 201 if result.created else 200)
+    if idempotency_key is not None:
+        await store.complete(principal.user_id, idempotency_key,
+                             StoredResponse(response.status_code, bytes(response.body).decode()), runtime.clock())
+    return response
+
+
+@router.get("/orders", response_model=OrderPage)
+async def list_orders(
+    principal: CurrentPrincipal,
+    service: OrderServiceDep,
+    status: Annotated[list[OrderStatus] | None, Query()] = None,
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    side: OrderSide | None = None,
+    strategy_id: Annotated[str | None, Query(max_length=64)] = None,
+    exchange: Annotated[str | None, Query(max_length=32)] = None,
+    parent_order_id: UUID | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> OrderPage:
+    """List the caller's orders, newest first: keyset (`limit`, `cursor`) or page (`page`, `page_size`)."""
+    criteria = OrderFilter(
+        status=status, symbol=normalize_symbol(symbol) if symbol else None, side=side, strategy_id=strategy_id,
+        exchange=exchange, parent_order_id=parent_order_id, created_from=_aware(created_from),
+        created_to=_aware(created_to),
+    )
+    if page is not None:
+        rows, total = await service.list_page(principal, criteria, page, page_size)
+        return OrderPage(items=[order_out(row) for row in rows], page=page, page_size=page_size, total=total)
+    rows, next_cursor = await service.list_keyset(principal, criteria, limit, cursor)
+    return OrderPage(items=[order_out(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.delete("/orders", response_model=CancelAllResult)
+async def cancel_all_orders(
+    principal: CurrentPrincipal,
+    service: OrderServiceDep,
+    runtime: RuntimeDep,
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    side: OrderSide | None = None,
+    strategy_id: Annotated[str | None, Query(max_length=64)] = None,
+    exchange: Annotated[str | None, Query(max_length=32)] = None,
+    reason: Reason = None,
+) -> CancelAllResult:
+    """Cancel every open order of the caller that matches the filter."""
+    criteria = OrderFilter(symbol=normalize_symbol(symbol) if symbol else None, side=side,
+                           strategy_id=strategy_id, exchange=exchange)
+    order_ids = await service.cancel_all(principal, criteria, reason or "cancel all")
+    await service.session.commit()
+    runtime.signals.wake_worker()
+    return CancelAllResult(canceled=len(order_ids), order_ids=order_ids)
+
+
+@router.get("/orders/statistics/summary", response_model=OrderStatistics)
+async def statistics_summary(principal: CurrentPrincipal, service: OrderServiceDep) -> OrderStatistics:
+    """Counts by status and type, fill ratio, volume, notional, fees and fill latency of the caller's orders."""
+    return OrderStatistics.model_validate(await order_statistics(service, principal, OrderFilter()))
+
+
+@router.get("/orders/statistics", response_model=OrderStatistics)
+async def statistics(
+    principal: CurrentPrincipal,
+    service: OrderServiceDep,
+    strategy_id: Annotated[str | None, Query(max_length=64)] = None,
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    exchange: Annotated[str | None, Query(max_length=32)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> OrderStatistics:
+    """Statistics filtered by strategy, symbol, exchange and time range."""
+    criteria = OrderFilter(strategy_id=strategy_id, symbol=normalize_symbol(symbol) if symbol else None,
+                           exchange=exchange, created_from=_aware(created_from), created_to=_aware(created_to))
+    return OrderStatistics.model_validate(await order_statistics(service, principal, criteria))
+
+
+@router.get("/stats/orders", response_model=OrderStatistics)
+async def statistics_by_date(
+    principal: CurrentPrincipal, service: OrderServiceDep, date: date | None = None
+) -> OrderStatistics:
+    """Statistics of the orders created on one UTC day (default: today)."""
+    day = date or datetime.now(UTC).date()
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    criteria = OrderFilter(created_from=start, created_to=start + timedelta(days=1))
+    summary = await order_statistics(service, principal, criteria)
+    return OrderStatistics.model_validate(summary | {"date": day})
+
+
+@router.post("/orders/status/update", response_model=OrderOut)
+async def update_status(body: StatusUpdateById, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderOut:
+    """Apply an external status report (admin or strategy service); 409 if the transition is not allowed."""
+    row = await service.apply_status(principal, body.order_id, body)
+    await service.session.commit()
+    return order_out(row)
+
+
+@router.get("/orders/by-client-id/{client_order_id}", response_model=OrderOut)
+async def get_order_by_client_id(
+    client_order_id: Annotated[str, Path(min_length=1, max_length=64)], principal: CurrentPrincipal, service: OrderServiceDep
+) -> OrderOut:
+    """Find one of the caller's orders by its `client_order_id`."""
+    return order_out(await service.get_by_client_id(principal, client_order_id))
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut)
+async def get_order(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderOut:
+    """One order with its fill state."""
+    return order_out(await service.get(principal, order_id))
+
+
+async def _until_settled(runtime: Runtime, session: AsyncSession, row: OrderRow, changed: asyncio.Event) -> OrderRow:
+    """Give the engine a moment to finish a cancel or amend, so the answer shows the outcome."""
+    runtime.signals.wake_worker()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + runtime.settings.order_action_wait_seconds
+    while OrderStatus(row.status) in SETTLING and (remaining := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(remaining):
+                await changed.wait()
+        except TimeoutError:
+            break
+        changed.clear()
+        await session.refresh(row)
+        await session.commit()
+    return row
+
+
+async def _amend(order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep,
+                 runtime: RuntimeDep) -> OrderOut:
+    with runtime.signals.watching(order_id) as changed:
+        row = await service.amend(principal, order_id, body)
+        await service.session.commit()
+        row = await _until_settled(runtime, service.session, row, changed)
+    return order_out(row)
+
+
+@router.put("/orders/{order_id}", response_model=OrderOut)
+async def replace_order(
+    order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
+) -> OrderOut:
+    """Amend price, quantity (the new total, including what has filled) or trigger of a working order."""
+    return await _amend(order_id, body, principal, service, runtime)
+
+
+@router.patch("/orders/{order_id}", response_model=OrderOut)
+async def amend_order(
+    order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
+) -> OrderOut:
+    """Amend price, quantity (the new total, including what has filled) or trigger of a working order."""
+    return await _amend(order_id, body, principal, service, runtime)
+
+
+async def _cancel(order_id: UUID, reason: str | None, principal: CurrentPrincipal, service: OrderServiceDep,
+                  runtime: RuntimeDep) -> OrderOut:
+    with runtime.signals.watching(order_id) as changed:
+        row = await service.cancel(principal, order_id, reason)
+        await service.session.commit()
+        row = await _until_settled(runtime, service.session, row, changed)
+    return order_out(row)
+
+
+@router.delete("/orders/{order_id}", response_model=OrderOut)
+async def delete_order(
+    order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
+) -> OrderOut:
+    """Cancel an order; 409 if it is already final."""
+    return await _cancel(order_id, reason, principal, service, runtime)
+
+
+@router.post("/orders/{order_id}/cancel", response_model=OrderOut)
+async def cancel_order(
+    order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
+) -> OrderOut:
+    """Cancel an order; 409 if it is already final."""
+    return await _cancel(order_id, reason, principal, service, runtime)
+
+
+@router.put("/orders/{order_id}/cancel", response_model=OrderOut)
+async def cancel_order_put(
+    order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
+) -> OrderOut:
+    """Cancel an order; 409 if it is already final."""
+    return await _cancel(order_id, reason, principal, service, runtime)
+
+
+@router.get("/orders/{order_id}/executions", response_model=list[ExecutionOut])
+async def list_executions(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> list[ExecutionOut]:
+    """The fills of an order, oldest first."""
+    rows = await service.executions(principal, order_id)
+    return [ExecutionOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.post("/orders/{order_id}/executions", status_code=201, response_model=ExecutionOut,
+             responses={200: {"model": ExecutionOut}})
+async def add_execution(
+    order_id: UUID, body: ExecutionCreate, principal: CurrentPrincipal, service: OrderServiceDep
+) -> Response:
+    """Record a fill reported from outside; a repeated `execution_id` answers 200 with the booked fill."""
+    execution, created = await service.add_execution(principal, order_id, body)
+    await service.session.commit()
+    return json_response(ExecutionOut.model_validate(execution, from_attributes=True), 201 if created else 200)
+
+
+@router.get("/orders/{order_id}/events", response_model=list[EventOut])
+async def list_events(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> list[EventOut]:
+    """The audit trail of an order: every transition with its sequence number."""
+    return [EventOut.model_validate(row, from_attributes=True) for row in await service.events(principal, order_id)]
+
+
+@router.put("/orders/{order_id}/status", response_model=OrderOut)
+async def put_status(
+    order_id: UUID, body: StatusUpdate, principal: CurrentPrincipal, service: OrderServiceDep
+) -> OrderOut:
+    """Apply an external status report (admin or strategy service); 409 if the transition is not allowed."""
+    row = await service.apply_status(principal, order_id, body)
+    await service.session.commit()
+    return order_out(row)
+
+
+@router.get("/users/{user_id}/orders", response_model=SimpleOrderPage, response_model_by_alias=True)
+async def list_user_orders(
+    user_id: Annotated[str, Path(min_length=1, max_length=64)],
+    principal: CurrentPrincipal,
+    service: OrderServiceDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=500)] = 10,
+) -> SimpleOrderPage:
+    """A user's orders, newest first, with the simple statuses pending / completed / cancelled / failed."""
+    rows, total = await service.list_page(principal, OrderFilter(user_id=user_id), page, page_size)
+    items = [
+        SimpleOrderOut(
+            order_id=row.id, user_id=row.user_id, symbol=row.symbol, side=OrderSide(row.side),
+            quantity=row.quantity, unit_price=row.average_price or row.price,
+            total_amount=row.filled_quantity * (row.average_price or 0),
+            status=OrderStatus(row.status).simple, detailed_status=OrderStatus(row.status),
+            created_at=row.created_at, updated_at=row.updated_at,
+        )
+        for row in rows
+    ]
+    return SimpleOrderPage(items=items, page=page, page_size=page_size, total=total)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+

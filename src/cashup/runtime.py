@@ -1,0 +1,80 @@
+"""Everything one process runs, wired once: database, venues, engine, and the pieces the API needs."""
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cashup.accounts.service import AccountDirectory
+from cashup.config import Settings
+from cashup.core.instruments import InstrumentRegistry
+from cashup.db.session import create_engine, create_sessionmaker
+from cashup.engine.reports import ReportApplier
+from cashup.engine.signals import Signals
+from cashup.engine.worker import Worker
+from cashup.venues.base import Venue
+from cashup.venues.registry import build_venues
+
+log = structlog.get_logger("cashup.runtime")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utc_now, run_worker: bool | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine: AsyncEngine = create_engine(settings)
+        self.sessions = create_sessionmaker(self.engine)
+        self.signals = Signals()
+        self.accounts = AccountDirectory(self.sessions, clock)
+        self.venues: dict[str, Venue] = build_venues(settings)
+        self.instruments = InstrumentRegistry({name: venue.instruments() for name, venue in self.venues.items()})
+        self.applier = ReportApplier(self.sessions, self.signals, clock)
+        for name, venue in self.venues.items():
+            venue.set_report_sink(self.applier.sink_for(name))
+        self.run_worker = settings.embedded_worker if run_worker is None else run_worker
+        self.worker = Worker(
+            self.sessions,
+            self.venues,
+            self.signals,
+            clock,
+            concurrency=settings.worker_concurrency,
+            poll_seconds=settings.worker_poll_seconds,
+            lease_seconds=settings.lease_seconds,
+            action_timeout_seconds=settings.order_timeout_seconds,
+            uses_skip_locked=not settings.is_sqlite,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def last_price(self, exchange: str, symbol: str) -> Decimal | None:
+        venue = self.venues.get(exchange)
+        return venue.last_price(symbol) if venue is not None else None
+
+    async def start(self) -> None:
+        for venue in self.venues.values():
+            await venue.start()
+        self._tasks.append(asyncio.create_task(self.applier.run(), name="report-applier"))
+        if self.run_worker:
+            self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
+        log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker)
+
+    async def stop(self) -> None:
+        for venue in self.venues.values():
+            await venue.stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self.applier.drain()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.engine.dispose()
