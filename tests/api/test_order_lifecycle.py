@@ -6,17 +6,7 @@ from decimal import Decimal
 import httpx
 
 from cashup.runtime import Runtime
-
-API = "/api/v1"
-
-
-async def wait_for_status(client: httpx.AsyncClient, order_id: str, *statuses: str, timeout: float = 5.0) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        body = (await client.get(f"{API}/orders/{order_id}")).json()
-        if body["status"] in statuses or asyncio.get_running_loop().time() > deadline:
-            return body
-        await asyncio.sleep(0.02)
+from tests.api.helpers import API, wait_for_status
 
 
 async def test_market_buy_fills_near_the_replay_price_with_a_tenth_percent_fee(
