@@ -93,6 +93,10 @@ class OrderRow(Base):
     lease_expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     first_fill_at: Mapped[datetime | None]
+    locked_asset: Mapped[str | None] = mapped_column(String(16))
+    locked_amount: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    reserve_price: Mapped[Decimal | None]
+    fee_rate: Mapped[Decimal] = mapped_column(default=Decimal(0))
 
     # Declared so the unit of work inserts an order before its events and executions; never loaded.
     events: Mapped[list["OrderEventRow"]] = relationship(lazy="raise", viewonly=False)
@@ -140,3 +144,106 @@ class IdempotencyKeyRow(Base):
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(index=True)
     completed_at: Mapped[datetime | None]
+
+
+class BalanceRow(Base):
+    """Per (account, asset): what is free and what open orders hold. Always equals the sum of its ledger entries."""
+
+    __tablename__ = "balances"
+
+    account_id: Mapped[UUID] = mapped_column(primary_key=True)
+    asset: Mapped[str] = mapped_column(String(16), primary_key=True)
+    available: Mapped[Decimal]
+    locked: Mapped[Decimal]
+    updated_at: Mapped[datetime]
+
+    @property
+    def total(self) -> Decimal:
+        return self.available + self.locked
+
+
+class LedgerEntryRow(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_account_asset", "account_id", "asset", "id"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    account_id: Mapped[UUID]
+    asset: Mapped[str] = mapped_column(String(16))
+    bucket: Mapped[str] = mapped_column(String(12))
+    amount: Mapped[Decimal]
+    reason: Mapped[str] = mapped_column(String(16))
+    correlation_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[UUID | None] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+
+
+class TradeRow(Base):
+    """The account-level record of one fill, with the PnL it realized."""
+
+    __tablename__ = "trades"
+    __table_args__ = (
+        UniqueConstraint("order_id", "execution_id", name="uq_trades_order_execution_id"),
+        Index("ix_trades_user_executed", "user_id", "executed_at"),
+        Index("ix_trades_account_symbol", "account_id", "symbol"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[UUID]
+    order_id: Mapped[UUID | None]
+    execution_id: Mapped[str] = mapped_column(String(64))
+    strategy_id: Mapped[str | None] = mapped_column(String(64))
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[Decimal]
+    price: Mapped[Decimal]
+    fee: Mapped[Decimal]
+    fee_currency: Mapped[str | None] = mapped_column(String(16))
+    liquidity: Mapped[str] = mapped_column(String(8))
+    realized_pnl: Mapped[Decimal]
+    executed_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))
+
+
+class PositionRow(Base):
+    """A netting position per (account, strategy, exchange, symbol); ``strategy_id`` '' means none."""
+
+    __tablename__ = "positions"
+
+    account_id: Mapped[UUID] = mapped_column(primary_key=True)
+    strategy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    quantity: Mapped[Decimal]
+    average_entry_price: Mapped[Decimal | None]
+    realized_pnl: Mapped[Decimal]
+    fees: Mapped[Decimal]
+    updated_at: Mapped[datetime]
+
+
+class RiskLimitRow(Base):
+    __tablename__ = "risk_limits"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    max_order_value: Mapped[Decimal | None]
+    max_position_value: Mapped[Decimal | None]
+    max_open_orders: Mapped[int | None]
+    price_band: Mapped[Decimal | None]
+    max_orders_per_minute_user: Mapped[int | None]
+    max_orders_per_minute_account: Mapped[int | None]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class TradingStateRow(Base):
+    __tablename__ = "trading_states"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(64))
