@@ -1,6 +1,7 @@
 """Exact money and quantity helpers. Every amount in the system is a ``Decimal``."""
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal, InvalidOperation
+from contextlib import AbstractContextManager
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -34,26 +35,61 @@ def canonical(value: Decimal) -> str:
 
 def fits_storage(value: Decimal) -> bool:
     """Whether the value fits NUMERIC(38, 18) without losing a digit."""
-    sign, digits, exponent = value.normalize().as_tuple()
+    if not value.is_finite():
+        return False
+    # Strip trailing zeros without rounding: the default context would cut the value to 28 digits first.
+    sign, digits, exponent = value.normalize(Context(prec=len(value.as_tuple().digits))).as_tuple()
     assert isinstance(exponent, int)
     scale = max(-exponent, 0)
     integer_digits = max(len(digits) + exponent, 0)
     return scale <= MAX_SCALE and integer_digits <= MAX_DIGITS - MAX_SCALE
 
 
+def weighted_average(quantity: Decimal, price: Decimal, added_quantity: Decimal, added_price: Decimal) -> Decimal:
+    """The quantity-weighted mean price after adding ``added_quantity`` at ``added_price``.
+
+    Exact when the mean has at most 18 decimals; otherwise rounded half-even to 18, the storage scale,
+    so the result always fits NUMERIC(38, 18).
+    """
+    with localcontext(prec=3 * MAX_DIGITS):  # products and sums of storable amounts stay exact
+        mean = (quantity * price + added_quantity * added_price) / (quantity + added_quantity)
+        exponent = mean.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if exponent < -MAX_SCALE:
+            mean = mean.quantize(Decimal(1).scaleb(-MAX_SCALE), rounding=ROUND_HALF_EVEN)
+    return mean
+
+
+def _exact_steps(value: Decimal, step: Decimal) -> AbstractContextManager[Context]:
+    """A context precise enough that ``value / step`` rounds to the right integer and ``n * step`` is exact.
+
+    The default 28 digits are fewer than a NUMERIC(38, 18) amount can hold, and rounding the quotient
+    first could push it onto the next multiple.
+    """
+    _, value_digits, value_exponent = value.as_tuple()
+    _, _, step_exponent = step.as_tuple()
+    assert isinstance(value_exponent, int) and isinstance(step_exponent, int)
+    precision = len(value_digits) + max(value_exponent - step_exponent, 0) + 4
+    return localcontext(prec=max(precision, MAX_DIGITS))
+
+
 def round_down_to_step(value: Decimal, step: Decimal) -> Decimal:
     """Round towards zero onto a multiple of ``step`` (lot sizes, slices)."""
-    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
+    with _exact_steps(value, step):
+        return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
 
 
 def round_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
     """Round onto a multiple of ``step`` with the given rounding mode (tick sizes)."""
-    return (value / step).to_integral_value(rounding=rounding) * step
+    with _exact_steps(value, step):
+        return (value / step).to_integral_value(rounding=rounding) * step
 
 
 def round_up_to_step(value: Decimal, step: Decimal) -> Decimal:
-    return (value / step).to_integral_value(rounding=ROUND_UP) * step
+    with _exact_steps(value, step):
+        return (value / step).to_integral_value(rounding=ROUND_UP) * step
 
 
 def is_multiple_of(value: Decimal, step: Decimal) -> bool:
-    return value % step == 0
+    with _exact_steps(value, step):
+        return value % step == 0

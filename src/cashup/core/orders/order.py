@@ -14,7 +14,7 @@ from cashup.core.enums import (
     TriggerType,
 )
 from cashup.core.errors import InvalidTransition
-from cashup.core.money import ZERO
+from cashup.core.money import ZERO, weighted_average
 from cashup.core.orders.events import (
     EventKind,
     OrderAccepted,
@@ -135,10 +135,10 @@ class Order:
     def _mutate(self, event: OrderEvent, kind: EventKind) -> None:
         match event:
             case OrderFilled():
-                total = self.filled_quantity + event.quantity
-                previous_value = self.filled_quantity * (self.average_price or ZERO)
-                self.average_price = (previous_value + event.quantity * event.price) / total
-                self.filled_quantity = total
+                self.average_price = weighted_average(
+                    self.filled_quantity, self.average_price or ZERO, event.quantity, event.price
+                )
+                self.filled_quantity += event.quantity
                 self.fee += event.fee
                 self.fee_currency = event.fee_currency or self.fee_currency
                 self.execution_ids.add(event.execution_id)
@@ -153,6 +153,8 @@ class Order:
 
     def _apply_replacement(self, event: OrderReplaced) -> None:
         if event.quantity is not None:
+            if event.quantity <= ZERO:
+                raise InvalidTransition(f"new quantity must be positive, got {event.quantity}")
             if event.quantity < self.filled_quantity:
                 raise InvalidTransition(
                     f"new quantity {event.quantity} is below the filled quantity {self.filled_quantity}"
