@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cashup import __version__
+from cashup.core.money import to_decimal
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./cashup.db"
 INSECURE_SECRETS = frozenset({"", "secret", "changeme", "change-me", "your-secret-key"})
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     iceberg_default_visible_ratio: Decimal = Decimal("0.1")
     max_order_value: Decimal = Decimal("100000")
     max_position_size: Decimal = Decimal("500000")
+    risk_price_band: Decimal | None = Decimal("0.5")
+    max_orders_per_minute_user: int | None = 1200
+    max_orders_per_minute_account: int | None = 1200
+    market_protection_band: Decimal = Decimal("0.05")
+    paper_initial_balances: str = "USDT=100000,BTC=1,ETH=10"
 
     embedded_worker: bool = True
     worker_concurrency: int = 3
@@ -78,6 +84,16 @@ class Settings(BaseSettings):
             )
         return url
 
+    @field_validator("paper_initial_balances")
+    @classmethod
+    def _balances_format(cls, value: str) -> str:
+        parse_balances(value)
+        return value
+
+    @property
+    def initial_paper_balances(self) -> dict[str, Decimal]:
+        return parse_balances(self.paper_initial_balances)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -85,6 +101,20 @@ class Settings(BaseSettings):
     @property
     def migrate_on_start(self) -> bool:
         return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+def parse_balances(text: str) -> dict[str, Decimal]:
+    """``"USDT=100000,BTC=1"`` -> ``{"USDT": Decimal("100000"), "BTC": Decimal("1")}``."""
+    balances: dict[str, Decimal] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        asset, separator, amount = item.partition("=")
+        if not separator or not asset.strip().isalnum():
+            raise ValueError(f"PAPER_INITIAL_BALANCES item {item!r} is not ASSET=AMOUNT")
+        value = to_decimal(amount.strip())
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"PAPER_INITIAL_BALANCES amount of {asset} must be a non-negative number")
+        balances[asset.strip().upper()] = value
+    return balances
 
 
 @lru_cache

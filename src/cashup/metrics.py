@@ -19,3 +19,4 @@ ACK_TO_FILL = Histogram("cashup_ack_to_fill_seconds", "From order creation to it
 VENUE_ERRORS = Counter("cashup_venue_errors_total", "Venue call failures by venue and error class", ["venue", "error"])
 WORK_STEPS = Counter("cashup_work_steps_total", "Work items executed by action and outcome", ["action", "outcome"])
 IGNORED_REPORTS = Counter("cashup_ignored_reports_total", "Venue reports that did not apply", ["kind"])
+RISK_DENIALS = Counter("cashup_risk_denials_total", "Orders denied by a risk rule", ["rule"])

@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cashup.accounts.service import AccountDirectory
 from cashup.config import Settings
 from cashup.core.instruments import InstrumentRegistry
+from cashup.core.risk import RiskLimits
 from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
 from cashup.engine.signals import Signals
 from cashup.engine.worker import Worker
+from cashup.orders.admission import TradingRules
 from cashup.venues.base import Venue
 from cashup.venues.registry import build_venues
 
@@ -33,10 +35,22 @@ class Runtime:
         self.engine: AsyncEngine = create_engine(settings)
         self.sessions = create_sessionmaker(self.engine)
         self.signals = Signals()
-        self.accounts = AccountDirectory(self.sessions, clock)
+        self.accounts = AccountDirectory(self.sessions, clock, paper_funding=settings.initial_paper_balances)
         self.venues: dict[str, Venue] = build_venues(settings)
         self.instruments = InstrumentRegistry({name: venue.instruments() for name, venue in self.venues.items()})
-        self.applier = ReportApplier(self.sessions, self.signals, clock)
+        self.rules = TradingRules(
+            fee_rates={"paper": max(settings.paper_taker_fee_rate, settings.paper_maker_fee_rate)},
+            protection_band=settings.market_protection_band,
+            default_limits=RiskLimits(
+                max_order_value=settings.max_order_value,
+                max_position_value=settings.max_position_size,
+                max_open_orders=settings.max_orders_per_user,
+                price_band=settings.risk_price_band,
+                max_orders_per_minute_user=settings.max_orders_per_minute_user,
+                max_orders_per_minute_account=settings.max_orders_per_minute_account,
+            ),
+        )
+        self.applier = ReportApplier(self.sessions, self.signals, clock, self.instruments)
         for name, venue in self.venues.items():
             venue.set_report_sink(self.applier.sink_for(name))
         self.run_worker = settings.embedded_worker if run_worker is None else run_worker
@@ -45,6 +59,7 @@ class Runtime:
             self.venues,
             self.signals,
             clock,
+            self.instruments,
             concurrency=settings.worker_concurrency,
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.lease_seconds,

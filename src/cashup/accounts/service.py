@@ -1,27 +1,38 @@
 """Find or create a caller's user row and default account on an exchange."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from decimal import Decimal
 from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cashup.core import ledger
 from cashup.core.errors import NotFound
 from cashup.core.ids import new_id
 from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, UserRow
+from cashup.trading.ledger_store import LedgerStore
 
 DEFAULT_ACCOUNT = "default"
+PAPER = "paper"
 
 
 class AccountDirectory:
     """Resolves accounts, creating a user's default account on first use; remembers what it has seen."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime],
+        *,
+        paper_funding: Mapping[str, Decimal] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._paper_funding = dict(paper_funding or {})
         self._default_accounts: dict[tuple[str, str], UUID] = {}
         self._account_owners: dict[UUID, tuple[str, str]] = {}
 
@@ -64,11 +75,23 @@ class AccountDirectory:
                         AccountRow(id=account_id, user_id=principal.user_id, exchange=exchange,
                                    name=DEFAULT_ACCOUNT, created_at=self._clock())
                     )
+                    await session.flush()
+                    if exchange == PAPER:
+                        await self._fund(session, account_id)
                     await session.commit()
                     return account_id
                 except IntegrityError:
                     await session.rollback()
         raise RuntimeError(f"could not create the {exchange} account of {principal.user_id}")
+
+    async def _fund(self, session: AsyncSession, account_id: UUID) -> None:
+        """Give a new paper account its starting balances, as deposits in the ledger."""
+        postings = [
+            ledger.deposit(account_id, asset, amount, f"funding:{account_id}:{asset}")
+            for asset, amount in self._paper_funding.items()
+            if amount > 0
+        ]
+        await LedgerStore(session, self._clock).post(postings)
 
     @staticmethod
     async def _find(session: AsyncSession, user_id: str, exchange: str) -> UUID | None:

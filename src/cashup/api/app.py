@@ -14,7 +14,9 @@ from cashup.config import Settings
 from cashup.core.ids import new_id
 from cashup.metrics import REQUEST_LATENCY
 from cashup.orders.router import router as orders_router
+from cashup.risk.router import router as risk_router
 from cashup.runtime import Runtime
+from cashup.trading.router import router as trading_router
 
 access_log = structlog.get_logger("cashup.access")
 
@@ -47,6 +49,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(orders_router, prefix="/api/v1")
+    app.include_router(trading_router, prefix="/api/v1")
+    app.include_router(risk_router, prefix="/api/v1")
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

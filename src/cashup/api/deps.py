@@ -54,6 +54,7 @@ def get_order_service(runtime: RuntimeDep, session: SessionDep) -> OrderService:
         accounts=runtime.accounts,
         instruments=runtime.instruments,
         prices=runtime.last_price,
+        rules=runtime.rules,
         clock=runtime.clock,
     )
 

@@ -11,6 +11,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cashup.core.errors import Conflict, DomainError, Forbidden, InvalidOrder, InvalidTransition, NotFound
+from cashup.core.ledger import InsufficientFunds
+from cashup.orders.service import RiskDenied
 
 log = structlog.get_logger("cashup.api")
 
@@ -45,6 +47,8 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (Conflict, 409),
     (InvalidTransition, 409),
     (InvalidOrder, 422),
+    (InsufficientFunds, 422),
+    (RiskDenied, 422),
 ]
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

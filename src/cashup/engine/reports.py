@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cashup.core.enums import WORKING_STATUSES, Liquidity
 from cashup.core.errors import InvalidTransition
+from cashup.core.instruments import InstrumentRegistry
 from cashup.core.orders import (
     EventKind,
     OrderAccepted,
@@ -27,6 +28,7 @@ from cashup.engine.signals import Signals
 from cashup.metrics import ACK_TO_FILL, IGNORED_REPORTS, ORDER_TO_ACK
 from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderRepository, to_domain
+from cashup.trading.books import Books
 from cashup.venues.base import ExecutionReport, ReportKind
 
 log = structlog.get_logger("cashup.engine.reports")
@@ -74,10 +76,12 @@ class ReportApplier:
         sessions: async_sessionmaker[AsyncSession],
         signals: Signals,
         clock: Callable[[], datetime],
+        instruments: InstrumentRegistry,
     ) -> None:
         self.sessions = sessions
         self.signals = signals
         self.clock = clock
+        self.instruments = instruments
         self.queue: asyncio.Queue[tuple[str, ExecutionReport]] = asyncio.Queue()
 
     def sink_for(self, venue_name: str) -> Callable[[ExecutionReport], None]:
@@ -111,14 +115,17 @@ class ReportApplier:
         changed: set[UUID] = set()
         async with self.sessions() as session:
             for venue_name, report in batch:
-                order_id = await apply_report(session, venue_name, report)
+                order_id = await apply_report(session, venue_name, report, self.clock, self.instruments)
                 if order_id is not None:
                     changed.add(order_id)
             await session.commit()
         return changed
 
 
-async def apply_report(session: AsyncSession, venue_name: str, report: ExecutionReport) -> UUID | None:
+async def apply_report(
+    session: AsyncSession, venue_name: str, report: ExecutionReport, clock: Callable[[], datetime],
+    instruments: InstrumentRegistry,
+) -> UUID | None:
     """Book one report in ``session``; return the order id it changed, or ``None`` if it did not apply."""
     repository = OrderRepository(session)
     row = await repository.get_by_venue_client_id(venue_name, report.venue_client_order_id, for_update=True)
@@ -131,7 +138,7 @@ async def apply_report(session: AsyncSession, venue_name: str, report: Execution
     event = report_to_event(report)
     first_fill = order.filled_quantity == 0
     try:
-        kind = record_event(repository, row, order, event)
+        kind = await record_event(repository, Books(session, clock, instruments), row, order, event)
     except InvalidTransition as error:
         IGNORED_REPORTS.labels(report.kind.value).inc()
         log.warning("report does not apply", order_id=str(order.id), status=order.status.value,

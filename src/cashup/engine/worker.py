@@ -17,8 +17,9 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cashup.core.backoff import retry_delay
-from cashup.core.enums import OrderStatus
+from cashup.core.enums import OrderStatus, OrderType, TimeInForce
 from cashup.core.ids import new_id
+from cashup.core.instruments import InstrumentRegistry
 from cashup.core.orders import Order, OrderCanceled, OrderRejected, OrderReplaceRejected, OrderSubmitted
 from cashup.db.models import OrderRow
 from cashup.engine.reports import apply_report
@@ -27,6 +28,7 @@ from cashup.metrics import VENUE_ERRORS, WORK_STEPS
 from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderRepository, to_domain
 from cashup.orders.service import Action
+from cashup.trading.books import Books
 from cashup.venues.base import ExecutionReport, ReportKind, Venue, VenueOrderRequest, VenueOrderState, VenueOrderStatus
 from cashup.venues.errors import VenueError, VenueOrderNotFound, VenueRejected
 
@@ -38,15 +40,18 @@ def venue_client_order_id(order_id: UUID) -> str:
     return order_id.hex
 
 
-def venue_request(order: Order, client_id: str) -> VenueOrderRequest:
+def venue_request(order: Order, client_id: str, protection_price: Decimal | None) -> VenueOrderRequest:
+    """The request a venue gets. A market order goes out as an IOC limit at its protection price, so it never
+    fills beyond the price its funds were reserved at."""
+    protected = order.order_type is OrderType.MARKET and protection_price is not None
     return VenueOrderRequest(
         venue_client_order_id=client_id,
         symbol=order.symbol,
         side=order.side,
-        order_type=order.order_type,
+        order_type=OrderType.LIMIT if protected else order.order_type,
         quantity=order.quantity,
-        price=order.price,
-        time_in_force=order.time_in_force,
+        price=protection_price if protected else order.price,
+        time_in_force=TimeInForce.IOC if protected else order.time_in_force,
         post_only=order.post_only,
         reduce_only=order.reduce_only,
         expire_at=order.expire_at,
@@ -60,6 +65,7 @@ class Worker:
         venues: Mapping[str, Venue],
         signals: Signals,
         clock: Callable[[], datetime],
+        instruments: InstrumentRegistry,
         *,
         concurrency: int = 3,
         poll_seconds: float = 0.5,
@@ -71,6 +77,7 @@ class Worker:
         self.venues = venues
         self.signals = signals
         self.clock = clock
+        self.instruments = instruments
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.lease = timedelta(seconds=lease_seconds)
@@ -178,20 +185,23 @@ class Worker:
             await session.commit()
             return
         client_id = venue_client_order_id(order.id)
-        record_event(repository, row, order, OrderSubmitted(at=self.clock(), venue_client_order_id=client_id))
+        books = Books(session, self.clock, self.instruments)
+        await record_event(repository, books, row, order,
+                           OrderSubmitted(at=self.clock(), venue_client_order_id=client_id))
         venue = self._venue(order)
         if venue is None:
-            record_event(repository, row, order, OrderRejected(at=self.clock(), reason=f"venue {order.exchange} is not running"))
+            refusal = OrderRejected(at=self.clock(), reason=f"venue {order.exchange} is not running")
+            await record_event(repository, books, row, order, refusal)
             self._settle(row, None, None)
             await session.commit()
             return
         self._settle(row, Action.RECONCILE, self.action_timeout)
         await session.commit()
-        await self._send(order, venue, client_id)
+        await self._send(order, venue, client_id, row.reserve_price)
 
-    async def _send(self, order: Order, venue: Venue, client_id: str) -> None:
+    async def _send(self, order: Order, venue: Venue, client_id: str, protection_price: Decimal | None) -> None:
         try:
-            await venue.submit(venue_request(order, client_id))
+            await venue.submit(venue_request(order, client_id, protection_price))
         except VenueRejected as error:
             await self._book_refusal(order.id, OrderRejected(at=self.clock(), reason=str(error) or "rejected"))
         except VenueError as error:
@@ -219,11 +229,11 @@ class Worker:
             self._settle(row, Action.RECONCILE, self.action_timeout)
             await session.commit()
             log.info("venue never received the order; sending it again", order_id=str(order.id))
-            await self._send(order, venue, client_id)
+            await self._send(order, venue, client_id, row.reserve_price)
             return
         if state is not None:
             for report in reports_from_state(state, order, self.clock()):
-                await apply_report(session, venue.name, report)
+                await apply_report(session, venue.name, report, self.clock, self.instruments)
         if row.pending_action == Action.RECONCILE:
             self._settle(row, None, None)
         else:
@@ -288,7 +298,7 @@ class Worker:
             assert row is not None
             order = to_domain(row)
             if order.can_apply(event):
-                record_event(repository, row, order, event)
+                await record_event(repository, Books(session, self.clock, self.instruments), row, order, event)
                 self._settle(row, None, None)
                 await session.commit()
         self.signals.orders_changed([order_id])

@@ -51,6 +51,7 @@ def copy_to_row(order: Order, row: OrderRow) -> None:
 @dataclass(frozen=True, slots=True)
 class OrderFilter:
     user_id: str | None = None
+    account_id: UUID | None = None
     status: Sequence[OrderStatus] | None = None
     symbol: str | None = None
     side: OrderSide | None = None
@@ -63,6 +64,8 @@ class OrderFilter:
     def apply(self, query: Select[Any]) -> Select[Any]:
         if self.user_id is not None:
             query = query.where(OrderRow.user_id == self.user_id)
+        if self.account_id is not None:
+            query = query.where(OrderRow.account_id == self.account_id)
         if self.status:
             query = query.where(OrderRow.status.in_([status.value for status in self.status]))
         if self.symbol is not None:

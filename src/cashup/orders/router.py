@@ -25,12 +25,13 @@ from cashup.orders.schemas import (
     OrderOut,
     OrderPage,
     OrderStatistics,
+    OrderValidation,
     SimpleOrderOut,
     SimpleOrderPage,
     StatusUpdate,
     StatusUpdateById,
 )
-from cashup.orders.service import order_statistics, request_fingerprint
+from cashup.orders.service import RiskDenied, order_statistics, request_fingerprint
 from cashup.runtime import Runtime
 
 router = APIRouter(tags=["orders"], responses=ERROR_RESPONSES)
@@ -70,12 +71,36 @@ async def create_order(
         if idempotency_key is not None:
             await store.abandon(principal.user_id, idempotency_key)
         raise
+    if result.denial is not None:
+        if idempotency_key is not None:
+            await store.abandon(principal.user_id, idempotency_key)
+        raise RiskDenied(result.denial, result.row.id)
     runtime.signals.wake_worker()
     response = json_response(order_out(result.row), 201 if result.created else 200)
     if idempotency_key is not None:
         await store.complete(principal.user_id, idempotency_key,
                              StoredResponse(response.status_code, bytes(response.body).decode()), runtime.clock())
     return response
+
+
+@router.post("/orders/validate", response_model=OrderValidation)
+async def validate_order(body: OrderCreate, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderValidation:
+    """Dry run: the risk verdict, the funds the order would lock and the position it would leave; sends nothing."""
+    assessment, mark = await service.validate(principal, body)
+    denial = assessment.denial
+    return OrderValidation(
+        verdict="denied" if denial else "accepted",
+        rule=denial.rule if denial else None,
+        detail=denial.detail if denial else None,
+        limit=denial.limit if denial else None,
+        requested=denial.requested if denial else None,
+        lock_asset=assessment.reservation.asset,
+        lock_amount=assessment.reservation.amount,
+        available=assessment.context.available_balance,
+        mark_price=mark,
+        position_quantity=assessment.context.position_quantity,
+        projected_position=assessment.projected_position,
+    )
 
 
 @router.get("/orders", response_model=OrderPage)

@@ -248,3 +248,19 @@ class SimpleOrderPage(BaseModel):
     page: int
     page_size: int = Field(serialization_alias="pageSize")
     total: int
+
+
+class OrderValidation(BaseModel):
+    """What would happen to an order, without placing it."""
+
+    verdict: Literal["accepted", "denied"]
+    rule: str | None = None
+    detail: str | None = None
+    limit: str | None = None
+    requested: str | None = None
+    lock_asset: str
+    lock_amount: Amount
+    available: Amount
+    mark_price: Amount
+    position_quantity: Amount
+    projected_position: Amount

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.accounts.service import AccountDirectory
 from cashup.core.enums import WORKING_STATUSES, OrderStatus, Role
-from cashup.core.errors import Conflict, InvalidOrder, InvalidTransition, NotFound, UnknownInstrument
+from cashup.core.errors import Conflict, DomainError, InvalidOrder, InvalidTransition, NotFound, UnknownInstrument
 from cashup.core.ids import new_id
 from cashup.core.instruments import Instrument, InstrumentRegistry, normalize_symbol
+from cashup.core.money import ZERO
 from cashup.core.orders import (
     EventKind,
     Order,
@@ -35,13 +36,17 @@ from cashup.core.orders import (
     OrderTriggered,
 )
 from cashup.core.principal import Principal
+from cashup.core.risk import RiskDenial
 from cashup.db.models import ExecutionRow, OrderEventRow, OrderRow
-from cashup.metrics import ORDER_TRANSITIONS, ORDERS_CREATED
+from cashup.metrics import ORDER_TRANSITIONS, ORDERS_CREATED, RISK_DENIALS
+from cashup.orders.admission import Admission, Assessment, TradingRules
 from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderFilter, OrderRepository, copy_to_row, to_domain
 from cashup.orders.schemas import ExecutionCreate, OrderAmend, OrderCreate, StatusUpdate
 from cashup.orders.statistics import summarize
 from cashup.orders.validation import check_amend, check_new_order
+from cashup.risk.service import RiskRepository
+from cashup.trading.books import Books
 
 PriceSource = Callable[[str, str], Decimal | None]
 """``(exchange, symbol) -> last price`` or ``None`` when the market has none yet."""
@@ -60,6 +65,19 @@ class Action:
 class Created:
     row: OrderRow
     created: bool
+    denial: RiskDenial | None = None
+
+
+class RiskDenied(DomainError):
+    """A risk rule refused the order; the order is kept as ``denied`` with the rule in its events."""
+
+    code = "RiskDenied"
+
+    def __init__(self, denial: RiskDenial, order_id: UUID | None = None) -> None:
+        super().__init__(
+            f"{denial.rule}: {denial.detail}", rule=denial.rule, limit=denial.limit, requested=denial.requested,
+            order_id=str(order_id) if order_id else None,
+        )
 
 
 def request_fingerprint(body: OrderCreate) -> str:
@@ -100,6 +118,7 @@ class OrderService:
         accounts: AccountDirectory,
         instruments: InstrumentRegistry,
         prices: PriceSource,
+        rules: TradingRules,
         clock: Callable[[], datetime],
     ) -> None:
         self.session = session
@@ -108,6 +127,8 @@ class OrderService:
         self.instruments = instruments
         self.prices = prices
         self.clock = clock
+        self.books = Books(session, clock, instruments)
+        self.admission = Admission(session, RiskRepository(session, rules.default_limits, clock), rules)
 
     def instrument(self, exchange: str, symbol: str) -> Instrument:
         if exchange not in self.instruments.exchanges():
@@ -118,23 +139,36 @@ class OrderService:
             raise UnknownInstrument(symbol, exchange)
         return instrument
 
-    async def create(self, principal: Principal, body: OrderCreate) -> Created:
-        """Record a new order as ``pending_new`` and schedule its submission."""
+    async def resolve(self, principal: Principal, body: OrderCreate) -> tuple[OrderCreate, Instrument, UUID, Decimal]:
+        """Normalise the request and find its instrument, account and market price; raise on invalid input."""
         principal.require_trading()
         symbol = normalize_symbol(body.symbol)
         body = body.model_copy(update={"symbol": symbol})
         instrument = self.instrument(body.exchange, symbol)
-        check_new_order(body, instrument, self.prices(body.exchange, symbol))
+        mark = self.prices(body.exchange, symbol)
+        check_new_order(body, instrument, mark)
+        if mark is None:
+            raise InvalidOrder("symbol", "no_market_price", f"symbol: no market price for {symbol} yet")
         if body.account_id is not None:
             account_id = await self.accounts.owned_account(principal, body.account_id, body.exchange)
         else:
             account_id = await self.accounts.default_account(principal, body.exchange)
+        return body, instrument, account_id, mark
+
+    async def create(self, principal: Principal, body: OrderCreate) -> Created:
+        """Admit a new order: lock its funds and schedule its submission, or record it as denied."""
+        body, instrument, account_id, mark = await self.resolve(principal, body)
         fingerprint = request_fingerprint(body)
         if body.client_order_id is not None:
             existing = await self.repository.get_by_client_id(account_id, body.client_order_id)
             if existing is not None:
                 return self._same_request(existing, fingerprint)
+        assessment = await self.admission.assess(principal, body, instrument, account_id, mark, lock_balance=True)
         row = self._new_row(principal, body, account_id, fingerprint)
+        row.locked_asset = assessment.reservation.asset
+        row.reserve_price = assessment.reserve_price
+        row.fee_rate = assessment.fee_rate
+        row.locked_amount = ZERO
         self.session.add(row)
         try:
             await self.session.flush()
@@ -146,7 +180,23 @@ class OrderService:
             return self._same_request(existing, fingerprint)
         ORDERS_CREATED.labels(row.order_type).inc()
         ORDER_TRANSITIONS.labels(row.order_type, row.status).inc()
+        order = to_domain(row)
+        if assessment.denial is not None:
+            denial = assessment.denial
+            event = OrderDenied(at=self.clock(), reason=f"{denial.rule}: {denial.detail}")
+            await record_event(self.repository, self.books, row, order, event, source="risk",
+                               extra={"rule": denial.rule, "limit": denial.limit, "requested": denial.requested})
+            self._schedule(row, None)
+            RISK_DENIALS.labels(denial.rule).inc()
+            return Created(row, created=True, denial=denial)
+        await self.books.adjust_lock(order, row)
         return Created(row, created=True)
+
+    async def validate(self, principal: Principal, body: OrderCreate) -> tuple[Assessment, Decimal]:
+        """Run admission without writing anything: verdict, lock, projected position."""
+        body, instrument, account_id, mark = await self.resolve(principal, body)
+        assessment = await self.admission.assess(principal, body, instrument, account_id, mark, lock_balance=False)
+        return assessment, mark
 
     @staticmethod
     def _same_request(existing: OrderRow, fingerprint: str) -> Created:
@@ -233,12 +283,12 @@ class OrderService:
         order = to_domain(row)
         now = self.clock()
         if order.status in (OrderStatus.PENDING_NEW, OrderStatus.UNTRIGGERED, OrderStatus.TRIGGERED):
-            self._record(row, order, OrderCanceled(at=now, reason=reason or "canceled by user"), source="user")
+            await self._record(row, order, OrderCanceled(at=now, reason=reason or "canceled by user"), source="user")
             self._schedule(row, None)
         elif order.status is OrderStatus.PENDING_CANCEL:
             return row
         elif order.status in WORKING_STATUSES or order.status is OrderStatus.SUBMITTED:
-            self._record(row, order, OrderCancelRequested(at=now, reason=reason), source="user")
+            await self._record(row, order, OrderCancelRequested(at=now, reason=reason), source="user")
             self._schedule(row, Action.CANCEL)
         else:
             raise Conflict(
@@ -274,13 +324,13 @@ class OrderService:
             event: OrderEvent = OrderReplaced(
                 at=now, quantity=body.quantity, price=body.price, trigger_price=body.trigger_price
             )
-            self._record(row, order, event, source="user")
+            await self._record(row, order, event, source="user")
             return row
         if order.status not in WORKING_STATUSES:
             raise Conflict(f"order {order_id} is {order.status} and cannot be amended", status=order.status.value)
         requested = OrderReplaceRequested(at=now, quantity=body.quantity, price=body.price,
                                           trigger_price=body.trigger_price)
-        self._record(row, order, requested, source="user")
+        await self._record(row, order, requested, source="user")
         row.pending_changes = requested.payload()
         self._schedule(row, Action.REPLACE)
         return row
@@ -305,7 +355,7 @@ class OrderService:
             liquidity=body.liquidity,
         )
         try:
-            record_event(self.repository, row, order, fill, source="external")
+            await record_event(self.repository, self.books, row, order, fill, source="external")
         except InvalidTransition as error:
             raise Conflict(error.detail, **error.context) from error
         if order.status.is_final:
@@ -326,7 +376,7 @@ class OrderService:
             )
         order = to_domain(row)
         try:
-            self._record(row, order, make_event(self.clock(), body), source="external")
+            await self._record(row, order, make_event(self.clock(), body), source="external")
         except InvalidTransition as error:
             raise Conflict(error.detail, **error.context) from error
         if order.status.is_final or order.status in WORKING_STATUSES:
@@ -343,8 +393,8 @@ class OrderService:
         await self.get(principal, order_id)
         return await self.repository.events(order_id)
 
-    def _record(self, row: OrderRow, order: Order, event: OrderEvent, *, source: str) -> None:
-        record_event(self.repository, row, order, event, source=source, extra={"source": source})
+    async def _record(self, row: OrderRow, order: Order, event: OrderEvent, *, source: str) -> None:
+        await record_event(self.repository, self.books, row, order, event, source=source, extra={"source": source})
 
     def _schedule(self, row: OrderRow, action: str | None) -> None:
         row.pending_action = action

@@ -1,0 +1,118 @@
+"""Load limits and trading states, gather the figures the risk rules need, and keep the settings."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from uuid import UUID
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cashup.core.enums import OPEN_STATUSES
+from cashup.core.ids import id_floor
+from cashup.core.risk import RiskLimits, TradingState, merge_limits
+from cashup.db.models import OrderRow, PositionRow, RiskLimitRow, TradingStateRow
+
+LIMIT_FIELDS = tuple(item.name for item in fields(RiskLimits))
+STATE_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+class Scope(StrEnum):
+    GLOBAL = "global"
+    USER = "user"
+    ACCOUNT = "account"
+    STRATEGY = "strategy"
+
+
+def scope_keys(user_id: str, account_id: UUID | None, strategy_id: str | None) -> list[tuple[str, str]]:
+    keys = [(Scope.GLOBAL.value, ""), (Scope.USER.value, user_id)]
+    if account_id is not None:
+        keys.append((Scope.ACCOUNT.value, str(account_id)))
+    if strategy_id:
+        keys.append((Scope.STRATEGY.value, strategy_id))
+    return keys
+
+
+def limits_of(row: RiskLimitRow) -> RiskLimits:
+    return RiskLimits(**{name: getattr(row, name) for name in LIMIT_FIELDS})
+
+
+class RiskRepository:
+    def __init__(self, session: AsyncSession, defaults: RiskLimits, clock: Callable[[], datetime]) -> None:
+        self.session = session
+        self.defaults = defaults
+        self.clock = clock
+
+    async def limits_for(self, user_id: str, account_id: UUID | None, strategy_id: str | None) -> RiskLimits:
+        """The most restrictive of the defaults and every global / user / account / strategy row that applies."""
+        keys = scope_keys(user_id, account_id, strategy_id)
+        query = select(RiskLimitRow).where(tuple_(RiskLimitRow.scope, RiskLimitRow.scope_id).in_(keys))
+        rows = (await self.session.execute(query)).scalars()
+        global_rows = []
+        others = []
+        for row in rows:
+            (global_rows if row.scope == Scope.GLOBAL else others).append(limits_of(row))
+        base = global_rows[0] if global_rows else self.defaults
+        return merge_limits(base, *others)
+
+    async def trading_state_for(self, user_id: str, account_id: UUID | None) -> TradingState:
+        keys = [key for key in scope_keys(user_id, account_id, None)]
+        query = select(TradingStateRow.state).where(tuple_(TradingStateRow.scope, TradingStateRow.scope_id).in_(keys))
+        states = [TradingState(state) for state in (await self.session.execute(query)).scalars()]
+        return max(states, key=STATE_SEVERITY.__getitem__, default=TradingState.ACTIVE)
+
+    async def open_orders(self, user_id: str) -> int:
+        query = select(func.count()).select_from(OrderRow).where(
+            OrderRow.user_id == user_id, OrderRow.status.in_([status.value for status in OPEN_STATUSES])
+        )
+        return int(await self.session.scalar(query) or 0)
+
+    async def recent_orders(self, *, user_id: str | None = None, account_id: UUID | None = None,
+                            window: timedelta = timedelta(minutes=1)) -> int:
+        since = id_floor(int((self.clock() - window).timestamp() * 1000))
+        query = select(func.count()).select_from(OrderRow).where(OrderRow.id >= since)
+        if user_id is not None:
+            query = query.where(OrderRow.user_id == user_id)
+        if account_id is not None:
+            query = query.where(OrderRow.account_id == account_id)
+        return int(await self.session.scalar(query) or 0)
+
+    async def position_quantity(self, account_id: UUID, strategy_id: str | None, exchange: str, symbol: str) -> Decimal:
+        query = select(PositionRow.quantity).where(
+            PositionRow.account_id == account_id, PositionRow.strategy_id == (strategy_id or ""),
+            PositionRow.exchange == exchange, PositionRow.symbol == symbol,
+        )
+        return (await self.session.scalar(query)) or Decimal(0)
+
+    async def limit_rows(self) -> Sequence[RiskLimitRow]:
+        return list((await self.session.execute(select(RiskLimitRow).order_by(RiskLimitRow.scope,
+                                                                                 RiskLimitRow.scope_id))).scalars())
+
+    async def state_rows(self) -> Sequence[TradingStateRow]:
+        query = select(TradingStateRow).order_by(TradingStateRow.scope, TradingStateRow.scope_id)
+        return list((await self.session.execute(query)).scalars())
+
+    async def put_limits(self, scope: Scope, scope_id: str, limits: RiskLimits, by: str) -> RiskLimitRow:
+        row = await self.session.get(RiskLimitRow, (scope.value, scope_id), with_for_update=True)
+        if row is None:
+            row = RiskLimitRow(scope=scope.value, scope_id=scope_id)
+            self.session.add(row)
+        for name in LIMIT_FIELDS:
+            setattr(row, name, getattr(limits, name))
+        row.updated_at = self.clock()
+        row.updated_by = by
+        return row
+
+    async def put_state(self, scope: Scope, scope_id: str, state: TradingState, reason: str | None,
+                        by: str) -> TradingStateRow:
+        row = await self.session.get(TradingStateRow, (scope.value, scope_id), with_for_update=True)
+        if row is None:
+            row = TradingStateRow(scope=scope.value, scope_id=scope_id)
+            self.session.add(row)
+        row.state = state.value
+        row.reason = reason
+        row.updated_at = self.clock()
+        row.updated_by = by
+        return row

@@ -1,0 +1,1 @@
+"""The books: balances with a double-entry ledger, trades, positions."""

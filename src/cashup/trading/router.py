@@ -1,0 +1,233 @@
+"""HTTP routes of the books: balances, ledger, trades, positions."""
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep, SessionDep
+from cashup.api.errors import ERROR_RESPONSES
+from cashup.core.enums import OrderSide, OrderType
+from cashup.core.instruments import normalize_symbol
+from cashup.core.ledger import LedgerReason
+from cashup.orders.router import order_out
+from cashup.orders.schemas import OrderCreate, OrderOut
+from cashup.orders.service import RiskDenied, decode_cursor, encode_cursor
+from cashup.trading.schemas import (
+    BalanceChange,
+    BalanceOut,
+    LedgerEntryOut,
+    LedgerPage,
+    PositionClose,
+    PositionOut,
+    PositionSet,
+    SyncReport,
+    TradeIn,
+    TradeOut,
+    TradePage,
+    TradeSummary,
+    TransferIn,
+    TransferOut,
+)
+from cashup.trading.service import BalanceService, PositionService, TradeService, summarize_trades
+from cashup.trading.sync import sync_positions
+
+router = APIRouter(responses=ERROR_RESPONSES)
+Symbol = Annotated[str, Path(min_length=3, max_length=32)]
+
+
+def balance_service(runtime: RuntimeDep, session: SessionDep) -> BalanceService:
+    return BalanceService(session, runtime.accounts, runtime.clock)
+
+
+def trade_service(runtime: RuntimeDep, session: SessionDep) -> TradeService:
+    return TradeService(session, runtime.accounts, runtime.instruments, runtime.clock)
+
+
+def position_service(runtime: RuntimeDep, session: SessionDep) -> PositionService:
+    return PositionService(session, runtime.accounts, runtime.instruments, runtime.last_price, runtime.clock)
+
+
+Balances = Annotated[BalanceService, Depends(balance_service)]
+Trades = Annotated[TradeService, Depends(trade_service)]
+Positions = Annotated[PositionService, Depends(position_service)]
+
+
+def balance_out(row) -> BalanceOut:  # noqa: ANN001
+    return BalanceOut(account_id=row.account_id, asset=row.asset, available=row.available, locked=row.locked,
+                      total=row.available + row.locked)
+
+
+@router.get("/balances", response_model=list[BalanceOut], tags=["balances"])
+async def list_balances(principal: CurrentPrincipal, balances: Balances, account_id: UUID | None = None) -> list[BalanceOut]:
+    """The caller's balances per account and asset: available, locked by open orders, total."""
+    rows = await balances.find(principal, account_id)
+    return [balance_out(row) for row in rows]
+
+
+@router.get("/balances/ledger", response_model=LedgerPage, tags=["balances"])
+async def ledger_entries(
+    principal: CurrentPrincipal,
+    balances: Balances,
+    account_id: UUID | None = None,
+    asset: Annotated[str | None, Query(max_length=16)] = None,
+    reason: LedgerReason | None = None,
+    order_id: UUID | None = None,
+    correlation_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> LedgerPage:
+    """Ledger entries of the caller's accounts, newest first; every balance equals the sum of its entries."""
+    rows = await balances.entries(principal, account_id=account_id, asset=asset, reason=reason.value if reason else None,
+                                  order_id=order_id, correlation_id=correlation_id, limit=limit + 1,
+                                  after=decode_cursor(cursor) if cursor else None)
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return LedgerPage(items=[LedgerEntryOut.model_validate(row, from_attributes=True) for row in rows[:limit]],
+                      next_cursor=next_cursor)
+
+
+@router.get("/balances/{asset}", response_model=list[BalanceOut], tags=["balances"])
+async def get_balance(
+    asset: Annotated[str, Path(min_length=1, max_length=16)], principal: CurrentPrincipal, balances: Balances
+) -> list[BalanceOut]:
+    """The caller's balance of one asset in each of their accounts."""
+    return [balance_out(row) for row in await balances.find(principal, asset=asset)]
+
+
+@router.post("/balances", response_model=BalanceOut, tags=["balances"])
+async def change_balance(body: BalanceChange, principal: CurrentPrincipal, balances: Balances) -> BalanceOut:
+    """Deposit, withdraw (negative amount) or set an available balance (admin)."""
+    row = await balances.change(principal, body)
+    await balances.session.commit()
+    return balance_out(row)
+
+
+@router.post("/balances/transfer", response_model=TransferOut, tags=["balances"])
+async def transfer(body: TransferIn, principal: CurrentPrincipal, balances: Balances) -> TransferOut:
+    """Move available funds between two of the caller's accounts (admin: any two), atomically."""
+    correlation, source, target = await balances.transfer(principal, body)
+    await balances.session.commit()
+    return TransferOut(correlation_id=correlation, from_balance=balance_out(source), to_balance=balance_out(target))
+
+
+@router.get("/trades", response_model=TradePage, tags=["trades"])
+async def list_trades(
+    principal: CurrentPrincipal,
+    trades: Trades,
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    side: OrderSide | None = None,
+    strategy_id: Annotated[str | None, Query(max_length=64)] = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> TradePage:
+    """The caller's trades, newest first, filtered by symbol, side, strategy and time range."""
+    rows = await trades.find(principal, symbol=symbol, side=side, strategy_id=strategy_id, since=start, until=end,
+                             limit=limit + 1, after=decode_cursor(cursor) if cursor else None)
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return TradePage(items=[TradeOut.model_validate(row, from_attributes=True) for row in rows[:limit]],
+                     next_cursor=next_cursor)
+
+
+@router.get("/trades/summary", response_model=TradeSummary, tags=["trades"])
+async def trade_summary(
+    principal: CurrentPrincipal,
+    trades: Trades,
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    strategy_id: Annotated[str | None, Query(max_length=64)] = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> TradeSummary:
+    """Count, volume, notional, fees and realized PnL; by symbol, strategy and day."""
+    rows = await trades.find(principal, symbol=symbol, strategy_id=strategy_id, since=start, until=end)
+    return TradeSummary.model_validate(summarize_trades(rows))
+
+
+@router.get("/trades/{trade_id}", response_model=TradeOut, tags=["trades"])
+async def get_trade(trade_id: UUID, principal: CurrentPrincipal, trades: Trades) -> TradeOut:
+    """One trade."""
+    return TradeOut.model_validate(await trades.get(principal, trade_id), from_attributes=True)
+
+
+@router.post("/trades", status_code=201, response_model=TradeOut, responses={200: {"model": TradeOut}},
+             tags=["trades"])
+async def record_trade(body: TradeIn, principal: CurrentPrincipal, trades: Trades) -> Response:
+    """Book a trade made outside the service (admin); a repeated `execution_id` answers 200."""
+    row, created = await trades.record(principal, body)
+    await trades.session.commit()
+    return Response(TradeOut.model_validate(row, from_attributes=True).model_dump_json(),
+                    status_code=201 if created else 200, media_type="application/json")
+
+
+@router.get("/positions", response_model=list[PositionOut], tags=["positions"])
+async def list_positions(
+    principal: CurrentPrincipal,
+    positions: Positions,
+    strategy_id: Annotated[str | None, Query(max_length=64)] = None,
+    exchange: Annotated[str | None, Query(max_length=32)] = None,
+) -> list[PositionOut]:
+    """The caller's positions with the paper feed's mark price and unrealized PnL."""
+    rows = await positions.find(principal, strategy_id=strategy_id, exchange=exchange)
+    return [PositionOut.model_validate(positions.view(row)) for row in rows]
+
+
+@router.post("/positions", response_model=PositionOut, tags=["positions"])
+async def set_position(body: PositionSet, principal: CurrentPrincipal, positions: Positions) -> PositionOut:
+    """Set a position (admin or risk); the base balance moves by the same delta with the given reason."""
+    row = await positions.set(principal, body)
+    await positions.session.commit()
+    return PositionOut.model_validate(positions.view(row))
+
+
+@router.post("/positions/close", status_code=201, response_model=OrderOut, tags=["positions"])
+async def close_position(
+    body: PositionClose, principal: CurrentPrincipal, positions: Positions, orders: OrderServiceDep,
+    runtime: RuntimeDep,
+) -> OrderOut:
+    """Submit a reduce-only market order closing the whole position or `quantity` of it."""
+    symbol = normalize_symbol(body.symbol)
+    held = await positions.open_quantity(principal, body.exchange, symbol, body.strategy_id)
+    quantity = min(body.quantity or abs(held), abs(held))
+    request = OrderCreate(symbol=symbol, exchange=body.exchange, strategy_id=body.strategy_id,
+                          side=OrderSide.SELL if held > 0 else OrderSide.BUY, order_type=OrderType.MARKET.value,
+                          quantity=quantity, reduce_only=True)
+    result = await orders.create(principal, request)
+    await orders.session.commit()
+    if result.denial is not None:
+        raise RiskDenied(result.denial, result.row.id)
+    runtime.signals.wake_worker()
+    return order_out(result.row)
+
+
+@router.post("/positions/sync/{exchange}", response_model=SyncReport, tags=["positions"])
+async def sync(
+    exchange: Annotated[str, Path(min_length=1, max_length=32)], principal: CurrentPrincipal, session: SessionDep,
+    runtime: RuntimeDep,
+) -> SyncReport:
+    """Rebuild positions from the exchange's record of our fills and report the drift corrected."""
+    report = await sync_positions(session, runtime, principal, exchange)
+    await session.commit()
+    return report
+
+
+@router.get("/positions/{symbol}", response_model=list[PositionOut], tags=["positions"])
+async def positions_by_symbol(symbol: Symbol, principal: CurrentPrincipal, positions: Positions) -> list[PositionOut]:
+    """The caller's positions in one symbol (`BTC-USDT`), across strategies and exchanges."""
+    rows = await positions.find(principal, symbol=symbol)
+    return [PositionOut.model_validate(positions.view(row)) for row in rows]
+
+
+@router.get("/positions/{strategy_id}/{exchange}/{symbol}", response_model=PositionOut, tags=["positions"])
+async def position(
+    strategy_id: Annotated[str, Path(min_length=1, max_length=64, description="`-` for no strategy")],
+    exchange: Annotated[str, Path(min_length=1, max_length=32)],
+    symbol: Symbol,
+    principal: CurrentPrincipal,
+    positions: Positions,
+) -> PositionOut:
+    """One position."""
+    return PositionOut.model_validate(positions.view(await positions.one(principal, strategy_id, exchange, symbol)))
+
+
