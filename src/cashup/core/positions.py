@@ -1,0 +1,125 @@
+"""Netting positions with the average-cost method.
+
+One signed quantity per (account, strategy, exchange, symbol): positive long, negative short. A fill
+on the position's side (or from flat) moves the average entry price to the quantity-weighted mean; a
+fill against it realizes ``(price − average) × closed`` (sign flipped for shorts) and keeps the
+average; a fill through zero closes the old position and opens the rest at the fill price.
+
+Realized PnL is gross: fees accumulate apart, in ``fees``. Amounts are exact when they have at most
+18 decimals, otherwise rounded half-even to 18 so they fit NUMERIC(38, 18).
+"""
+
+from dataclasses import dataclass, replace
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+
+from cashup.core.enums import OrderSide
+from cashup.core.money import MAX_DIGITS, MAX_SCALE, ZERO, fits_storage, weighted_average
+
+_EXACT = Context(prec=3 * MAX_DIGITS, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+_STORAGE_STEP = Decimal(1).scaleb(-MAX_SCALE)
+
+
+def _storable(value: Decimal) -> Decimal:
+    if fits_storage(value):
+        return value
+    with localcontext(prec=3 * MAX_DIGITS):
+        return value.quantize(_STORAGE_STEP, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionState:
+    """A netting position: signed ``quantity``, ``average_entry_price`` (``None`` exactly when flat),
+    cumulative gross ``realized_pnl`` and ``fees`` (in the quote currency)."""
+
+    quantity: Decimal = ZERO
+    average_entry_price: Decimal | None = None
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+
+    def __post_init__(self) -> None:
+        if (self.quantity == ZERO) != (self.average_entry_price is None):
+            raise ValueError(
+                f"a position has an average entry price exactly when it is not flat "
+                f"(quantity {self.quantity}, average {self.average_entry_price})"
+            )
+
+    @property
+    def is_flat(self) -> bool:
+        return self.quantity == ZERO
+
+    @property
+    def side(self) -> OrderSide | None:
+        """``BUY`` for a long position, ``SELL`` for a short one, ``None`` when flat."""
+        if self.quantity > ZERO:
+            return OrderSide.BUY
+        if self.quantity < ZERO:
+            return OrderSide.SELL
+        return None
+
+
+def apply_fill(
+    state: PositionState, side: OrderSide, quantity: Decimal, price: Decimal, fee: Decimal = ZERO
+) -> tuple[PositionState, Decimal]:
+    """Return the position after a fill and the PnL this fill realized (gross of ``fee``)."""
+    if not quantity > ZERO:
+        raise ValueError(f"quantity must be greater than 0, not {quantity}")
+    if not price > ZERO:
+        raise ValueError(f"price must be greater than 0, not {price}")
+    with localcontext(_EXACT):
+        new_quantity = state.quantity + side.sign * quantity
+        fees = state.fees + fee
+    average = state.average_entry_price
+    if average is None or state.side is side:
+        if average is None:
+            average = price
+        else:
+            average = weighted_average(state.quantity.copy_abs(), average, quantity, price)
+        return replace(state, quantity=new_quantity, average_entry_price=average, fees=fees), ZERO
+
+    with localcontext(_EXACT):
+        closed = min(state.quantity.copy_abs(), quantity)
+        direction = 1 if state.quantity > ZERO else -1
+        realized_exact = (price - average) * closed * direction
+    realized = _storable(realized_exact)
+    with localcontext(_EXACT):
+        realized_pnl = state.realized_pnl + realized
+    if new_quantity == ZERO:
+        new_average = None
+    elif (new_quantity > ZERO) == (state.quantity > ZERO):
+        new_average = average
+    else:
+        new_average = price
+    return PositionState(new_quantity, new_average, realized_pnl, fees), realized
+
+
+def unrealized_pnl(state: PositionState, mark_price: Decimal) -> Decimal:
+    """``(mark − average) × quantity``: what closing at the mark would realize (zero when flat)."""
+    if state.average_entry_price is None:
+        return ZERO
+    with localcontext(_EXACT):
+        value = (mark_price - state.average_entry_price) * state.quantity
+    return _storable(value)
+
+
+def notional(state: PositionState, mark_price: Decimal) -> Decimal:
+    """``|quantity| × mark``: the position's absolute value at the mark."""
+    with localcontext(_EXACT):
+        value = state.quantity.copy_abs() * mark_price
+    return _storable(value)
+
+
+def is_risk_reducing(state_quantity: Decimal, side: OrderSide, quantity: Decimal) -> bool:
+    """Whether an order only reduces ``|position|``: it is against the position and does not flip it."""
+    if state_quantity == ZERO or quantity <= ZERO:
+        return False
+    against = (state_quantity > ZERO) != (side is OrderSide.BUY)
+    return against and quantity <= state_quantity.copy_abs()
