@@ -33,3 +33,8 @@ def new_id() -> uuid.UUID:
     value |= 0b10 << 62
     value |= random_bits & ((1 << 62) - 1)
     return uuid.UUID(int=value)
+
+
+def id_floor(at_millis: int) -> uuid.UUID:
+    """The smallest UUIDv7 of Unix millisecond ``at_millis``: ``id >= id_floor(t)`` selects ids created at or after t."""
+    return uuid.UUID(int=(at_millis & ((1 << 48) - 1)) << 80)

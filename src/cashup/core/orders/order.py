@@ -18,10 +18,10 @@ from cashup.core.money import ZERO, weighted_average
 from cashup.core.orders.events import (
     EventKind,
     OrderAccepted,
+    OrderDenied,
     OrderEvent,
     OrderFilled,
     OrderRejected,
-    OrderDenied,
     OrderReplaced,
     OrderSubmitted,
 )
