@@ -1,4 +1,9 @@
-"""Position sync: compare our fills of each order with the venue's record and correct the drift."""
+"""Position sync: rebuild each position from the venue's record of our fills and correct the drift.
+
+A position's venue view is the signed sum of what the venue says each of our orders filled, plus the trades
+the venue cannot know of (fills reported from outside, manual trades). Where the recorded quantity differs,
+the position is set to the venue view and the base balance moves by the same drift as an adjustment.
+"""
 
 from collections import defaultdict
 from decimal import Decimal
@@ -13,12 +18,16 @@ from cashup.core.errors import NotFound
 from cashup.core.ids import new_id
 from cashup.core.money import ZERO
 from cashup.core.principal import Principal
-from cashup.db.models import OrderRow
+from cashup.db.models import OrderRow, PositionRow, TradeRow
 from cashup.runtime import Runtime
 from cashup.trading.books import Books
 from cashup.trading.schemas import PositionDrift, SyncReport
 
-Key = tuple[UUID, str, str, str]
+Key = tuple[UUID, str, str]
+
+
+def _signed(side: str, quantity: Decimal) -> Decimal:
+    return quantity if side == OrderSide.BUY else -quantity
 
 
 async def sync_positions(session: AsyncSession, runtime: Runtime, principal: Principal, exchange: str) -> SyncReport:
@@ -27,35 +36,40 @@ async def sync_positions(session: AsyncSession, runtime: Runtime, principal: Pri
     venue = runtime.venues.get(exchange)
     if venue is None:
         raise NotFound(f"exchange {exchange} is not running")
-    query = select(OrderRow).where(OrderRow.exchange == exchange, OrderRow.venue_client_order_id.is_not(None))
     owner = principal.owner_filter()
-    if owner is not None:
-        query = query.where(OrderRow.user_id == owner)
-    ours: defaultdict[Key, Decimal] = defaultdict(Decimal)
-    theirs: defaultdict[Key, Decimal] = defaultdict(Decimal)
-    users: dict[Key, str] = {}
-    for order in (await session.execute(query)).scalars():
-        key = (order.account_id, order.strategy_id or "", order.exchange, order.symbol)
-        sign = 1 if order.side == OrderSide.BUY else -1
+
+    def mine(query, column):  # noqa: ANN001, ANN202
+        return query if owner is None else query.where(column == owner)
+
+    venue_view: defaultdict[Key, Decimal] = defaultdict(Decimal)
+    orders = mine(select(OrderRow).where(OrderRow.exchange == exchange,
+                                         OrderRow.venue_client_order_id.is_not(None)), OrderRow.user_id)
+    for order in (await session.execute(orders)).scalars():
         state = await venue.fetch_order(order.venue_client_order_id, order.symbol)
-        ours[key] += sign * order.filled_quantity
-        theirs[key] += sign * (state.filled_quantity if state is not None else ZERO)
-        users[key] = order.user_id
+        if state is not None:
+            venue_view[(order.account_id, order.strategy_id or "", order.symbol)] += _signed(order.side,
+                                                                                            state.filled_quantity)
+    outside = mine(select(TradeRow).where(TradeRow.exchange == exchange, TradeRow.source != "venue"), TradeRow.user_id)
+    for trade in (await session.execute(outside)).scalars():
+        venue_view[(trade.account_id, trade.strategy_id or "", trade.symbol)] += _signed(trade.side, trade.quantity)
+
+    positions = mine(select(PositionRow).where(PositionRow.exchange == exchange), PositionRow.user_id)
     books = Books(session, runtime.clock, runtime.instruments)
     drifts: list[PositionDrift] = []
-    for key in sorted(ours, key=str):
-        drift = theirs[key] - ours[key]
+    checked = 0
+    for row in (await session.execute(positions.with_for_update())).scalars():
+        checked += 1
+        recorded = row.quantity
+        expected = venue_view.get((row.account_id, row.strategy_id, row.symbol), ZERO)
+        drift = expected - recorded
         if drift == ZERO:
             continue
-        account_id, strategy_id, _, symbol = key
-        row = await books.position_row(account_id, users[key], strategy_id, exchange, symbol)
-        recorded = row.quantity
-        row.quantity += drift
-        row.updated_at = runtime.clock()
-        if row.quantity == ZERO:
+        row.quantity = expected
+        if expected == ZERO:
             row.average_entry_price = None
-        base = symbol.split("/")[0]
-        await books.ledger.post([ledger.adjustment(account_id, base, drift, f"sync:{exchange}:{new_id().hex}")])
-        drifts.append(PositionDrift(account_id=account_id, strategy_id=strategy_id or None, symbol=symbol,
-                                    recorded=recorded, venue=recorded + drift, corrected=True))
-    return SyncReport(exchange=exchange, checked=len(ours), drifts=drifts)
+        row.updated_at = runtime.clock()
+        base = row.symbol.split("/")[0]
+        await books.ledger.post([ledger.adjustment(row.account_id, base, drift, f"sync:{exchange}:{new_id().hex}")])
+        drifts.append(PositionDrift(account_id=row.account_id, strategy_id=row.strategy_id or None, symbol=row.symbol,
+                                    recorded=recorded, venue=expected, corrected=True))
+    return SyncReport(exchange=exchange, checked=checked, drifts=drifts)
