@@ -13,13 +13,7 @@ negative; customer accounts are UUIDv7 (``cashup.core.ids.new_id``) and never ma
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import (
-    ROUND_HALF_EVEN,
-    Context,
     Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
     localcontext,
 )
 from enum import StrEnum
@@ -27,11 +21,7 @@ from uuid import UUID, uuid5
 
 from cashup.core.enums import OrderSide
 from cashup.core.errors import DomainError
-from cashup.core.money import MAX_DIGITS, MAX_SCALE, ZERO, canonical, fits_storage
-
-# Sums and products of storable amounts stay exact at this precision; ``Inexact`` makes sure of it.
-_EXACT = Context(prec=3 * MAX_DIGITS, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
-_STORAGE_STEP = Decimal(1).scaleb(-MAX_SCALE)
+from cashup.core.money import EXACT, ZERO, canonical, fits_storage
 
 
 class Bucket(StrEnum):
@@ -131,7 +121,7 @@ class Posting:
         if not self.entries:
             raise ValueError("a posting needs at least one entry")
         totals: dict[str, Decimal] = {}
-        with localcontext(_EXACT):
+        with localcontext(EXACT):
             for entry in self.entries:
                 if not entry.amount:
                     raise ValueError(f"entry amounts must not be zero: {entry}")
@@ -220,12 +210,8 @@ def adjustment(account_id: UUID, asset: str, delta: Decimal, correlation_id: str
 
 def trade_value(quantity: Decimal, price: Decimal) -> Decimal:
     """``quantity × price``, exact when it has at most 18 decimals, else rounded half-even to 18."""
-    with localcontext(_EXACT):
-        value = quantity * price
-    if fits_storage(value):
-        return value
-    with localcontext(prec=3 * MAX_DIGITS):
-        return value.quantize(_STORAGE_STEP, rounding=ROUND_HALF_EVEN)
+    with localcontext(EXACT):
+        return storable(quantity * price)
 
 
 def _draw(account_id: UUID, asset: str, amount: Decimal, budget: Decimal) -> tuple[list[Entry], Decimal]:
@@ -233,7 +219,7 @@ def _draw(account_id: UUID, asset: str, amount: Decimal, budget: Decimal) -> tup
 
     Return the entries and the budget left.
     """
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         from_locked = min(amount, budget)
         from_available = amount - from_locked
         budget_left = budget - from_locked
@@ -335,7 +321,7 @@ class BalanceBook:
     def apply_all(self, postings: Iterable[Posting]) -> None:
         """Apply several postings as one: all of them, or (on ``InsufficientFunds``) none."""
         changes: dict[tuple[UUID, str, Bucket], Decimal] = {}
-        with localcontext(_EXACT):
+        with localcontext(EXACT):
             for posting in postings:
                 for entry in posting.entries:
                     key = (entry.account_id, entry.asset, entry.bucket)
@@ -356,7 +342,7 @@ class BalanceBook:
         return self._balances.get((account_id, asset, Bucket.LOCKED), ZERO)
 
     def total(self, account_id: UUID, asset: str) -> Decimal:
-        with localcontext(_EXACT):
+        with localcontext(EXACT):
             return self.available(account_id, asset) + self.locked(account_id, asset)
 
     def balances(self) -> dict[tuple[UUID, str], tuple[Decimal, Decimal]]:

@@ -1,13 +1,27 @@
 """Exact money and quantity helpers. Every amount in the system is a ``Decimal``."""
 
 from contextlib import AbstractContextManager
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Context, Decimal, InvalidOperation, localcontext
+from decimal import (
+    ROUND_DOWN,
+    ROUND_HALF_EVEN,
+    ROUND_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
 BPS = Decimal("0.0001")
 MAX_DIGITS = 38
 MAX_SCALE = 18
+EXACT = Context(prec=3 * MAX_DIGITS, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+"""Sums and products of storable amounts stay exact at this precision; ``Inexact`` makes sure of it."""
+STORAGE_STEP = Decimal(1).scaleb(-MAX_SCALE)
 
 
 def to_decimal(value: object) -> Decimal:
@@ -93,3 +107,11 @@ def round_up_to_step(value: Decimal, step: Decimal) -> Decimal:
 def is_multiple_of(value: Decimal, step: Decimal) -> bool:
     with _exact_steps(value, step):
         return value % step == 0
+
+
+def storable(value: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """The value itself when it fits NUMERIC(38, 18), else rounded to 18 decimals."""
+    if fits_storage(value):
+        return value
+    with localcontext(prec=3 * MAX_DIGITS):
+        return value.quantize(STORAGE_STEP, rounding=rounding)

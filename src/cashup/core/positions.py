@@ -11,28 +11,12 @@ Realized PnL is gross: fees accumulate apart, in ``fees``. Amounts are exact whe
 
 from dataclasses import dataclass, replace
 from decimal import (
-    ROUND_HALF_EVEN,
-    Context,
     Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
     localcontext,
 )
 
 from cashup.core.enums import OrderSide
-from cashup.core.money import MAX_DIGITS, MAX_SCALE, ZERO, fits_storage, weighted_average
-
-_EXACT = Context(prec=3 * MAX_DIGITS, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
-_STORAGE_STEP = Decimal(1).scaleb(-MAX_SCALE)
-
-
-def _storable(value: Decimal) -> Decimal:
-    if fits_storage(value):
-        return value
-    with localcontext(prec=3 * MAX_DIGITS):
-        return value.quantize(_STORAGE_STEP, rounding=ROUND_HALF_EVEN)
+from cashup.core.money import EXACT, ZERO, storable, weighted_average
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +58,7 @@ def apply_fill(
         raise ValueError(f"quantity must be greater than 0, not {quantity}")
     if not price > ZERO:
         raise ValueError(f"price must be greater than 0, not {price}")
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         new_quantity = state.quantity + side.sign * quantity
         fees = state.fees + fee
     average = state.average_entry_price
@@ -85,12 +69,12 @@ def apply_fill(
             average = weighted_average(state.quantity.copy_abs(), average, quantity, price)
         return replace(state, quantity=new_quantity, average_entry_price=average, fees=fees), ZERO
 
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         closed = min(state.quantity.copy_abs(), quantity)
         direction = 1 if state.quantity > ZERO else -1
         realized_exact = (price - average) * closed * direction
-    realized = _storable(realized_exact)
-    with localcontext(_EXACT):
+    realized = storable(realized_exact)
+    with localcontext(EXACT):
         realized_pnl = state.realized_pnl + realized
     if new_quantity == ZERO:
         new_average = None
@@ -105,16 +89,16 @@ def unrealized_pnl(state: PositionState, mark_price: Decimal) -> Decimal:
     """``(mark − average) × quantity``: what closing at the mark would realize (zero when flat)."""
     if state.average_entry_price is None:
         return ZERO
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         value = (mark_price - state.average_entry_price) * state.quantity
-    return _storable(value)
+    return storable(value)
 
 
 def notional(state: PositionState, mark_price: Decimal) -> Decimal:
     """``|quantity| × mark``: the position's absolute value at the mark."""
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         value = state.quantity.copy_abs() * mark_price
-    return _storable(value)
+    return storable(value)
 
 
 def is_risk_reducing(state_quantity: Decimal, side: OrderSide, quantity: Decimal) -> bool:

@@ -7,14 +7,20 @@ short of what the order can spend and always fits NUMERIC(38, 18).
 """
 
 from dataclasses import dataclass
-from decimal import ROUND_UP, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow, localcontext
+from decimal import ROUND_UP, Decimal, localcontext
 
 from cashup.core.enums import OrderSide
 from cashup.core.instruments import Instrument
-from cashup.core.money import MAX_DIGITS, MAX_SCALE, ONE, ZERO, fits_storage, round_down_to_step, round_up_to_step
-
-_EXACT = Context(prec=3 * MAX_DIGITS, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
-_STORAGE_STEP = Decimal(1).scaleb(-MAX_SCALE)
+from cashup.core.money import (
+    EXACT,
+    MAX_DIGITS,
+    ONE,
+    STORAGE_STEP,
+    ZERO,
+    fits_storage,
+    round_down_to_step,
+    round_up_to_step,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +34,12 @@ class Reservation:
 
 def _buy_lock(reserve_price: Decimal, quantity: Decimal, fee_rate: Decimal) -> Decimal:
     """``reserve_price × quantity × (1 + fee_rate)``, rounded up to 18 decimals only when it has more."""
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         amount = reserve_price * quantity * (ONE + fee_rate)
     if fits_storage(amount):
         return amount
     with localcontext(prec=3 * MAX_DIGITS):
-        return amount.quantize(_STORAGE_STEP, rounding=ROUND_UP)
+        return amount.quantize(STORAGE_STEP, rounding=ROUND_UP)
 
 
 def _check(quantity: Decimal, fee_rate: Decimal) -> None:
@@ -74,7 +80,7 @@ def protected_price(side: OrderSide, mark_price: Decimal, band: Decimal, instrum
         raise ValueError(f"mark_price must be greater than 0, not {mark_price}")
     if band < ZERO or (side is OrderSide.SELL and band >= ONE):
         raise ValueError(f"band must be at least 0 (and below 1 for a sell), not {band}")
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         price = mark_price * (ONE + side.sign * band)
     if side is OrderSide.BUY:
         return round_up_to_step(price, instrument.tick_size)
@@ -123,5 +129,5 @@ def relock_for_amend(
         needed = _buy_lock(_reserve_price(new_reserve_price), new_remaining_quantity, fee_rate)
     else:
         needed = new_remaining_quantity
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         return needed - reservation_remaining

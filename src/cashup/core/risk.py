@@ -9,15 +9,13 @@ position, counters, balance) into a ``RiskContext``; nothing here reads a clock 
 """
 
 from dataclasses import dataclass, fields
-from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow, localcontext
+from decimal import Decimal, localcontext
 from enum import StrEnum
 from typing import Any
 
 from cashup.core.enums import OrderSide
-from cashup.core.money import MAX_DIGITS, ONE, ZERO, canonical
+from cashup.core.money import EXACT, ONE, ZERO, canonical
 from cashup.core.positions import is_risk_reducing
-
-_EXACT = Context(prec=3 * MAX_DIGITS, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 
 
 class TradingState(StrEnum):
@@ -99,7 +97,7 @@ class RiskDenial:
 
 def projected_position(position_quantity: Decimal, side: OrderSide, quantity: Decimal) -> Decimal:
     """The signed position if the order filled completely."""
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         return position_quantity + side.sign * quantity
 
 
@@ -151,7 +149,7 @@ def _price_band(intent: OrderIntent, context: RiskContext, limits: RiskLimits) -
     band, price = limits.price_band, intent.price
     if band is None or price is None or intent.is_market:
         return None
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         lowest = context.mark_price * (ONE - band)
         highest = context.mark_price * (ONE + band)
     if lowest <= price <= highest:
@@ -170,7 +168,7 @@ def _max_order_value(intent: OrderIntent, context: RiskContext, limits: RiskLimi
     if limits.max_order_value is None:
         return None
     price = context.mark_price if intent.is_market or intent.price is None else intent.price
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         value = intent.quantity * price
     if value <= limits.max_order_value:
         return None
@@ -187,7 +185,7 @@ def _max_position_value(intent: OrderIntent, context: RiskContext, limits: RiskL
     if limits.max_position_value is None:
         return None
     projected = projected_position(context.position_quantity, intent.side, intent.quantity).copy_abs()
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         value = projected * context.mark_price
     if value <= limits.max_position_value or projected <= context.position_quantity.copy_abs():
         return None
