@@ -21,7 +21,7 @@ from uuid import UUID, uuid5
 
 from cashup.core.enums import OrderSide
 from cashup.core.errors import DomainError
-from cashup.core.money import EXACT, ZERO, canonical, fits_storage
+from cashup.core.money import EXACT, ZERO, canonical, fits_storage, storable
 
 
 class Bucket(StrEnum):
@@ -211,7 +211,8 @@ def adjustment(account_id: UUID, asset: str, delta: Decimal, correlation_id: str
 def trade_value(quantity: Decimal, price: Decimal) -> Decimal:
     """``quantity × price``, exact when it has at most 18 decimals, else rounded half-even to 18."""
     with localcontext(EXACT):
-        return storable(quantity * price)
+        value = quantity * price
+    return storable(value)
 
 
 def _draw(account_id: UUID, asset: str, amount: Decimal, budget: Decimal) -> tuple[list[Entry], Decimal]:
