@@ -40,6 +40,8 @@ class OrderRow(Base):
         UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
         Index("ix_orders_user_id", "user_id", "id"),
         Index("ix_orders_created_at", "created_at"),
+        Index("ix_orders_user_status", "user_id", "status"),
+        Index("ix_orders_account_id", "account_id", "id"),
         Index("ix_orders_status", "status"),
         Index("ix_orders_due", "next_action_at"),
         Index("ix_orders_venue_client_order_id", "exchange", "venue_client_order_id"),
@@ -97,6 +99,8 @@ class OrderRow(Base):
     locked_amount: Mapped[Decimal] = mapped_column(default=Decimal(0))
     reserve_price: Mapped[Decimal | None]
     fee_rate: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    role: Mapped[str | None] = mapped_column(String(16))
+    algo_state: Mapped[dict[str, Any] | None]
 
     # Declared so the unit of work inserts an order before its events and executions; never loaded.
     events: Mapped[list["OrderEventRow"]] = relationship(lazy="raise", viewonly=False)
@@ -247,3 +251,34 @@ class TradingStateRow(Base):
     reason: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class FailureRow(Base):
+    """Work that exhausted its retries or failed for good, kept for an operator to inspect and retry."""
+
+    __tablename__ = "failures"
+    __table_args__ = (Index("ix_failures_status", "status", "next_retry_at"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    order_id: Mapped[UUID | None] = mapped_column(index=True)
+    payload: Mapped[dict[str, Any]]
+    error: Mapped[str] = mapped_column(Text)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    next_retry_at: Mapped[datetime | None]
+
+
+class WorkerRow(Base):
+    """A running worker and when it last said so."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(128))
+    pid: Mapped[int]
+    concurrency: Mapped[int]
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
