@@ -310,8 +310,8 @@ def test_migrate_then_serve_on_a_database_server(cashup: Callable[..., Process],
     order, _ = place_market_buy_and_wait(port, token, timeout=5.0)
     assert order["user_id"] == "carol"
     with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=5, trust_env=False) as client:
-        forged = client.get("/api/v1/orders",
-                            headers={"Authorization": f"Bearer {issue_token(STRONG_SECRET[::-1], 'carol', Role.TRADER)}"})
+        forged_token = issue_token(STRONG_SECRET[::-1], "carol", Role.TRADER)
+        forged = client.get("/api/v1/orders", headers={"Authorization": f"Bearer {forged_token}"})
     assert forged.status_code == 401
 
     assert_graceful_stop(server)
