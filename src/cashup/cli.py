@@ -97,14 +97,23 @@ def token(
 
 @bench_app.command("api")
 def bench_api(
-    requests: Annotated[int, typer.Option(help="Order creates per target")] = 2000,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight")] = 32,
-    postgres_url: Annotated[str | None, typer.Option(help="Also run on this PostgreSQL URL")] = None,
+    requests: Annotated[int, typer.Option(min=1, help="Order creates per target")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight")] = 32,
+    postgres_url: Annotated[str | None, typer.Option(
+        help="Also run on this PostgreSQL URL; all its tables are dropped. Default: "
+             "postgresql+asyncpg://postgres@127.0.0.1:5432/test if it answers; '' to skip PostgreSQL")] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds allowed for the measured requests of a target")] = 120,
+    client: Annotated[str, typer.Option(help="Load generator: raw (prebuilt HTTP/1.1 on asyncio) or httpx")] = "raw",
 ) -> None:
     """Order creates/s and p50/p99 of the service against a bare FastAPI insert endpoint, side by side."""
-    from cashup.bench.api import run_api_benchmark
+    from cashup.bench.api import CLIENTS, run_api_benchmark
 
-    run_api_benchmark(requests=requests, concurrency=concurrency, postgres_url=postgres_url)
+    if client not in CLIENTS:
+        _fail(f"--client must be one of {', '.join(CLIENTS)}")
+    results = run_api_benchmark(requests=requests, concurrency=concurrency, postgres_url=postgres_url,
+                                timeout=timeout, client=client)
+    if any(result.failure or result.error_count or result.timed_out or result.disturbed for result in results):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,716 @@
+"""``cashup bench api``: order creates per second and p50/p99 of the service beside two baselines (SPEC §12).
+
+In one run, for SQLite (a fresh file) and, when a PostgreSQL URL is given or the local test server
+answers, for PostgreSQL (all tables dropped, then migrated), each target runs as its own process on a
+free 127.0.0.1 port and gets the same load from the same client:
+
+* ``service``: ``python -m cashup.cli serve`` after ``cashup migrate`` (DEBUG=false, LOG_LEVEL=WARNING,
+  a 48-character JWT secret, the embedded worker and paper exchange running as in production);
+* ``insert baseline``: :mod:`cashup.bench.baseline_app`, a bare FastAPI endpoint that validates the same
+  JSON with the same ``OrderCreate`` model and inserts one row per request, committed per request;
+* ``no-db baseline``: the same endpoint with no database at all (run once; it does not depend on one).
+
+Each request is ``POST /api/v1/orders`` with a limit buy of 0.001 BTC/USDT at 30000 (well below the
+market but inside the risk price band, so it is accepted, rests and never fills), a unique
+``client_order_id`` and the bearer token of one of a few users.
+``concurrency`` requests are kept in flight (closed loop, one keep-alive HTTP/1.1 connection each),
+after a warm-up that is not counted. Only 2xx answers count as orders; anything else is an error.
+
+The client is ``raw`` by default: ready-made HTTP/1.1 requests over asyncio streams, cheap enough that the
+figures are the servers'. ``httpx`` (one ``httpx.AsyncClient``, limits sized to the concurrency) is there
+for comparison; on a small machine it saturates a core long before the no-db endpoint does.
+See benchmarks/README.md for what the figures mean.
+"""
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+T = TypeVar("T")
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+HOST = "127.0.0.1"
+MIN_USERS = 8
+ORDERS_PER_USER = 200  # per target: under the service's limits of 1000 open orders and 1200 orders a minute a user
+# A limit buy that rests: the paper exchange replays BTC/USDT between 45,700 and 48,080, and the risk check
+# admits limit prices within 50% of the mark, so 30,000 is accepted and never fills. 0.001 BTC locks 30 USDT
+# of the 100,000 a paper account starts with.
+ORDER = {"symbol": "BTC/USDT", "side": "buy", "order_type": "limit", "quantity": "0.001", "price": "30000"}
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+MIGRATE_TIMEOUT = 120.0
+REQUEST_TIMEOUT = 30.0
+
+SERVICE, INSERT_BASELINE, NO_DB_BASELINE = "service", "insert baseline", "no-db baseline"
+CLIENTS = ("raw", "httpx")
+
+
+@dataclass
+class Measurement:
+    """What one target did under load; ``failure`` says why it could not be measured at all."""
+
+    target: str
+    database: str
+    requested: int
+    completed: int = 0
+    ok: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # seconds, of the 2xx answers
+    errors: Counter[str] = field(default_factory=Counter)  # "HTTP 500", "ReadTimeout", ...
+    error_samples: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    disturbed: bool = False  # another client dropped the target's tables during the run
+    client_cpu: float | None = None  # CPU seconds per second of the measured phase (1.0 = one core busy)
+    server_cpu: float | None = None
+    timed_out: bool = False
+    failure: str | None = None
+    log_tail: str = ""
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def rate(self) -> float | None:
+        return self.ok / self.seconds if self.seconds > 0 and self.failure is None else None
+
+    def percentile(self, fraction: float) -> float | None:
+        """Nearest-rank percentile of the 2xx latencies, in milliseconds."""
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
+        return ordered[rank - 1] * 1000
+
+
+@dataclass
+class Target:
+    name: str
+    database: str  # "sqlite", "postgresql" or "none"
+    database_url: str | None
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def run_api_benchmark(
+    requests: int = 2000,
+    concurrency: int = 32,
+    postgres_url: str | None = None,
+    *,
+    timeout: float = 120.0,
+    warmup: int | None = None,
+    client: str = "raw",
+    console: Console | None = None,
+) -> list[Measurement]:
+    """Measure every target, print the table and return the measurements.
+
+    ``postgres_url``: ``None`` uses :data:`DEFAULT_POSTGRES_URL` if that server answers, ``""`` skips
+    PostgreSQL, anything else must answer. ``timeout`` bounds the measured phase of each target (seconds);
+    ``warmup`` defaults to a tenth of ``requests`` but at least four per connection. ``client`` is the load
+    generator: ``raw`` (ready-made HTTP/1.1 requests over asyncio streams, the default) or ``httpx``
+    (an ``httpx.AsyncClient``, which on a small machine saturates a core before the server does).
+    """
+    if requests < 1 or concurrency < 1:
+        raise ValueError("requests and concurrency must be at least 1")
+    if client not in CLIENTS:
+        raise ValueError(f"client must be one of {', '.join(CLIENTS)}")
+    out = console or Console()
+    if console is None and not out.is_terminal:
+        out = Console(width=max(out.width, 140))  # a file or pipe: keep each row on one line
+    log = Console(stderr=True)
+    warmup = max(concurrency * 4, requests // 10) if warmup is None else max(0, warmup)
+
+    notes: list[str] = []
+    postgres, postgres_note = _resolve_postgres(postgres_url)
+    if postgres_note:
+        notes.append(postgres_note)
+
+    workdir = Path(tempfile.mkdtemp(prefix="cashup-bench-"))
+    keep_workdir = False
+    secret = secrets.token_urlsafe(36)  # 48 characters
+    users = max(MIN_USERS, math.ceil((warmup + requests) / ORDERS_PER_USER))
+    load = _Load(requests, warmup, concurrency, timeout, client, secret, _tokens(secret, users))
+    targets = [Target(NO_DB_BASELINE, "none", None)]
+    targets += [Target(SERVICE, "sqlite", _sqlite_url(workdir / "service.db")),
+                Target(INSERT_BASELINE, "sqlite", _sqlite_url(workdir / "baseline.db"))]
+    if postgres is not None:
+        targets += [Target(SERVICE, "postgresql", postgres), Target(INSERT_BASELINE, "postgresql", postgres)]
+
+    results: list[Measurement] = []
+    try:
+        for index, target in enumerate(targets):
+            log.print(f"[bold]{target.name}[/] on {target.database}: starting")
+            prefix = f"bench{index}-{secrets.token_hex(3)}"
+            measurement = Measurement(target.name, target.database, requests)
+            try:
+                _measure(target, measurement, workdir, load, prefix, log)
+            except _TargetFailed as error:
+                measurement.failure = str(error)
+                measurement.log_tail = error.log_tail
+                keep_workdir = True
+            except Exception as error:  # noqa: BLE001 - report it and go on with the other targets
+                measurement.failure = f"{type(error).__name__}: {error}"
+                keep_workdir = True
+            keep_workdir = keep_workdir or bool(measurement.log_tail)
+            results.append(measurement)
+            log.print(f"  {_summary(measurement)}")
+    finally:
+        if not keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    notes += _environment_notes(workdir, postgres, keep_workdir)
+    _print(out, results, load, notes)
+    return results
+
+
+# --- one target ----------------------------------------------------------------------------------
+
+
+class _TargetFailed(Exception):
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class _Load:
+    requests: int
+    warmup: int
+    concurrency: int
+    timeout: float
+    client: str
+    secret: str
+    tokens: list[str]
+
+
+def _measure(target: Target, measurement: Measurement, workdir: Path, load: _Load, prefix: str,
+             log: Console) -> None:
+    name = f"{target.name}-{target.database}".replace(" ", "-")
+    env = _child_env(workdir)
+    url = target.database_url
+    postgres = url if target.database == "postgresql" else None
+    if postgres:
+        _check_alone(postgres, measurement)
+    if target.name == SERVICE:
+        assert url is not None
+        if postgres:
+            log.print("  dropping every table of the PostgreSQL database")
+            _reset_postgres(postgres)
+        env.update(DATABASE_URL=url, JWT_SECRET_KEY=load.secret, DEBUG="false", LOG_LEVEL="WARNING",
+                   AUTO_MIGRATE="false", STATE_DIR=str(workdir / "state"))
+        _migrate(env, workdir, workdir / f"{name}.migrate.log")
+        command = [sys.executable, "-m", "cashup.cli", "serve", "--host", HOST]
+        ready_path, watched = "/health/ready", "orders"
+    else:
+        command = [sys.executable, "-m", "cashup.bench.baseline_app", "--host", HOST]
+        if url is not None:
+            command += ["--database-url", url]
+        ready_path, watched = "/health", "bench_baseline_orders"
+
+    port = _free_port()
+    command += ["--port", str(port)]
+    log_path = workdir / f"{name}.log"
+    with _process(command, env, workdir, log_path) as process:
+        base_url = f"http://{HOST}:{port}"
+        _wait_ready(process, base_url + ready_path, log_path)
+        log.print(f"  up on {base_url}; {load.warmup} warm-up, then {load.requests} measured requests "
+                  f"at {load.concurrency} in flight")
+        warm = _bodies(f"{prefix}w", load.warmup)
+        measured = _bodies(f"{prefix}m", load.requests)
+        oid = _table_oid(postgres, watched) if postgres else None
+        try:
+            _run_async(_drive(load, port, process.pid, warm, measured, measurement))
+        except _TargetFailed as error:
+            raise _TargetFailed(str(error), error.log_tail or _tail(log_path)) from error
+        if postgres and oid is not None and _table_oid(postgres, watched) != oid:
+            measurement.disturbed = True
+            measurement.notes.append(
+                f"the table {watched} was dropped (or recreated) by another client during the run: "
+                "these figures are not valid; give the benchmark a database of its own with --postgres-url"
+            )
+        if process.poll() is not None:
+            raise _TargetFailed(f"the process exited with code {process.returncode} during the run", _tail(log_path))
+    if postgres:
+        time.sleep(1)  # let the server notice the target's connections are gone
+        _check_alone(postgres, measurement, after=True)
+    if measurement.error_count or measurement.timed_out or measurement.disturbed:
+        measurement.log_tail = _tail(log_path)
+
+
+@contextlib.contextmanager
+def _process(command: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` with its output in ``log_path``; always terminate it (then kill it) on the way out."""
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log_file,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(STOP_TIMEOUT)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    last = "no answer"
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise _TargetFailed(f"exited with code {process.returncode} before it was ready", _tail(log_path))
+            try:
+                response = client.get(url)
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}: {response.text[:200]}"
+            except httpx.HTTPError as error:
+                last = type(error).__name__
+            time.sleep(0.1)
+    raise _TargetFailed(f"not ready after {START_TIMEOUT:.0f} s ({url}: {last})", _tail(log_path))
+
+
+def _migrate(env: dict[str, str], cwd: Path, log_path: Path) -> None:
+    try:
+        completed = subprocess.run([sys.executable, "-m", "cashup.cli", "migrate"], env=env, cwd=cwd,
+                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=MIGRATE_TIMEOUT)
+    except subprocess.TimeoutExpired as error:
+        raise _TargetFailed(f"`cashup migrate` did not finish in {MIGRATE_TIMEOUT:.0f} s") from error
+    log_path.write_bytes(completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        raise _TargetFailed(f"`cashup migrate` exited with code {completed.returncode}", _tail(log_path))
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+async def _drive(load: _Load, port: int, server_pid: int, warm: Sequence[bytes], measured: Sequence[bytes],
+                 measurement: Measurement) -> None:
+    """Warm up (not counted), then send ``measured`` with ``load.concurrency`` requests in flight."""
+    concurrency, timeout, tokens = load.concurrency, load.timeout, load.tokens
+    connections = min(concurrency, max(len(warm), len(measured)))
+    senders: list[_Send]
+    close: Callable[[], Awaitable[None]]
+    if load.client == "httpx":
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency,
+                              keepalive_expiry=60)
+        pool = httpx.AsyncClient(base_url=f"http://{HOST}:{port}", limits=limits, timeout=REQUEST_TIMEOUT,
+                                 http1=True, http2=False)
+        headers = [{"Authorization": f"Bearer {token}", "Content-Type": "application/json"} for token in tokens]
+
+        async def send_httpx(index: int, body: bytes) -> tuple[int, bytes]:
+            response = await pool.post("/api/v1/orders", content=body, headers=headers[index % len(headers)])
+            return response.status_code, response.content
+
+        senders = [send_httpx] * connections
+        close = pool.aclose
+    else:
+        raw = [_RawConnection(HOST, port, tokens) for _ in range(connections)]
+        senders = [connection.send for connection in raw]
+
+        async def close() -> None:
+            for connection in raw:
+                connection.close()
+
+    try:
+        scratch = Measurement(measurement.target, measurement.database, len(warm))
+        await _phase(senders, warm, timeout, scratch)
+        if warm and scratch.ok == 0:
+            measurement.errors.update(scratch.errors)
+            measurement.error_samples += scratch.error_samples
+            raise _TargetFailed(f"every warm-up request failed: {_errors_text(scratch)}")
+        if scratch.error_count:
+            measurement.notes.append(f"{scratch.error_count} of {len(warm)} warm-up requests failed "
+                                     f"({_errors_text(scratch)}); they are not counted")
+        cpu_client, cpu_server = time.process_time(), _cpu_seconds(server_pid)
+        started = time.perf_counter()
+        await _phase(senders, measured, timeout, measurement)
+        measurement.seconds = time.perf_counter() - started
+        measurement.client_cpu = (time.process_time() - cpu_client) / measurement.seconds
+        server_after = _cpu_seconds(server_pid)
+        if cpu_server is not None and server_after is not None:
+            measurement.server_cpu = (server_after - cpu_server) / measurement.seconds
+    finally:
+        await close()
+
+
+_Send = Callable[[int, bytes], Awaitable[tuple[int, bytes]]]
+
+
+async def _phase(senders: Sequence[_Send], bodies: Sequence[bytes], timeout: float, measurement: Measurement) -> None:
+    """Closed loop: each sender takes the next request as soon as its previous one is answered."""
+    indexes = iter(range(len(bodies)))
+    deadline = time.perf_counter() + timeout
+
+    async def worker(send: _Send) -> None:
+        for index in indexes:  # shared: each request is sent exactly once
+            if time.perf_counter() > deadline:
+                measurement.timed_out = True
+                return
+            started = time.perf_counter()
+            try:
+                status, body = await send(index, bodies[index])
+            except asyncio.CancelledError:
+                _error(measurement, "no answer within the time limit", "")
+                raise
+            except Exception as error:  # noqa: BLE001 - any failure of a request is an error of the target
+                measurement.completed += 1
+                _error(measurement, type(error).__name__, str(error))
+                continue
+            measurement.completed += 1
+            if 200 <= status < 300:
+                measurement.ok += 1
+                measurement.latencies.append(time.perf_counter() - started)
+            else:
+                _error(measurement, f"HTTP {status}", body.decode(errors="replace"))
+
+    tasks = [asyncio.ensure_future(worker(send)) for send in senders[: len(bodies)]]
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout + REQUEST_TIMEOUT)
+    except TimeoutError:
+        measurement.timed_out = True
+
+
+class _RawConnection:
+    """One keep-alive HTTP/1.1 connection that sends ready-made ``POST /api/v1/orders`` requests.
+
+    The requests are built as bytes before the clock starts and the answer is read by Content-Length
+    (or chunks), so the client costs a fraction of what the server does and the figures are the server's.
+    """
+
+    def __init__(self, host: str, port: int, tokens: Sequence[str]) -> None:
+        self.host, self.port = host, port
+        self.heads = [
+            (f"POST /api/v1/orders HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+             "Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: ").encode()
+            for token in tokens
+        ]
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def send(self, index: int, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.reader, self.writer
+        try:
+            writer.write(b"".join((self.heads[index % len(self.heads)], str(len(body)).encode(), b"\r\n\r\n", body)))
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            status = int(lines[0].split(b" ", 2)[1])
+            fields = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                fields[name.strip().lower()] = value.strip().lower()
+            if fields.get(b"transfer-encoding") == b"chunked":
+                content = await self._chunked(reader)
+            else:
+                content = await reader.readexactly(int(fields.get(b"content-length", b"0")))
+            if fields.get(b"connection") == b"close":
+                self.close()
+            return status, content
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    async def _chunked(reader: asyncio.StreamReader) -> bytes:
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                return b"".join(parts)
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process (Linux ``/proc``); ``None`` elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _error(measurement: Measurement, kind: str, detail: str) -> None:
+    measurement.errors[kind] += 1
+    if len(measurement.error_samples) < 3 and not any(s.startswith(kind) for s in measurement.error_samples):
+        measurement.error_samples.append(f"{kind}: {detail.strip()[:300]}")
+
+
+def _bodies(prefix: str, count: int) -> list[bytes]:
+    return [json.dumps({"client_order_id": f"{prefix}-{i}", **ORDER}, separators=(",", ":")).encode()
+            for i in range(count)]
+
+
+def _tokens(secret: str, users: int) -> list[str]:
+    from cashup.api.auth import issue_token
+    from cashup.core.enums import Role
+
+    return [issue_token(secret, f"bench-user-{i}", Role.TRADER, minutes=120) for i in range(users)]
+
+
+def _run_async(coroutine: object) -> None:
+    """Run the load on uvloop when it is there (as uvicorn does), to keep the client's own cost down."""
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(coroutine)  # type: ignore[arg-type]
+
+
+# --- databases -----------------------------------------------------------------------------------
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _resolve_postgres(postgres_url: str | None) -> tuple[str | None, str | None]:
+    if postgres_url == "":
+        return None, "PostgreSQL: skipped (--postgres-url '')"
+    url = postgres_url or DEFAULT_POSTGRES_URL
+    problem = _postgres_problem(url)
+    if problem is None:
+        return url, None
+    if postgres_url is None:
+        return None, f"PostgreSQL: skipped, {_safe(url)} does not answer ({problem}); pass --postgres-url"
+    raise SystemExit(f"PostgreSQL at {_safe(url)} does not answer: {problem}")
+
+
+def _postgres_problem(url: str) -> str | None:
+    if not url.startswith("postgresql+asyncpg://"):
+        return "the URL must use postgresql+asyncpg://"
+    if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
+        return "the benchmark only talks to 127.0.0.1"
+    try:
+        _on_postgres(url, lambda connection: connection.exec_driver_sql("SELECT 1"), timeout=5)
+    except Exception as error:  # noqa: BLE001 - any failure means "does not answer"
+        return f"{type(error).__name__}: {error}".strip()[:200]
+    return None
+
+
+def _on_postgres(url: str, work: "Callable[[Connection], T]", *, timeout: float = 10, begin: bool = False) -> T:
+    """Run ``work`` on a connection of its own (committed if ``begin``), all within ``timeout`` seconds."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    async def run() -> T:
+        engine = create_async_engine(url, poolclass=NullPool, connect_args={
+            "timeout": min(timeout, 5), "server_settings": {"lock_timeout": "15000"}})
+        try:
+            async with engine.begin() if begin else engine.connect() as connection:
+                return await connection.run_sync(work)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(asyncio.wait_for(run(), timeout))
+
+
+def _reset_postgres(url: str) -> None:
+    """Drop every table of the database (the service's, Alembic's and the baseline's) before migrating."""
+    from sqlalchemy import MetaData
+
+    def drop_all(connection: "Connection") -> None:
+        metadata = MetaData()
+        metadata.reflect(connection)
+        metadata.drop_all(connection)
+
+    try:
+        _on_postgres(url, drop_all, timeout=60, begin=True)
+    except Exception as error:
+        raise _TargetFailed(f"could not reset the PostgreSQL database: {type(error).__name__}: {error}") from error
+
+
+def _table_oid(url: str, table: str) -> int | None:
+    """The table's OID, which changes when something drops and recreates it; ``None`` if unknown."""
+    from sqlalchemy import text
+
+    query = text("SELECT to_regclass(:name)::oid")
+    try:
+        value = _on_postgres(url, lambda connection: connection.execute(query, {"name": table}).scalar())
+    except Exception:  # noqa: BLE001 - only a check
+        return None
+    return None if value is None else int(value)
+
+
+def _check_alone(url: str, measurement: Measurement, *, after: bool = False) -> None:
+    """Note other clients of the database (a test suite sharing it wipes rows and takes locks)."""
+    query = ("SELECT current_database(), count(*) FROM pg_stat_activity "
+             "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    try:
+        database, others = _on_postgres(url, lambda connection: tuple(connection.exec_driver_sql(query).one()))
+    except Exception:  # noqa: BLE001 - only a note
+        return
+    if others:
+        when = "right after the measurement" if after else "before the start"
+        measurement.notes.append(
+            f"{others} other connection(s) to database {database!r} {when}: something else (the test suite?) "
+            "uses it, which can wipe the target's rows, take locks and skew the figures; "
+            "give the benchmark a database of its own with --postgres-url"
+        )
+
+
+def _postgres_settings(url: str) -> str | None:
+    names = ("server_version", "synchronous_commit", "fsync")
+    try:
+        version, sync, fsync = _on_postgres(
+            url, lambda connection: [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in names])
+    except Exception:  # noqa: BLE001 - only a note
+        return None
+    return f"PostgreSQL {version} at {_safe(url)}: synchronous_commit={sync}, fsync={fsync}"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _child_env(workdir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("LOG_DIR", "DATABASE_URL")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _safe(url: str) -> str:
+    parsed = urlsplit(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+def _errors_text(measurement: Measurement) -> str:
+    return ", ".join(f"{kind} ×{count}" for kind, count in measurement.errors.most_common())
+
+
+def _summary(measurement: Measurement) -> str:
+    if measurement.failure:
+        return f"[red]failed:[/] {measurement.failure}"
+    rate, p50, p99 = measurement.rate, measurement.percentile(0.5), measurement.percentile(0.99)
+    text = f"{rate:,.0f} orders/s" if rate is not None else "no orders"
+    if p50 is not None and p99 is not None:
+        text += f", p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+    if measurement.error_count:
+        text += f", [red]{measurement.error_count} errors[/] ({_errors_text(measurement)})"
+    if measurement.timed_out:
+        text += f", [red]stopped at the time limit[/] after {measurement.completed} requests"
+    return text
+
+
+def _environment_notes(workdir: Path, postgres: str | None, kept: bool) -> list[str]:
+    notes = [f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+             f"load average now {os.getloadavg()[0]:.2f}; client, server and database share the CPUs"]
+    notes.append(f"SQLite files in {workdir} ({'kept, see the logs there' if kept else 'removed'})")
+    if postgres is not None:
+        settings = _postgres_settings(postgres)
+        if settings:
+            notes.append(settings)
+    return notes
+
+
+def _print(out: Console, results: list[Measurement], load: _Load, notes: list[str]) -> None:
+    no_db = next((m for m in results if m.target == NO_DB_BASELINE), None)
+    table = Table(title=f"API order creates: {load.requests} per target, {load.concurrency} in flight, "
+                        f"{load.warmup} warm-up, {load.client} client",
+                  caption="SPEC §12: milestone ≥ 1.00× insert baseline; goal ≥ 0.60× no-db baseline, p99 < 50 ms")
+    for column in ("target", "database", "orders/s", "p50 ms", "p99 ms", "errors", "service÷insert",
+                   "service÷no-db", "CPU server/client"):
+        table.add_column(column, justify="left" if column in ("target", "database") else "right", no_wrap=True)
+    for measurement in results:
+        insert = next((m for m in results if m.target == INSERT_BASELINE and m.database == measurement.database),
+                      None)
+        if measurement.failure:
+            table.add_row(measurement.target, measurement.database, "[red]failed[/]", "", "", "", "", "", "")
+            continue
+        rate = measurement.rate
+        p50, p99 = measurement.percentile(0.5), measurement.percentile(0.99)
+        errors = str(measurement.error_count)
+        if measurement.timed_out:
+            errors += " (time limit)"
+        if measurement.disturbed:
+            errors += " (disturbed)"
+        table.add_row(
+            measurement.target,
+            measurement.database,
+            "—" if rate is None else f"{rate:,.0f}",
+            "—" if p50 is None else f"{p50:.1f}",
+            "—" if p99 is None else f"{p99:.1f}",
+            f"[red]{errors}[/]" if errors != "0" else errors,
+            _ratio(measurement, insert) if measurement.target == SERVICE else "",
+            _ratio(measurement, no_db) if measurement.target == SERVICE else "",
+            f"{_percent(measurement.server_cpu)} / {_percent(measurement.client_cpu)}",
+        )
+    out.print(table)
+    for measurement in results:
+        label = f"{measurement.target} on {measurement.database}"
+        if measurement.failure:
+            out.print(f"[bold red]{label} failed:[/] {measurement.failure}")
+        for sample in measurement.error_samples:
+            out.print(f"[red]{label}:[/] {sample}", highlight=False)
+        if measurement.timed_out:
+            out.print(f"[red]{label}:[/] stopped at the time limit after {measurement.completed} of "
+                      f"{measurement.requested} requests")
+        for note in measurement.notes:
+            out.print(f"[yellow]{label}:[/] {note}", highlight=False)
+        if measurement.log_tail:
+            out.print(f"[dim]{label}, last lines of its output:[/]")
+            out.print(measurement.log_tail, markup=False, highlight=False, soft_wrap=True)
+    for note in notes:
+        out.print(f"[dim]{note}[/]", highlight=False)
+
+
+def _ratio(measurement: Measurement, baseline: Measurement | None) -> str:
+    if baseline is None or measurement.rate is None or not baseline.rate:
+        return "—"
+    return f"{measurement.rate / baseline.rate:.2f}×"
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
