@@ -5,16 +5,30 @@ emits ACCEPTED, FILL… and EXPIRED/REJECTED reports on the sink before it retur
 every price feed one step, refreshes the synthetic liquidity and reports the fills that the move
 caused on resting orders. ``start`` only schedules ``advance`` on a timer. Given the same seed, the
 same clock readings and the same calls, two exchanges produce identical reports.
+
+Every call is one *command* (advance, submit, cancel, amend) that reads the clock once: all the reports
+it causes carry that time. With ``journal_path`` set, each command is written durably to a journal
+(``journal.PaperJournal``) before its reports are delivered, and a new exchange on the same journal
+replays it (reports suppressed) to rebuild the same books, orders, fills, received client order ids,
+prices and report sequence — what a real exchange would still know after our service crashed.
+
+Reports are numbered 1, 2, 3… in the order they happen (``report_head``), and the latest
+``report_history`` of them are kept (``reports_after``) for a client that reads them as a feed.
+Faults (``faults.FaultConfig``) add latency, rejections and lost answers, seeded.
 """
 
 import asyncio
 import contextlib
+import json
 import logging
+import pickle
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from cashup.core.enums import Liquidity, OrderType, TimeInForce
 from cashup.core.errors import InvalidOrder
@@ -29,13 +43,19 @@ from cashup.venues.base import (
     VenueOrderState,
     VenueOrderStatus,
 )
+from cashup.venues.errors import VenueUnavailable
+from cashup.venues.paper.faults import FAULT_REJECT_REASON, Fault, FaultConfig
+from cashup.venues.paper.journal import PaperJournal
 from cashup.venues.paper.liquidity import LiquidityConfig, SyntheticLiquidity
 from cashup.venues.paper.market_data import STEPS_PER_BAR, BarReplay, PriceFeed, RandomWalk, load_bundled_bars
+from cashup.venues.paper.wire import dec, decode_request, encode_request, undec
 
 logger = logging.getLogger(__name__)
 
 CLIENT_OWNER = "client"
 Clock = Callable[[], datetime]
+ADVANCE, SUBMIT, CANCEL, AMEND = "advance", "submit", "cancel", "amend"
+_SNAPSHOT_VERSION = 1
 
 
 def utc_now() -> datetime:
@@ -60,6 +80,29 @@ class PaperExchangeConfig:
     random_walk_volatility_bps: Decimal = Decimal("5")
     """Standard deviation of one random-walk step, in basis points of the price."""
     liquidity: LiquidityConfig = field(default_factory=LiquidityConfig)
+    journal_path: str | None = None
+    """SQLite file of the exchange's own durable state; ``None`` keeps it in memory only."""
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    report_history: int = 10_000
+    """How many of the latest reports ``reports_after`` can still return."""
+    market_history_steps: int = 100_000
+    """How many price steps per symbol the market VWAP can look back over."""
+    snapshot_every_steps: int = 5_000
+    snapshot_every_commands: int = 1_000
+    """A journaled exchange saves a snapshot after this many steps or order commands (replay starts there)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportBatch:
+    """Reports after a sequence number, each with its number; ``first`` is the oldest number still kept."""
+
+    reports: list[tuple[int, ExecutionReport]]
+    head: int
+    first: int
+
+    def gap(self, after: int) -> bool:
+        """Whether reports after ``after`` were dropped from the history before they could be read."""
+        return after + 1 < self.first
 
 
 @dataclass(slots=True)
@@ -111,6 +154,9 @@ class PaperExchange:
     order id is remembered (``received_client_order_ids``); a second order with a known id is refused
     with a REJECTED report and changes nothing. ``reduce_only`` is accepted and not enforced (the paper
     exchange keeps no positions). A sink that raises is logged and does not stop later reports.
+
+    With ``config.journal_path`` the state survives the process: see the module docstring. A journaled
+    exchange restored from a snapshot uses the price feeds saved in it, not the ``feeds`` given here.
     """
 
     name = "paper"
@@ -135,9 +181,33 @@ class PaperExchange:
         self._received: list[str] = []
         self._order_sequence = 0
         self._execution_sequence = 0
+        self._report_sequence = 0
+        self._reports: deque[tuple[int, ExecutionReport]] = deque(maxlen=max(config.report_history, 1))
+        self._history: dict[str, deque[tuple[datetime, Decimal, Decimal]]] = {
+            symbol: deque(maxlen=max(config.market_history_steps, 1)) for symbol in self._markets
+        }
+        self._order_calls = 0
+        """Order commands (submit, cancel, amend) applied so far: numbers the fault draws."""
+        self._now = datetime.fromtimestamp(0, UTC)
+        """The clock reading of the command being applied (each command reads the clock once)."""
+        self._pending: list[ExecutionReport] = []
         self._task: asyncio.Task[None] | None = None
         for market in self._markets.values():
             market.liquidity.refresh(market.feed.price)
+        self._journal: PaperJournal | None = None
+        self._broken: Exception | None = None
+        self._open_run: tuple[int, int] | None = None
+        """The journal row of the quiet advance run still growing: (id, steps)."""
+        self._journal_head: tuple[int, int] = (0, 0)
+        self._since_snapshot = (0, 0)
+        self._snapshots_failing = False
+        if config.journal_path is not None:
+            self._journal = PaperJournal(config.journal_path, self._fingerprint())
+            try:
+                self._restore()
+            except BaseException:
+                self._journal.close()
+                raise
 
     def _default_feed(self, instrument: Instrument) -> PriceFeed:
         config = self.config
@@ -163,35 +233,49 @@ class PaperExchange:
             self._task = asyncio.create_task(self._run(), name="paper-exchange-market-data")
 
     async def stop(self) -> None:
+        """Stop the market-data timer; a journaled exchange also saves a snapshot (a quick restart)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._journal is not None and self._broken is None:
+            self.checkpoint()
 
     async def submit(self, request: VenueOrderRequest) -> None:
-        self._submit(request)
+        """Match the order now; with faults, it may be refused, or applied and then raise ``VenueUnavailable``."""
+        fault = self.config.faults.draw(self.config.seed, self._order_calls + 1, is_submit=True)
+        body = {"request": encode_request(request), "fault": fault.value if fault else None}
+        self._execute(SUBMIT, body)
+        await self._answer(fault)
 
     async def cancel(self, venue_client_order_id: str, symbol: str) -> None:
-        self._cancel(venue_client_order_id, symbol)
+        fault = self.config.faults.draw(self.config.seed, self._order_calls + 1, is_submit=False)
+        body = {"client_order_id": venue_client_order_id, "symbol": symbol, "fault": fault.value if fault else None}
+        self._execute(CANCEL, body)
+        await self._answer(fault)
 
     async def amend(
         self, venue_client_order_id: str, symbol: str, quantity: Decimal | None, price: Decimal | None
     ) -> None:
-        self._amend(venue_client_order_id, symbol, quantity, price)
+        fault = self.config.faults.draw(self.config.seed, self._order_calls + 1, is_submit=False)
+        body = {
+            "client_order_id": venue_client_order_id,
+            "symbol": symbol,
+            "quantity": dec(quantity),
+            "price": dec(price),
+            "fault": fault.value if fault else None,
+        }
+        self._execute(AMEND, body)
+        await self._answer(fault)
 
     async def fetch_order(self, venue_client_order_id: str, symbol: str) -> VenueOrderState | None:
-        order = self._orders.get(venue_client_order_id)
-        if order is None or order.request.symbol != symbol:
-            return None
-        return order.state()
+        await self._answer(None)
+        return self.order_state(venue_client_order_id, symbol)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrderState]:
-        return [
-            order.state()
-            for order in self._by_exchange_id.values()
-            if order.status is VenueOrderStatus.OPEN and (symbol is None or order.request.symbol == symbol)
-        ]
+        await self._answer(None)
+        return self.open_orders(symbol)
 
     def last_price(self, symbol: str) -> Decimal | None:
         market = self._markets.get(symbol)
@@ -204,8 +288,26 @@ class PaperExchange:
 
     @property
     def received_client_order_ids(self) -> list[str]:
-        """Every client order id ever submitted, in arrival order, duplicates included."""
+        """Every client order id ever submitted, in arrival order, duplicates included (durable if journaled)."""
         return list(self._received)
+
+    @property
+    def journal_path(self) -> str | None:
+        return self.config.journal_path
+
+    def order_state(self, venue_client_order_id: str, symbol: str | None = None) -> VenueOrderState | None:
+        """The exchange's record of an order (``symbol`` ``None``: whatever its symbol), without latency."""
+        order = self._orders.get(venue_client_order_id)
+        if order is None or (symbol is not None and order.request.symbol != symbol):
+            return None
+        return order.state()
+
+    def open_orders(self, symbol: str | None = None) -> list[VenueOrderState]:
+        return [
+            order.state()
+            for order in self._by_exchange_id.values()
+            if order.status is VenueOrderStatus.OPEN and (symbol is None or order.request.symbol == symbol)
+        ]
 
     def book(self, symbol: str) -> OrderBook:
         """The live book of a symbol (read it, do not change it)."""
@@ -213,11 +315,65 @@ class PaperExchange:
 
     def advance(self, steps: int = 1) -> None:
         """Move every price feed ``steps`` steps; report expiries and the fills the moves cause."""
-        for _ in range(steps):
-            self._expire_due()
-            for market in self._markets.values():
-                price = market.feed.step()
-                self._report_fills(market.liquidity.refresh(price), taker=None)
+        if steps < 1:
+            return
+        self._execute(ADVANCE, {"steps": steps})
+
+    @property
+    def report_head(self) -> int:
+        """The sequence number of the latest report (0 before the first)."""
+        return self._report_sequence
+
+    def reports_after(self, after: int, limit: int = 1000) -> ReportBatch:
+        """Up to ``limit`` reports numbered above ``after``, oldest first, from the kept history."""
+        first = self._reports[0][0] if self._reports else self._report_sequence + 1
+        start = max(after + 1, first) - first
+        end = min(len(self._reports), start + max(limit, 0))
+        reports = [self._reports[index] for index in range(start, end)] if start < end else []
+        return ReportBatch(reports, self._report_sequence, first)
+
+    def market_vwap(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        """Volume-weighted average price of the market's steps run in ``[start, end]``; ``None`` if none.
+
+        Steps of the bar replay weigh a quarter of their bar's volume; random-walk steps weigh one each.
+        The clock of a step is the clock of the ``advance`` that ran it (after a restart, of the journal
+        row it was coalesced into).
+        """
+        history = self._history.get(symbol)
+        if not history:
+            return None
+        notional = volume = Decimal(0)
+        for at, price, weight in history:
+            if start <= at <= end:
+                notional += price * weight
+                volume += weight
+        return notional / volume if volume else None
+
+    async def fetch_market_vwap(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        return self.market_vwap(symbol, start, end)
+
+    def checkpoint(self) -> None:
+        """Save a snapshot of the state in the journal, so a restart replays only what follows."""
+        journal = self._journal
+        if journal is None or self._journal_head[0] == 0:
+            return
+        try:
+            state = pickle.dumps(self._snapshot_state(), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            if not self._snapshots_failing:
+                logger.warning("paper exchange: the state cannot be pickled; restarts replay the whole journal",
+                               exc_info=True)
+            self._snapshots_failing = True
+            return
+        journal.save_snapshot(*self._journal_head, state)
+        self._since_snapshot = (0, 0)
+
+    def close(self) -> None:
+        """Close the journal (the exchange cannot be used afterwards). Nothing to do without one."""
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            self._broken = self._broken or RuntimeError("the paper exchange is closed")
+            journal.close()
 
     async def _run(self) -> None:
         config = self.config
@@ -234,9 +390,174 @@ class PaperExchange:
                 except Exception:
                     logger.exception("paper exchange: advancing market data failed")
 
+    # -- commands, journal and replay ------------------------------------------------------------
+
+    def _execute(self, kind: str, body: dict[str, Any]) -> None:
+        """Apply one command at the current clock reading, journal it, then deliver its reports."""
+        if self._broken is not None:
+            raise VenueUnavailable(f"paper exchange unusable: {self._broken}")
+        self._now = self._clock()
+        self._pending = []
+        self._apply(kind, body)
+        reports, self._pending = self._pending, []
+        if self._journal is not None:
+            try:
+                self._record(kind, body, quiet=not reports)
+            except Exception as error:
+                # The state now holds a command the journal does not: stop before anyone acts on it.
+                self._broken = error
+                logger.exception("paper exchange: writing the journal failed; restart the exchange")
+                raise VenueUnavailable(f"paper exchange journal write failed: {error}") from error
+        for report in reports:
+            self._deliver(report)
+
+    def _apply(self, kind: str, body: dict[str, Any]) -> None:
+        if kind == ADVANCE:
+            self._advance(int(body["steps"]))
+            return
+        self._order_calls += 1
+        if kind == SUBMIT:
+            self._submit(decode_request(body["request"], strict=False), body.get("fault"))
+        elif kind == CANCEL:
+            self._cancel(body["client_order_id"], body["symbol"])
+        elif kind == AMEND:
+            quantity = undec(body.get("quantity"), "quantity", strict=False)
+            price = undec(body.get("price"), "price", strict=False)
+            self._amend(body["client_order_id"], body["symbol"], quantity, price)
+        else:
+            raise ValueError(f"unknown paper exchange command {kind!r}")
+
+    def _record(self, kind: str, body: dict[str, Any], *, quiet: bool) -> None:
+        journal = self._journal
+        assert journal is not None
+        steps = int(body["steps"]) if kind == ADVANCE else 0
+        if kind == ADVANCE and quiet and self._open_run is not None:
+            entry_id, run_steps = self._open_run
+            journal.extend_advance(entry_id, run_steps + steps, self._now)
+            self._open_run = self._journal_head = (entry_id, run_steps + steps)
+        else:
+            entry_id = journal.append(kind, self._now, body, quiet=quiet and kind == ADVANCE)
+            self._journal_head = (entry_id, steps)
+            self._open_run = (entry_id, steps) if kind == ADVANCE and quiet else None
+        snapshot_steps, snapshot_commands = self._since_snapshot
+        self._since_snapshot = (snapshot_steps + steps, snapshot_commands + (kind != ADVANCE))
+        if (
+            self._since_snapshot[0] >= self.config.snapshot_every_steps
+            or self._since_snapshot[1] >= self.config.snapshot_every_commands
+        ):
+            self.checkpoint()
+
+    def _restore(self) -> None:
+        """Rebuild the state from the journal: its snapshot, if readable, then every command after it."""
+        journal = self._journal
+        assert journal is not None
+        after = 0
+        snapshot = journal.load_snapshot()
+        if snapshot is not None:
+            fresh = self._snapshot_state()
+            try:
+                self._load_snapshot_state(pickle.loads(snapshot.state))
+            except Exception:
+                logger.warning("paper exchange: the journal's snapshot cannot be read; replaying it all",
+                               exc_info=True)
+                self._load_snapshot_state(fresh)
+            else:
+                after = snapshot.command_id
+                entry = journal.entry(after)
+                if entry is not None and entry.kind == ADVANCE and int(entry.body["steps"]) > snapshot.steps:
+                    # The quiet run the snapshot ended in grew afterwards: replay its remaining steps.
+                    self._replay(ADVANCE, entry.at, {"steps": int(entry.body["steps"]) - snapshot.steps})
+        replayed = 0
+        for entry in journal.entries(after):
+            self._replay(entry.kind, entry.at, entry.body)
+            replayed += 1
+        last = journal.last_entry()
+        if last is not None:
+            steps = int(last.body["steps"]) if last.kind == ADVANCE else 0
+            self._journal_head = (last.id, steps)
+            self._open_run = (last.id, steps) if last.kind == ADVANCE and last.quiet else None
+        if replayed:
+            logger.info("paper exchange: replayed %d journal commands from %s", replayed, journal.path)
+        if replayed >= 100:
+            self.checkpoint()
+
+    def _replay(self, kind: str, at: datetime, body: dict[str, Any]) -> None:
+        self._now = at
+        self._pending = []
+        self._apply(kind, body)
+        self._pending = []
+
+    def _fingerprint(self) -> str:
+        """What the journal's commands depend on besides themselves; another value means another exchange."""
+        config = self.config
+        return json.dumps(
+            {
+                "seed": config.seed,
+                "maker_fee_rate": str(config.maker_fee_rate),
+                "taker_fee_rate": str(config.taker_fee_rate),
+                "replay_symbol": config.replay_symbol,
+                "replay_start_bar": config.replay_start_bar,
+                "random_walk_starts": [[symbol, str(price)] for symbol, price in config.random_walk_starts],
+                "random_walk_volatility_bps": str(config.random_walk_volatility_bps),
+                "liquidity": repr(config.liquidity),
+                "markets": [
+                    [repr(market.instrument), type(market.feed).__qualname__] for market in self._markets.values()
+                ],
+            },
+            separators=(",", ":"),
+        )
+
+    _STATE_FIELDS = (
+        "_markets",
+        "_orders",
+        "_by_exchange_id",
+        "_received",
+        "_order_sequence",
+        "_execution_sequence",
+        "_report_sequence",
+        "_reports",
+        "_history",
+        "_order_calls",
+    )
+
+    def _snapshot_state(self) -> dict[str, Any]:
+        state = {name: getattr(self, name) for name in self._STATE_FIELDS}
+        state["version"] = _SNAPSHOT_VERSION
+        return state
+
+    def _load_snapshot_state(self, state: dict[str, Any]) -> None:
+        if state.get("version") != _SNAPSHOT_VERSION or set(state) != {*self._STATE_FIELDS, "version"}:
+            raise ValueError("snapshot of another version")
+        if list(state["_markets"]) != list(self._markets):
+            raise ValueError("snapshot of other instruments")
+        for name in self._STATE_FIELDS:
+            setattr(self, name, state[name])
+        if self._reports.maxlen != max(self.config.report_history, 1):
+            self._reports = deque(self._reports, maxlen=max(self.config.report_history, 1))
+        for symbol, history in list(self._history.items()):
+            if history.maxlen != max(self.config.market_history_steps, 1):
+                self._history[symbol] = deque(history, maxlen=max(self.config.market_history_steps, 1))
+
+    async def _answer(self, fault: Fault | None) -> None:
+        """What the caller feels of the call's way back: latency, and a lost answer."""
+        latency = self.config.faults.latency_seconds
+        if latency > 0:
+            await asyncio.sleep(latency)
+        if fault is Fault.ACCEPT_THEN_TIMEOUT or fault is Fault.DROP_RESPONSE:
+            raise VenueUnavailable(f"no answer from the paper exchange ({fault.value} injected)")
+
     # -- order handling --------------------------------------------------------------------------
 
-    def _submit(self, request: VenueOrderRequest) -> None:
+    def _advance(self, steps: int) -> None:
+        for _ in range(steps):
+            self._expire_due()
+            for symbol, market in self._markets.items():
+                price = market.feed.step()
+                weight = getattr(market.feed, "step_volume", None)
+                self._history[symbol].append((self._now, price, Decimal(1) if weight is None else weight))
+                self._report_fills(market.liquidity.refresh(price), taker=None)
+
+    def _submit(self, request: VenueOrderRequest, fault: str | None = None) -> None:
         client_id = request.venue_client_order_id
         self._received.append(client_id)
         if client_id in self._orders:
@@ -258,7 +579,7 @@ class PaperExchange:
         )
         self._orders[client_id] = order
         self._by_exchange_id[order.exchange_order_id] = order
-        refusal = self._refusal(request, market)
+        refusal = FAULT_REJECT_REASON if fault == Fault.REJECT else self._refusal(request, market)
         if refusal is not None:
             self._finish(order, VenueOrderStatus.REJECTED, ReportKind.REJECTED, refusal)
             return
@@ -309,7 +630,7 @@ class PaperExchange:
         if request.time_in_force is TimeInForce.GTD:
             if request.expire_at is None or request.expire_at.tzinfo is None:
                 return "a GTD order needs an aware expire_at"
-            if request.expire_at <= self._clock():
+            if request.expire_at <= self._now:
                 return "expire_at is already past"
         return None
 
@@ -377,7 +698,7 @@ class PaperExchange:
         return None
 
     def _expire_due(self) -> None:
-        now = self._clock()
+        now = self._now
         for market in self._markets.values():
             for resting in market.book.expire(now):
                 order = self._by_exchange_id.get(resting.order_id)
@@ -399,7 +720,7 @@ class PaperExchange:
         report = ExecutionReport(
             ReportKind.FILL,
             order.request.venue_client_order_id,
-            self._clock(),
+            self._now,
             exchange_order_id=order.exchange_order_id,
             execution_id=f"paper-exec-{self._execution_sequence}",
             quantity=fill.quantity,
@@ -412,14 +733,20 @@ class PaperExchange:
         order.filled_quantity += fill.quantity
         if order.filled_quantity == order.quantity:
             order.status = VenueOrderStatus.FILLED
-        self._deliver(report)
+        self._publish(report)
 
     def _finish(self, order: _PaperOrder, status: VenueOrderStatus, kind: ReportKind, reason: str | None) -> None:
         order.status = status
         self._emit(kind, order.request.venue_client_order_id, exchange_order_id=order.exchange_order_id, reason=reason)
 
     def _emit(self, kind: ReportKind, client_id: str, **fields: object) -> None:
-        self._deliver(ExecutionReport(kind, client_id, self._clock(), **fields))  # type: ignore[arg-type]
+        self._publish(ExecutionReport(kind, client_id, self._now, **fields))  # type: ignore[arg-type]
+
+    def _publish(self, report: ExecutionReport) -> None:
+        """Number the report and keep it; the sink hears of it once the command is journaled."""
+        self._report_sequence += 1
+        self._reports.append((self._report_sequence, report))
+        self._pending.append(report)
 
     def _deliver(self, report: ExecutionReport) -> None:
         if self._sink is None:

@@ -71,7 +71,11 @@ def parse_bars(text: str) -> list[Bar]:
 
 
 class PriceFeed(Protocol):
-    """A source of prices for one instrument, moved forward one step at a time."""
+    """A source of prices for one instrument, moved forward one step at a time.
+
+    A feed may also have a ``step_volume`` (the market volume traded during its latest step), used to
+    weigh the market VWAP; without one every step weighs the same.
+    """
 
     @property
     def price(self) -> Decimal: ...
@@ -98,6 +102,24 @@ class BarReplay:
     @property
     def bar(self) -> Bar:
         return self._bars[self._bar_index]
+
+    @property
+    def step_volume(self) -> Decimal:
+        """A quarter of the current bar's volume: the bar's volume spread evenly over its steps."""
+        return self.bar.volume / STEPS_PER_BAR
+
+    def __getstate__(self) -> dict[str, object]:
+        # The bundled bars are named rather than copied into every pickled snapshot of the exchange.
+        state = self.__dict__.copy()
+        if self._bars is load_bundled_bars():
+            state["_bars"] = BUNDLED_BARS
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        bars = state["_bars"]
+        if isinstance(bars, str):
+            state["_bars"] = load_bundled_bars(bars)
+        self.__dict__.update(state)
 
     @property
     def market_time(self) -> datetime:
@@ -132,6 +154,11 @@ class RandomWalk:
     @property
     def price(self) -> Decimal:
         return self._ticks * self._tick_size
+
+    @property
+    def step_volume(self) -> Decimal:
+        """A random walk has no volume: every step weighs one, so its VWAP is the time-weighted average."""
+        return Decimal(1)
 
     def step(self) -> Decimal:
         # The float only draws a whole number of ticks; prices stay exact multiples of the tick.

@@ -1,0 +1,312 @@
+"""The paper exchange's journal: a restarted exchange knows what it received, rested and filled."""
+
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cashup.core.enums import OrderSide, OrderType, TimeInForce
+from cashup.venues.base import ExecutionReport, ReportKind, VenueOrderRequest, VenueOrderStatus
+from cashup.venues.paper import PaperExchange, PaperExchangeConfig
+from cashup.venues.paper.faults import FaultConfig
+from cashup.venues.paper.journal import JournalLocked, JournalMismatch
+
+BTC, ETH = "BTC/USDT", "ETH/USDT"
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
+T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class TickingClock:
+    """Each reading is one second after the previous one: every command gets its own time."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+def market(client_id: str, side: OrderSide, quantity: str, symbol: str = BTC) -> VenueOrderRequest:
+    return VenueOrderRequest(client_id, symbol, side, OrderType.MARKET, Decimal(quantity))
+
+
+def limit(client_id: str, side: OrderSide, quantity: str, price: str, symbol: str = BTC, **options: object):
+    return VenueOrderRequest(client_id, symbol, side, OrderType.LIMIT, Decimal(quantity), Decimal(price), **options)  # type: ignore[arg-type]
+
+
+def open_exchange(
+    path: Path | None, clock: TickingClock, **config: object
+) -> tuple[PaperExchange, list[ExecutionReport]]:
+    settings = {"seed": 42, **config}
+    exchange = PaperExchange(
+        PaperExchangeConfig(journal_path=None if path is None else str(path), **settings),  # type: ignore[arg-type]
+        clock=clock,
+    )
+    reports: list[ExecutionReport] = []
+    exchange.set_report_sink(reports.append)
+    return exchange, reports
+
+
+async def first_half(exchange: PaperExchange) -> None:
+    await exchange.submit(market("m1", BUY, "0.5"))
+    await exchange.submit(limit("l1", BUY, "0.3", "46250.0"))
+    await exchange.submit(limit("e1", SELL, "2", "3705.00", symbol=ETH))
+    await exchange.submit(limit("e2", BUY, "2", "3695.00", symbol=ETH))
+    await exchange.submit(limit("far", BUY, "0.01", "40000.0"))
+    await exchange.submit(limit("bad", BUY, "0.01", "40000.05"))  # refused: tick size
+    for _ in range(60):
+        exchange.advance(2)
+    await exchange.amend("l1", BTC, Decimal("0.4"), None)
+    exchange.advance(110)
+
+
+async def second_half(exchange: PaperExchange) -> None:
+    exchange.advance(30)
+    await exchange.submit(market("m2", SELL, "1.5", symbol=ETH))
+    await exchange.cancel("e1", ETH)
+    await exchange.submit(limit("l2", SELL, "0.2", "46400.0"))
+    exchange.advance(100)
+
+
+async def snapshot_of(exchange: PaperExchange) -> dict[str, object]:
+    ids = ["m1", "l1", "e1", "e2", "far", "bad", "m2", "l2"]
+    return {
+        "orders": {client_id: exchange.order_state(client_id) for client_id in ids},
+        "open": sorted((await exchange.fetch_open_orders()), key=lambda state: state.exchange_order_id),
+        "received": exchange.received_client_order_ids,
+        "prices": {symbol: (exchange.last_price(symbol), exchange.mark_price(symbol)) for symbol in (BTC, ETH)},
+        "books": {symbol: exchange.book(symbol).depth(50) for symbol in (BTC, ETH)},
+        "reports": exchange.reports_after(0, limit=10_000),
+    }
+
+
+async def test_a_restarted_exchange_has_the_same_state_and_the_same_future(tmp_path: Path) -> None:
+    reference, reference_reports = open_exchange(None, TickingClock())
+    await first_half(reference)
+    middle = len(reference_reports)
+    await second_half(reference)
+
+    clock = TickingClock()
+    before, before_reports = open_exchange(tmp_path / "paper.db", clock)
+    await first_half(before)
+    assert before_reports == reference_reports[:middle]
+    state = await snapshot_of(before)
+    before.close()
+
+    after, after_reports = open_exchange(tmp_path / "paper.db", clock)
+    assert after_reports == []  # replay is silent
+    assert await snapshot_of(after) == state
+    assert after.order_state("far").status is VenueOrderStatus.OPEN
+    assert after.order_state("e1").fills and after.order_state("m1").filled_quantity == Decimal("0.5")
+    await second_half(after)
+    assert after_reports == reference_reports[middle:]
+    assert await snapshot_of(after) == await snapshot_of(reference)
+    after.close()
+
+
+@pytest.mark.parametrize("snapshot_every_commands", [1, 3, 10_000])
+async def test_replay_from_a_snapshot_equals_a_full_replay(tmp_path: Path, snapshot_every_commands: int) -> None:
+    reference, _ = open_exchange(None, TickingClock())
+    await first_half(reference)
+    await second_half(reference)
+
+    clock = TickingClock()
+    options = {"snapshot_every_commands": snapshot_every_commands, "snapshot_every_steps": 50}
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock, **options)
+    await first_half(exchange)
+    exchange.close()
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock, **options)
+    await second_half(exchange)
+    exchange.close()
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock, **options)
+
+    assert await snapshot_of(exchange) == await snapshot_of(reference)
+    exchange.close()
+
+
+async def test_an_unreadable_snapshot_is_ignored_and_the_journal_replayed(tmp_path: Path) -> None:
+    clock = TickingClock()
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock, snapshot_every_commands=2)
+    await first_half(exchange)
+    state = await snapshot_of(exchange)
+    exchange.close()
+    with closing(sqlite3.connect(tmp_path / "paper.db")) as db, db:
+        assert db.execute("UPDATE snapshot SET state = x'00'").rowcount == 1
+
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock, snapshot_every_commands=2)
+
+    assert await snapshot_of(exchange) == state
+    exchange.close()
+
+
+async def test_a_duplicate_client_order_id_is_still_refused_after_a_restart(tmp_path: Path) -> None:
+    clock = TickingClock()
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)
+    await exchange.submit(limit("d1", BUY, "0.01", "45000.0"))
+    exchange.close()
+
+    exchange, reports = open_exchange(tmp_path / "paper.db", clock)
+    await exchange.submit(limit("d1", BUY, "0.02", "45000.0"))
+
+    assert [(r.kind, r.reason) for r in reports] == [(ReportKind.REJECTED, "duplicate client order id")]
+    assert exchange.received_client_order_ids == ["d1", "d1"]
+    (state,) = await exchange.fetch_open_orders()
+    assert state.quantity == Decimal("0.01")
+    exchange.close()
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)
+    assert exchange.received_client_order_ids == ["d1", "d1"]
+    exchange.close()
+
+
+async def test_report_numbers_continue_across_a_restart(tmp_path: Path) -> None:
+    clock = TickingClock()
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)
+    await exchange.submit(market("m1", BUY, "0.01"))
+    head = exchange.report_head
+    kept = exchange.reports_after(0)
+    exchange.close()
+
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)
+    assert exchange.report_head == head == len(kept.reports) and exchange.reports_after(0) == kept
+    await exchange.submit(market("m2", BUY, "0.01"))
+
+    batch = exchange.reports_after(head)
+    assert [seq for seq, _ in batch.reports] == list(range(head + 1, exchange.report_head + 1))
+    assert {report.venue_client_order_id for _, report in batch.reports} == {"m2"}
+    exchange.close()
+
+
+async def test_quiet_ticks_are_one_journal_row(tmp_path: Path) -> None:
+    clock = TickingClock()
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)
+    for _ in range(500):
+        exchange.advance(1)
+    await exchange.submit(limit("far", BUY, "0.01", "40000.0"))
+    for _ in range(200):
+        exchange.advance(3)
+    prices = exchange.last_price(BTC), exchange.last_price(ETH)
+    exchange.close()
+
+    with closing(sqlite3.connect(tmp_path / "paper.db")) as db:
+        rows = db.execute("SELECT kind, body FROM commands ORDER BY id").fetchall()
+    assert rows == [("advance", '{"steps": 500}'), ("submit", rows[1][1]), ("advance", '{"steps": 600}')]
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)
+    assert (exchange.last_price(BTC), exchange.last_price(ETH)) == prices
+    exchange.close()
+
+
+async def test_ticks_that_fill_or_expire_are_not_coalesced_and_replay_at_their_own_time(tmp_path: Path) -> None:
+    # Bundled bars dip to 46150 at steps 232-235: the resting buy fills there; the GTD order expires later.
+    clock = TickingClock()
+    exchange, reports = open_exchange(tmp_path / "paper.db", clock)
+    await exchange.submit(limit("l1", BUY, "0.01", "46250.0"))
+    expire_at = clock.now + timedelta(seconds=400)
+    await exchange.submit(limit("g1", BUY, "0.01", "40000.0", time_in_force=TimeInForce.GTD, expire_at=expire_at))
+    for _ in range(600):
+        exchange.advance(1)
+    assert [r.kind for r in reports if r.venue_client_order_id == "l1"][-1] is ReportKind.FILL
+    assert reports[-1].kind is ReportKind.EXPIRED and reports[-1].at == expire_at
+    state = exchange.order_state("l1"), exchange.order_state("g1")
+    kept = exchange.reports_after(0)
+    exchange.close()
+
+    with closing(sqlite3.connect(tmp_path / "paper.db")) as db:
+        (advances,) = db.execute("SELECT count(*) FROM commands WHERE kind = 'advance'").fetchone()
+    assert 3 <= advances <= 6  # quiet, the fill, quiet, the expiry, quiet
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)
+    assert (exchange.order_state("l1"), exchange.order_state("g1")) == state
+    assert exchange.reports_after(0) == kept  # the same reports, timestamps included
+    exchange.close()
+
+
+async def test_an_injected_rejection_is_journaled_not_redrawn(tmp_path: Path) -> None:
+    clock = TickingClock()
+    exchange, reports = open_exchange(tmp_path / "paper.db", clock, faults=FaultConfig(reject_rate=1.0))
+    await exchange.submit(limit("r1", BUY, "0.01", "45000.0"))
+    assert reports[-1].kind is ReportKind.REJECTED
+    exchange.close()
+
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)  # no faults now
+
+    assert exchange.order_state("r1").status is VenueOrderStatus.REJECTED
+    exchange.close()
+
+
+async def test_another_configuration_cannot_open_the_journal(tmp_path: Path) -> None:
+    exchange, _ = open_exchange(tmp_path / "paper.db", TickingClock())
+    exchange.advance(1)
+    with pytest.raises(JournalLocked):
+        open_exchange(tmp_path / "paper.db", TickingClock())
+    exchange.close()
+
+    with pytest.raises(JournalMismatch):
+        open_exchange(tmp_path / "paper.db", TickingClock(), seed=43)
+    with pytest.raises(JournalMismatch):
+        open_exchange(tmp_path / "paper.db", TickingClock(), taker_fee_rate=Decimal("0.002"))
+    exchange, _ = open_exchange(tmp_path / "paper.db", TickingClock(), faults=FaultConfig(latency_seconds=0.1))
+    exchange.close()
+
+
+async def test_a_closed_exchange_refuses_commands(tmp_path: Path) -> None:
+    from cashup.venues.errors import VenueUnavailable
+
+    exchange, _ = open_exchange(tmp_path / "paper.db", TickingClock())
+    exchange.close()
+
+    with pytest.raises(VenueUnavailable):
+        await exchange.submit(market("m1", BUY, "0.01"))
+
+
+def test_the_journal_survives_a_process_that_dies_without_closing(tmp_path: Path) -> None:
+    path = tmp_path / "paper.db"
+    script = f"""
+import asyncio, os
+from decimal import Decimal
+from cashup.core.enums import OrderSide, OrderType
+from cashup.venues.base import VenueOrderRequest
+from cashup.venues.paper import PaperExchange, PaperExchangeConfig
+
+async def main():
+    exchange = PaperExchange(PaperExchangeConfig(seed=42, journal_path={str(path)!r}))
+    exchange.advance(10)
+    await exchange.submit(VenueOrderRequest("k1", "BTC/USDT", OrderSide.BUY, OrderType.LIMIT, Decimal("0.01"),
+                                            Decimal("40000.0")))
+    await exchange.submit(VenueOrderRequest("k2", "BTC/USDT", OrderSide.BUY, OrderType.MARKET, Decimal("0.02")))
+    os._exit(9)  # no close, no snapshot, no flush at exit
+
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True, text=True)
+    assert result.returncode == 9, result.stderr
+
+    exchange = PaperExchange(PaperExchangeConfig(seed=42, journal_path=str(path)))
+    try:
+        assert exchange.received_client_order_ids == ["k1", "k2"]
+        assert exchange.order_state("k1").status is VenueOrderStatus.OPEN
+        filled = exchange.order_state("k2")
+        assert filled.status is VenueOrderStatus.FILLED and sum(f.quantity for f in filled.fills) == Decimal("0.02")
+    finally:
+        exchange.close()
+
+
+async def test_market_vwap_weighs_replayed_bars_by_volume(tmp_path: Path) -> None:
+    clock = TickingClock()
+    exchange, _ = open_exchange(None, clock)
+    start = clock.now
+    exchange.advance(8)
+    end = clock.now
+
+    vwap = exchange.market_vwap(BTC, start, end)
+    eth = exchange.market_vwap(ETH, start, end)
+
+    assert vwap is not None and eth is not None
+    low = min(price for _, price, _ in exchange._history[BTC])
+    high = max(price for _, price, _ in exchange._history[BTC])
+    assert low <= vwap <= high
+    assert exchange.market_vwap(BTC, end + timedelta(seconds=1), end + timedelta(seconds=2)) is None
