@@ -153,15 +153,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_executions_order_id'))
 
     op.drop_table('executions')
-    with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.drop_index('ix_orders_venue_client_order_id')
-        batch_op.drop_index('ix_orders_user_id')
-        batch_op.drop_index('ix_orders_created_at')
-        batch_op.drop_index(batch_op.f('ix_orders_strategy_id'))
-        batch_op.drop_index('ix_orders_status')
-        batch_op.drop_index('ix_orders_parent')
-        batch_op.drop_index('ix_orders_due')
-
+    # The table goes with its indexes. Dropping them first fails on MySQL/MariaDB: ix_orders_user_id is the
+    # only index that can back the foreign key orders.user_id -> users.id (error 1553).
     op.drop_table('orders')
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_accounts_user_id'))
