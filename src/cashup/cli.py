@@ -95,6 +95,40 @@ def token(
     sys.stdout.write(issue_token(secret, user, role, algorithm=settings.jwt_algorithm, minutes=lifetime) + "\n")
 
 
+@app.command("paper-exchange")
+def paper_exchange(
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default PAPER_EXCHANGE_PORT or 8003)")] = None,
+    journal: Annotated[str | None, typer.Option(
+        help="Journal of the exchange's state (default PAPER_JOURNAL_PATH or <STATE_DIR>/paper-exchange.db)")] = None,
+    tick: Annotated[bool, typer.Option("--tick/--no-tick", help="Move the market every PAPER_TICK_SECONDS")] = True,
+) -> None:
+    """Run the paper exchange as its own process, shared by services started with PAPER_EXCHANGE_URL."""
+    import uvicorn
+
+    from cashup.logging import configure_logging
+    from cashup.venues.paper.exchange import PaperExchange
+    from cashup.venues.paper.journal import JournalLocked, JournalMismatch
+    from cashup.venues.paper.server import create_app
+    from cashup.venues.registry import paper_exchange_config
+
+    settings = get_settings()
+    configure_logging(settings)
+    path = journal or settings.paper_journal_path or str(settings.state_dir / "paper-exchange.db")
+    port = settings.paper_exchange_port if port is None else port
+    try:  # replay the journal before serving: a locked or foreign journal is a clear error
+        exchange = PaperExchange(paper_exchange_config(settings, journal_path=path))
+    except (JournalLocked, JournalMismatch) as error:
+        _fail(str(error))
+        raise
+    print(f"paper exchange on http://127.0.0.1:{port}  (journal: {path}, report head {exchange.report_head})",
+          flush=True)
+    try:
+        uvicorn.run(create_app(exchange=exchange, tick=tick), host="127.0.0.1", port=port, log_config=None,
+                    access_log=False, timeout_graceful_shutdown=2)
+    finally:
+        exchange.close()
+
+
 @bench_app.command("api")
 def bench_api(
     requests: Annotated[int, typer.Option(min=1, help="Order creates per target")] = 2000,

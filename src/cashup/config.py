@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     paper_taker_fee_rate: Decimal = Decimal("0.001")
     paper_tick_seconds: float = 0.25
     paper_replay_speed: float = Field(default=1.0, description="bars of market time per second of real time")
+    paper_exchange_url: str | None = Field(
+        default=None, description="a `cashup paper-exchange` process to use instead of the embedded exchange"
+    )
+    paper_exchange_port: int = Field(default=8003, description="port of `cashup paper-exchange` (on 127.0.0.1)")
+    paper_exchange_timeout_seconds: float = 10.0
+    paper_journal_path: str | None = Field(
+        default=None, description="durable journal of the embedded paper exchange; unset: in memory only"
+    )
+    paper_latency_seconds: float = Field(default=0.0, ge=0)
+    paper_reject_rate: float = Field(default=0.0, ge=0, le=1)
+    paper_accept_then_timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    paper_drop_response_rate: float = Field(default=0.0, ge=0, le=1)
 
     exchange_api_key: str | None = None
     exchange_secret: str | None = None

@@ -44,7 +44,7 @@ from cashup.venues.base import (
     VenueOrderStatus,
 )
 from cashup.venues.errors import VenueUnavailable
-from cashup.venues.paper.faults import FAULT_REJECT_REASON, Fault, FaultConfig
+from cashup.venues.paper.faults import FAULT_REJECT_REASON, Fault, FaultConfig, InjectedTimeout
 from cashup.venues.paper.journal import PaperJournal
 from cashup.venues.paper.liquidity import LiquidityConfig, SyntheticLiquidity
 from cashup.venues.paper.market_data import STEPS_PER_BAR, BarReplay, PriceFeed, RandomWalk, load_bundled_bars
@@ -290,6 +290,10 @@ class PaperExchange:
     def received_client_order_ids(self) -> list[str]:
         """Every client order id ever submitted, in arrival order, duplicates included (durable if journaled)."""
         return list(self._received)
+
+    async def fetch_received_client_order_ids(self) -> list[str]:
+        """``received_client_order_ids``, asked the way a remote venue is asked."""
+        return self.received_client_order_ids
 
     @property
     def journal_path(self) -> str | None:
@@ -544,7 +548,7 @@ class PaperExchange:
         if latency > 0:
             await asyncio.sleep(latency)
         if fault is Fault.ACCEPT_THEN_TIMEOUT or fault is Fault.DROP_RESPONSE:
-            raise VenueUnavailable(f"no answer from the paper exchange ({fault.value} injected)")
+            raise InjectedTimeout(f"no answer from the paper exchange ({fault.value} injected)")
 
     # -- order handling --------------------------------------------------------------------------
 

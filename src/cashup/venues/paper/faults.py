@@ -16,7 +16,13 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cashup.venues.errors import VenueUnavailable
+
 FAULT_REJECT_REASON = "rejected by fault injection"
+
+
+class InjectedTimeout(VenueUnavailable):
+    """The call was applied but its answer is lost (``accept_then_timeout`` or ``drop_response``)."""
 
 
 class Fault(StrEnum):
