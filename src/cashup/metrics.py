@@ -20,3 +20,7 @@ VENUE_ERRORS = Counter("cashup_venue_errors_total", "Venue call failures by venu
 WORK_STEPS = Counter("cashup_work_steps_total", "Work items executed by action and outcome", ["action", "outcome"])
 IGNORED_REPORTS = Counter("cashup_ignored_reports_total", "Venue reports that did not apply", ["kind"])
 RISK_DENIALS = Counter("cashup_risk_denials_total", "Orders denied by a risk rule", ["rule"])
+FAILURES = Counter("cashup_failures_total", "Work recorded in the failure table, by kind", ["kind"])
+RETRIES = Counter("cashup_retries_total", "Work steps scheduled again after a transient failure", ["action"])
+WORK_QUEUE_DEPTH = Gauge("cashup_work_queue_depth", "Orders whose next action is due")
+WORK_QUEUE_AGE = Gauge("cashup_work_queue_oldest_due_seconds", "Age of the oldest due action")

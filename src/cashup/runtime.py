@@ -64,6 +64,8 @@ class Runtime:
             poll_seconds=settings.worker_poll_seconds,
             lease_seconds=settings.lease_seconds,
             action_timeout_seconds=settings.order_timeout_seconds,
+            max_attempts=settings.worker_max_attempts,
+            heartbeat_seconds=settings.worker_heartbeat_seconds,
             uses_skip_locked=not settings.is_sqlite,
         )
         self._tasks: list[asyncio.Task[None]] = []

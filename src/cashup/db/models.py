@@ -44,6 +44,7 @@ class OrderRow(Base):
         Index("ix_orders_account_id", "account_id", "id"),
         Index("ix_orders_status", "status"),
         Index("ix_orders_due", "next_action_at"),
+        Index("ix_orders_due_action", "pending_action", "next_action_at"),
         Index("ix_orders_venue_client_order_id", "exchange", "venue_client_order_id"),
         Index("ix_orders_parent", "parent_order_id"),
     )

@@ -24,6 +24,7 @@ from cashup.core.orders import (
     OrderReplaced,
     OrderReplaceRejected,
 )
+from cashup.engine.failures import FailureStore
 from cashup.engine.signals import Signals
 from cashup.metrics import ACK_TO_FILL, IGNORED_REPORTS, ORDER_TO_ACK
 from cashup.orders.journal import record_event
@@ -156,4 +157,5 @@ async def apply_report(
         row.pending_changes = None
         row.next_action_at = None
         row.attempts = 0
+        await FailureStore(session, clock).resolve(order.id)
     return order.id

@@ -1,0 +1,90 @@
+"""The failure table: work that ran out of retries or failed for good, and its manual retry."""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cashup.core.errors import Conflict, NotFound
+from cashup.core.ids import new_id
+from cashup.db.models import FailureRow, OrderRow
+from cashup.metrics import FAILURES
+
+
+class FailureStatus:
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class FailureStore:
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime]) -> None:
+        self.session = session
+        self.clock = clock
+
+    async def record(self, *, kind: str, order_id: UUID | None, error: str, retry_count: int,
+                     payload: dict[str, Any]) -> FailureRow:
+        """Record a failure, or update the open one of the same order and kind."""
+        now = self.clock()
+        existing = None
+        if order_id is not None:
+            existing = await self.session.scalar(select(FailureRow).where(
+                FailureRow.order_id == order_id, FailureRow.kind == kind,
+                FailureRow.status.in_([FailureStatus.PENDING, FailureStatus.PROCESSING, FailureStatus.FAILED])))
+        FAILURES.labels(kind).inc()
+        if existing is not None:
+            existing.error = error
+            existing.retry_count += retry_count
+            existing.status = FailureStatus.FAILED
+            existing.updated_at = now
+            return existing
+        row = FailureRow(id=new_id(), kind=kind, order_id=order_id, payload=payload, error=error,
+                         retry_count=retry_count, status=FailureStatus.FAILED, created_at=now, updated_at=now,
+                         next_retry_at=None)
+        self.session.add(row)
+        return row
+
+    async def resolve(self, order_id: UUID) -> None:
+        """The order's work went through: its retried failures succeeded."""
+        await self.session.execute(
+            update(FailureRow).where(FailureRow.order_id == order_id, FailureRow.status == FailureStatus.PROCESSING)
+            .values(status=FailureStatus.SUCCESS, updated_at=self.clock())
+        )
+
+    async def find(self, status: str | None, limit: int, after: UUID | None) -> list[FailureRow]:
+        query = select(FailureRow)
+        if status is not None:
+            query = query.where(FailureRow.status == status)
+        if after is not None:
+            query = query.where(FailureRow.id < after)
+        return list((await self.session.execute(query.order_by(FailureRow.id.desc()).limit(limit))).scalars())
+
+    async def get(self, failure_id: UUID) -> FailureRow:
+        row = await self.session.get(FailureRow, failure_id)
+        if row is None:
+            raise NotFound(f"failure {failure_id} not found")
+        return row
+
+    async def retry(self, failure_id: UUID) -> FailureRow:
+        """Put the failed work back in the queue, due now, with a fresh set of attempts."""
+        row = await self.get(failure_id)
+        if row.status == FailureStatus.SUCCESS:
+            raise Conflict(f"failure {failure_id} already succeeded", status=row.status)
+        if row.order_id is None:
+            raise Conflict(f"failure {failure_id} has no work to retry", status=row.status)
+        order = await self.session.get(OrderRow, row.order_id, with_for_update=True)
+        if order is None or order.pending_action is None:
+            row.status = FailureStatus.SUCCESS
+        else:
+            order.attempts = 0
+            order.next_action_at = self.clock()
+            order.lease_owner = None
+            order.lease_expires_at = None
+            row.status = FailureStatus.PROCESSING
+        row.retry_count += 1
+        row.updated_at = self.clock()
+        return row
