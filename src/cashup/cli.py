@@ -71,6 +71,42 @@ def serve(
 
 
 @app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Work steps run at once (default WORKER_CONCURRENCY)")] = None,
+) -> None:
+    """Run a standalone worker: claim due work from the database until stopped (SIGTERM or Ctrl-C)."""
+    import asyncio
+    import signal
+
+    from cashup.db.migrate import upgrade_to_head
+    from cashup.logging import configure_logging
+    from cashup.runtime import Runtime
+
+    settings = get_settings()
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    configure_logging(settings)
+    if settings.migrate_on_start:
+        upgrade_to_head(settings.database_url)
+    if settings.paper_exchange_url is None:
+        console.print("[yellow]note:[/] PAPER_EXCHANGE_URL is not set; this worker runs its own embedded paper exchange")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop.set)
+        runtime = Runtime(settings, run_worker=True)
+        await runtime.start()
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(run())
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database schema of DATABASE_URL up to date."""
     from cashup.db.migrate import upgrade_to_head

@@ -17,11 +17,12 @@ def market(side: str, quantity: str = "0.01", **extra: Any) -> dict[str, Any]:
     return {"symbol": "BTC/USDT", "side": side, "order_type": "market", "quantity": quantity} | extra
 
 
-async def wait_for_status(client: httpx.AsyncClient, order_id: str, *statuses: str, timeout: float = 5.0) -> dict:
+async def wait_for_status(client: httpx.AsyncClient, order_id: str, *statuses: str, timeout: float = 5.0,
+                          headers: dict[str, str] | None = None) -> dict:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        body = (await client.get(f"{API}/orders/{order_id}")).json()
+        body = (await client.get(f"{API}/orders/{order_id}", headers=headers or {})).json()
         if body["status"] in statuses or loop.time() > deadline:
             return body
         await asyncio.sleep(0.02)

@@ -20,7 +20,7 @@ While it runs, exceptions are logged as plain tracebacks: the engine logs some a
 two fills of a new position land in one report batch, ``Books.position_row`` inserts the position twice and
 the batch is re-applied report by report), and the default renderer needs seconds for each.
 
-The last test pins a bug found on the way (an amend the balance cannot cover); it is a strict xfail.
+The last test checks that an amend the balance cannot cover is refused before the venue sees it.
 """
 
 import asyncio
@@ -480,15 +480,7 @@ def test_random_sequences_keep_the_books_balanced(
 
 
 
-AMEND_LOCK_BUG = (
-    "src bug: OrderService.amend (src/cashup/orders/service.py) records the replace request before it sets "
-    "row.pending_changes, so Books.adjust_lock never locks the larger requirement: an amend the balance cannot "
-    "cover answers 200 and reaches the venue, whose confirmation then fails with InsufficientFunds in the report "
-    "applier and is dropped; the venue works 13 ETH while the books hold the order at 1 in pending_replace"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=AMEND_LOCK_BUG)
 async def test_an_amend_the_balance_cannot_cover_is_refused_before_the_venue_sees_it(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:

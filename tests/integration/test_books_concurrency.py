@@ -27,12 +27,9 @@ from tests.integration.conftest import BACKENDS
 # creates (their ``INSERT INTO orders`` or the ``UPDATE orders SET status='denied'`` that moves the row in
 # ``ix_orders_due``). When InnoDB picks the create as the victim, POST /orders answers 503
 # ServiceUnavailable instead of 201/422 — in about half of the runs. Re-enable once the claim cannot deadlock.
-MARIADB_CLAIM_DEADLOCK = pytest.mark.skip(
-    reason="src bug: Worker.claim deadlocks with concurrent order creates on MariaDB (POST /orders answers 503)"
-)
 books_backends = pytest.mark.parametrize(
     "backend_url",
-    [*BACKENDS[:2], pytest.param("mariadb", id="mariadb", marks=[pytest.mark.mariadb, MARIADB_CLAIM_DEADLOCK])],
+    BACKENDS,
     indirect=True,
 )
 

@@ -484,19 +484,12 @@ async def test_two_workers_claiming_concurrently_never_claim_an_order_twice(
     assert sorted(await later.claim(100)) == sorted(order_ids)
 
 
-MARIADB_CLAIM_WAITS = (
-    "Worker.claim's `UPDATE orders ... WHERE id IN (...)` is planned as a full scan on MariaDB when the list "
-    "covers most of the table, so it waits for (and times out on) rows another transaction holds, which the "
-    "SKIP LOCKED select had skipped"
-)
-
 
 @pytest.mark.parametrize(
     "backend_url",
     [
         BACKENDS[1],
-        pytest.param("mariadb", id="mariadb",
-                     marks=[pytest.mark.mariadb, pytest.mark.xfail(strict=True, reason=MARIADB_CLAIM_WAITS)]),
+        BACKENDS[2],
     ],
     indirect=True,
 )

@@ -13,6 +13,7 @@ from cashup.api.secrets import resolve_jwt_secret
 from cashup.config import Settings
 from cashup.core.ids import new_id
 from cashup.metrics import REQUEST_LATENCY
+from cashup.engine.router import router as engine_router
 from cashup.orders.router import router as orders_router
 from cashup.risk.router import router as risk_router
 from cashup.runtime import Runtime
@@ -48,6 +49,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(system.router)
+    app.include_router(engine_router, prefix="/api/v1")
     app.include_router(orders_router, prefix="/api/v1")
     app.include_router(trading_router, prefix="/api/v1")
     app.include_router(risk_router, prefix="/api/v1")

@@ -13,8 +13,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
+    # MySQL's default REPEATABLE READ takes gap locks that deadlock claims against inserts; PostgreSQL's
+    # default is already READ COMMITTED. Row locks (FOR UPDATE) keep the books serialised either way.
+    isolation = {"isolation_level": "READ COMMITTED"} if settings.database_url.startswith(("mysql", "mariadb")) else {}
     return create_async_engine(
         settings.database_url,
+        **isolation,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=True,

@@ -330,8 +330,8 @@ class OrderService:
             raise Conflict(f"order {order_id} is {order.status} and cannot be amended", status=order.status.value)
         requested = OrderReplaceRequested(at=now, quantity=body.quantity, price=body.price,
                                           trigger_price=body.trigger_price)
+        row.pending_changes = requested.payload()  # set first: the lock covers the larger of old and new
         await self._record(row, order, requested, source="user")
-        row.pending_changes = requested.payload()
         self._schedule(row, Action.REPLACE)
         return row
 

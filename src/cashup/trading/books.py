@@ -126,4 +126,5 @@ class Books:
             row = PositionRow(**key, user_id=user_id, quantity=ZERO, average_entry_price=None, realized_pnl=ZERO,
                               fees=ZERO, updated_at=self.clock())
             self.session.add(row)
+            await self.session.flush()  # later fills of the same batch must find it
         return row

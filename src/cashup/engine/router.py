@@ -1,0 +1,100 @@
+"""HTTP routes of the engine: the failure table and the queue status."""
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from cashup.api.errors import ERROR_RESPONSES
+from cashup.core.enums import Role
+from cashup.engine.failures import FailureStore
+from cashup.engine.queue import queue_status
+from cashup.orders.service import decode_cursor, encode_cursor
+
+router = APIRouter(tags=["engine"], responses=ERROR_RESPONSES)
+FailureStatusName = Literal["pending", "processing", "success", "failed"]
+
+
+class FailureOut(BaseModel):
+    id: UUID
+    kind: str
+    order_id: UUID | None
+    payload: dict[str, Any]
+    error: str
+    retry_count: int
+    status: FailureStatusName
+    created_at: datetime
+    updated_at: datetime
+    next_retry_at: datetime | None
+
+
+class FailurePage(BaseModel):
+    items: list[FailureOut]
+    next_cursor: str | None = None
+
+
+class WorkerOut(BaseModel):
+    id: str
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+class QueueStatus(BaseModel):
+    due: int
+    scheduled: int
+    in_progress: int
+    retrying: int
+    failed: int
+    failures: dict[str, int]
+    by_action: dict[str, int]
+    oldest_due_age_seconds: float | None
+    workers_alive: int
+    workers: list[WorkerOut]
+
+
+@router.get("/failures", response_model=FailurePage)
+async def list_failures(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    status: FailureStatusName | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> FailurePage:
+    """Work that ran out of retries or failed for good, newest first (admin, risk)."""
+    principal.require(Role.ADMIN, Role.RISK)
+    rows = await FailureStore(session, runtime.clock).find(status, limit + 1, decode_cursor(cursor) if cursor else None)
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return FailurePage(items=[FailureOut.model_validate(row, from_attributes=True) for row in rows[:limit]],
+                       next_cursor=next_cursor)
+
+
+@router.get("/failures/{failure_id}", response_model=FailureOut)
+async def get_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
+                      runtime: RuntimeDep) -> FailureOut:
+    """One failure with its error and retry count (admin, risk)."""
+    principal.require(Role.ADMIN, Role.RISK)
+    return FailureOut.model_validate(await FailureStore(session, runtime.clock).get(failure_id), from_attributes=True)
+
+
+@router.post("/failures/{failure_id}/retry", response_model=FailureOut)
+async def retry_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
+                        runtime: RuntimeDep) -> FailureOut:
+    """Put the failed work back in the queue with a fresh set of attempts (admin)."""
+    principal.require(Role.ADMIN)
+    row = await FailureStore(session, runtime.clock).retry(failure_id)
+    await session.commit()
+    runtime.signals.wake_worker()
+    return FailureOut.model_validate(row, from_attributes=True)
+
+
+@router.get("/orders/queue/status", response_model=QueueStatus)
+async def get_queue_status(principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> QueueStatus:
+    """Work due, scheduled, in progress, retrying and failed; the oldest due age; the workers alive."""
+    principal.require(Role.ADMIN, Role.RISK)
+    dead_after = timedelta(seconds=runtime.settings.worker_dead_after_seconds)
+    return QueueStatus.model_validate(await queue_status(session, runtime.clock, dead_after))
