@@ -310,3 +310,27 @@ async def test_market_vwap_weighs_replayed_bars_by_volume(tmp_path: Path) -> Non
     high = max(price for _, price, _ in exchange._history[BTC])
     assert low <= vwap <= high
     assert exchange.market_vwap(BTC, end + timedelta(seconds=1), end + timedelta(seconds=2)) is None
+
+
+async def test_stop_releases_the_journal_and_a_later_call_takes_it_back(tmp_path: Path) -> None:
+    from cashup.venues.errors import VenueUnavailable
+
+    clock = TickingClock()
+    first, _ = open_exchange(tmp_path / "paper.db", clock)
+    await first.submit(limit("a1", BUY, "0.01", "45000.0"))
+    await first.stop()
+
+    reader, _ = open_exchange(tmp_path / "paper.db", clock)  # a restarted service, in the same process
+    assert reader.order_state("a1").status is VenueOrderStatus.OPEN
+    reader.close()
+    await first.submit(limit("a2", BUY, "0.01", "45000.0"))  # nobody wrote meanwhile: first goes on
+    await first.stop()
+
+    second, _ = open_exchange(tmp_path / "paper.db", clock)
+    assert second.received_client_order_ids == ["a1", "a2"]
+    second.advance(1)
+    second.close()
+    with pytest.raises(VenueUnavailable, match="another paper exchange wrote"):
+        await first.submit(limit("a3", BUY, "0.01", "45000.0"))
+    with pytest.raises(VenueUnavailable):
+        first.advance(1)

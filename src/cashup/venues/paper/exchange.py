@@ -45,7 +45,7 @@ from cashup.venues.base import (
 )
 from cashup.venues.errors import VenueUnavailable
 from cashup.venues.paper.faults import FAULT_REJECT_REASON, Fault, FaultConfig, InjectedTimeout
-from cashup.venues.paper.journal import PaperJournal
+from cashup.venues.paper.journal import JournalLocked, PaperJournal
 from cashup.venues.paper.liquidity import LiquidityConfig, SyntheticLiquidity
 from cashup.venues.paper.market_data import STEPS_PER_BAR, BarReplay, PriceFeed, RandomWalk, load_bundled_bars
 from cashup.venues.paper.wire import dec, decode_request, encode_request, undec
@@ -233,14 +233,20 @@ class PaperExchange:
             self._task = asyncio.create_task(self._run(), name="paper-exchange-market-data")
 
     async def stop(self) -> None:
-        """Stop the market-data timer; a journaled exchange also saves a snapshot (a quick restart)."""
+        """Stop the market-data timer. A journaled exchange also saves a snapshot (a quick restart) and
+        releases the journal, so another exchange may open it; a later call here reopens it, unless that
+        other exchange wrote to it meanwhile (then this one refuses every command: it is out of date)."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._journal is not None and self._broken is None:
-            self.checkpoint()
+        journal = self._journal
+        if journal is not None:
+            if self._broken is None:
+                self.checkpoint()
+            self._journal = None
+            journal.close()
 
     async def submit(self, request: VenueOrderRequest) -> None:
         """Match the order now; with faults, it may be refused, or applied and then raise ``VenueUnavailable``."""
@@ -373,11 +379,28 @@ class PaperExchange:
         self._since_snapshot = (0, 0)
 
     def close(self) -> None:
-        """Close the journal (the exchange cannot be used afterwards). Nothing to do without one."""
+        """Close the journal for good: a journaled exchange refuses every command afterwards."""
         journal, self._journal = self._journal, None
-        if journal is not None:
+        if self.config.journal_path is not None:
             self._broken = self._broken or RuntimeError("the paper exchange is closed")
+        if journal is not None:
             journal.close()
+
+    def _ensure_journal(self) -> None:
+        """Reopen the journal ``stop`` released, if it is still the one this exchange's state matches."""
+        if self._journal is not None or self.config.journal_path is None:
+            return
+        try:
+            journal = PaperJournal(self.config.journal_path, self._fingerprint())
+        except JournalLocked as error:
+            raise VenueUnavailable(str(error)) from error
+        last = journal.last_entry()
+        head = (0, 0) if last is None else (last.id, int(last.body["steps"]) if last.kind == ADVANCE else 0)
+        if head != self._journal_head:
+            journal.close()
+            self._broken = RuntimeError("another paper exchange wrote to the journal since this one released it")
+            raise VenueUnavailable(f"paper exchange unusable: {self._broken}")
+        self._journal = journal
 
     async def _run(self) -> None:
         config = self.config
@@ -400,6 +423,7 @@ class PaperExchange:
         """Apply one command at the current clock reading, journal it, then deliver its reports."""
         if self._broken is not None:
             raise VenueUnavailable(f"paper exchange unusable: {self._broken}")
+        self._ensure_journal()
         self._now = self._clock()
         self._pending = []
         self._apply(kind, body)
