@@ -82,7 +82,7 @@ class Measurement:
     errors: Counter[str] = field(default_factory=Counter)  # "HTTP 500", "ReadTimeout", ...
     error_samples: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    disturbed: bool = False  # another client dropped the target's tables during the run
+    disturbed: bool = False  # another client worked in the target's PostgreSQL database during the run
     client_cpu: float | None = None  # CPU seconds per second of the measured phase (1.0 = one core busy)
     server_cpu: float | None = None
     timed_out: bool = False
@@ -213,8 +213,6 @@ def _measure(target: Target, measurement: Measurement, workdir: Path, load: _Loa
     env = _child_env(workdir)
     url = target.database_url
     postgres = url if target.database == "postgresql" else None
-    if postgres:
-        _check_alone(postgres, measurement)
     if target.name == SERVICE:
         assert url is not None
         if postgres:
@@ -243,7 +241,7 @@ def _measure(target: Target, measurement: Measurement, workdir: Path, load: _Loa
         measured = _bodies(f"{prefix}m", load.requests)
         oid = _table_oid(postgres, watched) if postgres else None
         try:
-            _run_async(_drive(load, port, process.pid, warm, measured, measurement))
+            _run_async(_drive(load, port, process.pid, warm, measured, measurement, postgres))
         except _TargetFailed as error:
             raise _TargetFailed(str(error), error.log_tail or _tail(log_path)) from error
         if postgres and oid is not None and _table_oid(postgres, watched) != oid:
@@ -254,9 +252,6 @@ def _measure(target: Target, measurement: Measurement, workdir: Path, load: _Loa
             )
         if process.poll() is not None:
             raise _TargetFailed(f"the process exited with code {process.returncode} during the run", _tail(log_path))
-    if postgres:
-        time.sleep(1)  # let the server notice the target's connections are gone
-        _check_alone(postgres, measurement, after=True)
     if measurement.error_count or measurement.timed_out or measurement.disturbed:
         measurement.log_tail = _tail(log_path)
 
@@ -312,7 +307,7 @@ def _migrate(env: dict[str, str], cwd: Path, log_path: Path) -> None:
 
 
 async def _drive(load: _Load, port: int, server_pid: int, warm: Sequence[bytes], measured: Sequence[bytes],
-                 measurement: Measurement) -> None:
+                 measurement: Measurement, postgres: str | None = None) -> None:
     """Warm up (not counted), then send ``measured`` with ``load.concurrency`` requests in flight."""
     concurrency, timeout, tokens = load.concurrency, load.timeout, load.tokens
     connections = min(concurrency, max(len(warm), len(measured)))
@@ -339,6 +334,7 @@ async def _drive(load: _Load, port: int, server_pid: int, warm: Sequence[bytes],
             for connection in raw:
                 connection.close()
 
+    watcher = asyncio.ensure_future(_watch_others(postgres, server_pid, measurement)) if postgres else None
     try:
         scratch = Measurement(measurement.target, measurement.database, len(warm))
         await _phase(senders, warm, timeout, scratch)
@@ -358,6 +354,10 @@ async def _drive(load: _Load, port: int, server_pid: int, warm: Sequence[bytes],
         if cpu_server is not None and server_after is not None:
             measurement.server_cpu = (server_after - cpu_server) / measurement.seconds
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await watcher
         await close()
 
 
@@ -570,21 +570,62 @@ def _table_oid(url: str, table: str) -> int | None:
     return None if value is None else int(value)
 
 
-def _check_alone(url: str, measurement: Measurement, *, after: bool = False) -> None:
-    """Note other clients of the database (a test suite sharing it wipes rows and takes locks)."""
-    query = ("SELECT current_database(), count(*) FROM pg_stat_activity "
-             "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+async def _watch_others(url: str, target_pid: int, measurement: Measurement) -> None:
+    """Twice a second, look for other clients busy in the target's database (a test suite sharing it drops
+    tables, deletes rows and takes locks, which shows up as errors and stalls of the target).
+
+    The target's own connections are told apart by their client port, read from ``/proc`` (Linux only).
+    """
+    import asyncpg
+
+    query = ("SELECT pid, client_port, left(query, 100) FROM pg_stat_activity WHERE datname = current_database() "
+             "AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'")
+    server_port = urlsplit(url).port or 5432
+    seen: dict[int, str] = {}
     try:
-        database, others = _on_postgres(url, lambda connection: tuple(connection.exec_driver_sql(query).one()))
-    except Exception:  # noqa: BLE001 - only a note
+        connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=5)
+    except Exception:  # noqa: BLE001 - the watch is a courtesy
         return
-    if others:
-        when = "right after the measurement" if after else "before the start"
-        measurement.notes.append(
-            f"{others} other connection(s) to database {database!r} {when}: something else (the test suite?) "
-            "uses it, which can wipe the target's rows, take locks and skew the figures; "
-            "give the benchmark a database of its own with --postgres-url"
-        )
+    try:
+        while True:
+            own = _client_ports(target_pid, server_port)
+            rows = await connection.fetch(query)
+            own |= _client_ports(target_pid, server_port)
+            if own:  # without /proc the target's connections cannot be told apart
+                for pid, port, text in rows:
+                    if port not in own:
+                        seen.setdefault(pid, " ".join(str(text).split()))
+            await asyncio.sleep(0.5)
+    finally:
+        if seen:
+            measurement.disturbed = True
+            examples = "; ".join(sorted(set(seen.values()))[:3])
+            measurement.notes.append(
+                f"{len(seen)} other client session(s) worked in this database during the run (e.g. {examples}): "
+                "their locks, drops and deletes distort the figures and can cause errors; give the benchmark "
+                "a database of its own with --postgres-url"
+            )
+        await connection.close(timeout=2)
+
+
+def _client_ports(pid: int, server_port: int) -> set[int]:
+    """Local ports of the TCP connections that process ``pid`` holds to ``server_port``."""
+    try:
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes and int(fields[2].rsplit(":", 1)[1], 16) == server_port:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return ports
+    except (OSError, IndexError, ValueError):
+        return set()
 
 
 def _postgres_settings(url: str) -> str | None:
@@ -641,6 +682,8 @@ def _summary(measurement: Measurement) -> str:
         text += f", [red]{measurement.error_count} errors[/] ({_errors_text(measurement)})"
     if measurement.timed_out:
         text += f", [red]stopped at the time limit[/] after {measurement.completed} requests"
+    if measurement.disturbed:
+        text += ", [red]disturbed by another client of the database[/]"
     return text
 
 
