@@ -15,6 +15,7 @@ from cashup.venues.base import ExecutionReport, ReportKind, VenueOrderRequest, V
 from cashup.venues.paper import PaperExchange, PaperExchangeConfig
 from cashup.venues.paper.faults import FaultConfig
 from cashup.venues.paper.journal import JournalLocked, JournalMismatch
+from cashup.venues.paper.market_data import BarReplay, load_bundled_bars
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
@@ -295,21 +296,29 @@ asyncio.run(main())
         exchange.close()
 
 
-async def test_market_vwap_weighs_replayed_bars_by_volume(tmp_path: Path) -> None:
+async def test_market_vwap_weighs_replayed_bars_by_volume_and_survives_a_restart(tmp_path: Path) -> None:
     clock = TickingClock()
-    exchange, _ = open_exchange(None, clock)
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)
     start = clock.now
-    exchange.advance(8)
+    exchange.advance(3)
+    exchange.advance(5)
     end = clock.now
 
-    vwap = exchange.market_vwap(BTC, start, end)
+    replay = BarReplay(load_bundled_bars(), Decimal("0.1"))
+    steps = [(replay.step(), replay.step_volume) for _ in range(8)]
+    expected = sum(price * volume for price, volume in steps) / sum(volume for _, volume in steps)
+    assert exchange.market_vwap(BTC, start, end) == expected
+    assert exchange.market_vwap(BTC, start, start + timedelta(seconds=1)) == (
+        sum(price * volume for price, volume in steps[:3]) / sum(volume for _, volume in steps[:3])
+    )
     eth = exchange.market_vwap(ETH, start, end)
-
-    assert vwap is not None and eth is not None
-    low = min(price for _, price, _ in exchange._history[BTC])
-    high = max(price for _, price, _ in exchange._history[BTC])
-    assert low <= vwap <= high
+    assert eth is not None and eth * 8 == sum(step[1] for step in exchange._history[ETH]) * Decimal("1e-12")
     assert exchange.market_vwap(BTC, end + timedelta(seconds=1), end + timedelta(seconds=2)) is None
+    exchange.close()
+
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock)
+    assert exchange.market_vwap(BTC, start, end) == expected  # quiet ticks: coalesced, replayed at their last time
+    exchange.close()
 
 
 async def test_stop_releases_the_journal_and_a_later_call_takes_it_back(tmp_path: Path) -> None:

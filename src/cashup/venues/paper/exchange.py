@@ -23,10 +23,11 @@ import json
 import logging
 import pickle
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +57,19 @@ CLIENT_OWNER = "client"
 Clock = Callable[[], datetime]
 ADVANCE, SUBMIT, CANCEL, AMEND = "advance", "submit", "cancel", "amend"
 _SNAPSHOT_VERSION = 1
+_SCALE = 12
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _scaled(value: Decimal) -> int:
+    """``value`` in units of 1e-12 (finer digits are dropped; prices and volumes have far fewer)."""
+    return int(value.scaleb(_SCALE))
+
+
+def _micros(at: datetime) -> int:
+    """Microseconds since the epoch (a naive datetime is taken as UTC)."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(microseconds=1)
 
 
 def utc_now() -> datetime:
@@ -87,7 +101,7 @@ class PaperExchangeConfig:
     """How many of the latest reports ``reports_after`` can still return."""
     market_history_steps: int = 100_000
     """How many price steps per symbol the market VWAP can look back over."""
-    snapshot_every_steps: int = 5_000
+    snapshot_every_steps: int = 2_000
     snapshot_every_commands: int = 1_000
     """A journaled exchange saves a snapshot after this many steps or order commands (replay starts there)."""
 
@@ -183,9 +197,11 @@ class PaperExchange:
         self._execution_sequence = 0
         self._report_sequence = 0
         self._reports: deque[tuple[int, ExecutionReport]] = deque(maxlen=max(config.report_history, 1))
-        self._history: dict[str, deque[tuple[datetime, Decimal, Decimal]]] = {
+        self._history: dict[str, deque[tuple[int, int, int]]] = {
             symbol: deque(maxlen=max(config.market_history_steps, 1)) for symbol in self._markets
         }
+        """Per symbol, one ``(microseconds since the epoch, price, volume)`` per step, in 1e-12 units:
+        plain ints keep the snapshots small and quick to pickle."""
         self._order_calls = 0
         """Order commands (submit, cancel, amend) applied so far: numbers the fault draws."""
         self._now = datetime.fromtimestamp(0, UTC)
@@ -352,12 +368,13 @@ class PaperExchange:
         history = self._history.get(symbol)
         if not history:
             return None
-        notional = volume = Decimal(0)
+        first, last = _micros(start), _micros(end)
+        notional = volume = 0
         for at, price, weight in history:
-            if start <= at <= end:
+            if first <= at <= last:
                 notional += price * weight
                 volume += weight
-        return notional / volume if volume else None
+        return (Decimal(notional) / Decimal(volume)).scaleb(-_SCALE) if volume else None
 
     async def fetch_market_vwap(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
         return self.market_vwap(symbol, start, end)
@@ -367,6 +384,7 @@ class PaperExchange:
         journal = self._journal
         if journal is None or self._journal_head[0] == 0:
             return
+        started = time.perf_counter()
         try:
             state = pickle.dumps(self._snapshot_state(), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
@@ -377,6 +395,9 @@ class PaperExchange:
             return
         journal.save_snapshot(*self._journal_head, state)
         self._since_snapshot = (0, 0)
+        if (took := time.perf_counter() - started) > 0.5:
+            logger.warning("paper exchange: a snapshot of %d bytes took %.1fs (%d orders kept)",
+                           len(state), took, len(self._orders))
 
     def close(self) -> None:
         """Close the journal for good: a journaled exchange refuses every command afterwards."""
@@ -577,12 +598,13 @@ class PaperExchange:
     # -- order handling --------------------------------------------------------------------------
 
     def _advance(self, steps: int) -> None:
+        now = _micros(self._now)
         for _ in range(steps):
             self._expire_due()
             for symbol, market in self._markets.items():
                 price = market.feed.step()
                 weight = getattr(market.feed, "step_volume", None)
-                self._history[symbol].append((self._now, price, Decimal(1) if weight is None else weight))
+                self._history[symbol].append((now, _scaled(price), _scaled(Decimal(1) if weight is None else weight)))
                 self._report_fills(market.liquidity.refresh(price), taker=None)
 
     def _submit(self, request: VenueOrderRequest, fault: str | None = None) -> None:
