@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     worker_max_attempts: int = 6
     worker_heartbeat_seconds: float = 5.0
     worker_dead_after_seconds: float = 30.0
+    trigger_poll_seconds: float = 0.25
 
     paper_seed: int = 7
     paper_maker_fee_rate: Decimal = Decimal("0.001")

@@ -41,6 +41,9 @@ class Runtime:
         self.rules = TradingRules(
             fee_rates={"paper": max(settings.paper_taker_fee_rate, settings.paper_maker_fee_rate)},
             protection_band=settings.market_protection_band,
+            twap_default_slices=settings.twap_default_slices,
+            twap_default_interval=settings.twap_default_interval,
+            iceberg_default_visible_ratio=settings.iceberg_default_visible_ratio,
             default_limits=RiskLimits(
                 max_order_value=settings.max_order_value,
                 max_position_value=settings.max_position_size,
@@ -66,6 +69,9 @@ class Runtime:
             action_timeout_seconds=settings.order_timeout_seconds,
             max_attempts=settings.worker_max_attempts,
             heartbeat_seconds=settings.worker_heartbeat_seconds,
+            accounts=self.accounts,
+            rules=self.rules,
+            trigger_poll_seconds=settings.trigger_poll_seconds,
             uses_skip_locked=not settings.is_sqlite,
         )
         self._tasks: list[asyncio.Task[None]] = []

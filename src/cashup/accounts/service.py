@@ -43,12 +43,20 @@ class AccountDirectory:
             self._account_owners[self._default_accounts[key]] = key
         return self._default_accounts[key]
 
-    async def owned_account(self, principal: Principal, account_id: UUID, exchange: str) -> UUID:
-        """Check that ``account_id`` is the caller's account on ``exchange`` (admins may use any)."""
+    async def owned_account(
+        self, principal: Principal, account_id: UUID, exchange: str, session: AsyncSession | None = None
+    ) -> UUID:
+        """Check that ``account_id`` is the caller's account on ``exchange`` (admins may use any).
+
+        Pass the caller's ``session`` when it may already hold a transaction (SQLite allows one writer).
+        """
         owner = self._account_owners.get(account_id)
         if owner is None:
-            async with self._sessions() as session:
+            if session is not None:
                 row = await session.get(AccountRow, account_id)
+            else:
+                async with self._sessions() as own_session:
+                    row = await own_session.get(AccountRow, account_id)
             if row is None:
                 raise NotFound(f"account {account_id} not found")
             owner = (row.user_id, row.exchange)

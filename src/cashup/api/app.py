@@ -12,8 +12,8 @@ from cashup.api.errors import install_error_handlers
 from cashup.api.secrets import resolve_jwt_secret
 from cashup.config import Settings
 from cashup.core.ids import new_id
-from cashup.metrics import REQUEST_LATENCY
 from cashup.engine.router import router as engine_router
+from cashup.metrics import REQUEST_LATENCY
 from cashup.orders.router import router as orders_router
 from cashup.risk.router import router as risk_router
 from cashup.runtime import Runtime

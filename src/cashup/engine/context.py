@@ -3,12 +3,14 @@
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from uuid import UUID
 
 import structlog
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cashup.accounts.service import AccountDirectory
 from cashup.core.backoff import retry_delay
 from cashup.core.instruments import InstrumentRegistry
 from cashup.core.orders import OrderEvent
@@ -16,6 +18,7 @@ from cashup.db.models import OrderRow
 from cashup.engine.failures import FailureStore
 from cashup.engine.signals import Signals
 from cashup.metrics import VENUE_ERRORS
+from cashup.orders.admission import TradingRules
 from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderRepository, to_domain
 from cashup.trading.books import Books
@@ -36,6 +39,14 @@ class EngineContext:
     lease: timedelta
     action_timeout: timedelta
     max_attempts: int
+    trigger_poll: timedelta
+    protection_band: Decimal
+    accounts: AccountDirectory
+    rules: TradingRules
+
+    def last_price(self, exchange: str, symbol: str) -> Decimal | None:
+        venue = self.venues.get(exchange)
+        return venue.last_price(symbol) if venue is not None else None
 
     def books(self, session: AsyncSession) -> Books:
         return Books(session, self.clock, self.instruments)

@@ -9,8 +9,10 @@ from pydantic import BaseModel
 
 from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from cashup.api.errors import ERROR_RESPONSES
+from cashup.api.types import Amount
 from cashup.core.enums import Role
 from cashup.engine.failures import FailureStore
+from cashup.engine.progress import iceberg_progress, set_paused, twap_progress
 from cashup.engine.queue import queue_status
 from cashup.orders.service import decode_cursor, encode_cursor
 
@@ -98,3 +100,59 @@ async def get_queue_status(principal: CurrentPrincipal, session: SessionDep, run
     principal.require(Role.ADMIN, Role.RISK)
     dead_after = timedelta(seconds=runtime.settings.worker_dead_after_seconds)
     return QueueStatus.model_validate(await queue_status(session, runtime.clock, dead_after))
+
+
+class TwapProgressOut(BaseModel):
+    order_id: UUID
+    status: str
+    slices_done: int
+    slices_total: int
+    filled_quantity: Amount
+    remaining_quantity: Amount
+    average_price: Amount | None
+    market_vwap: Amount | None
+    slippage_bps: Amount | None
+    window_start: datetime
+    window_end: datetime
+    paused: bool
+
+
+class IcebergProgressOut(BaseModel):
+    order_id: UUID
+    status: str
+    display_quantity: Amount
+    visible: Amount
+    hidden: Amount
+    filled_quantity: Amount
+    average_price: Amount | None
+    paused: bool
+
+
+@router.get("/orders/{order_id}/twap-progress", response_model=TwapProgressOut)
+async def get_twap_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
+                            runtime: RuntimeDep) -> TwapProgressOut:
+    """Slices done of total, filled, average price, the market VWAP over the elapsed window and slippage in bps."""
+    return TwapProgressOut.model_validate(await twap_progress(session, runtime, principal, order_id))
+
+
+@router.get("/orders/{order_id}/iceberg-progress", response_model=IcebergProgressOut)
+async def get_iceberg_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
+                               runtime: RuntimeDep) -> IcebergProgressOut:
+    """Visible (working at the venue), hidden (not shown yet) and filled quantities."""
+    return IcebergProgressOut.model_validate(await iceberg_progress(session, runtime, principal, order_id))
+
+
+@router.post("/orders/{order_id}/pause", status_code=204)
+async def pause(order_id: UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> None:
+    """Stop scheduling new child orders of a running algorithm; working children stay as they are."""
+    await set_paused(session, runtime, principal, order_id, True)
+    await session.commit()
+    runtime.signals.wake_worker()
+
+
+@router.post("/orders/{order_id}/resume", status_code=204)
+async def resume(order_id: UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> None:
+    """Resume scheduling a paused algorithm."""
+    await set_paused(session, runtime, principal, order_id, False)
+    await session.commit()
+    runtime.signals.wake_worker()

@@ -12,8 +12,9 @@ from uuid import UUID
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cashup.core.algos.triggers import triggered_order_type
 from cashup.core.backoff import retry_delay
-from cashup.core.enums import OrderStatus, OrderType, TimeInForce
+from cashup.core.enums import HELD_ORDER_TYPES, OrderStatus, OrderType, TimeInForce
 from cashup.core.orders import Order, OrderCanceled, OrderRejected, OrderReplaceRejected, OrderSubmitted
 from cashup.db.models import OrderRow
 from cashup.engine.context import EngineContext
@@ -36,12 +37,13 @@ def venue_client_order_id(order_id: UUID) -> str:
 def venue_request(order: Order, client_id: str, protection_price: Decimal | None) -> VenueOrderRequest:
     """The request a venue gets. A market order goes out as an IOC limit at its protection price, so it never
     fills beyond the price its funds were reserved at."""
-    protected = order.order_type is OrderType.MARKET and protection_price is not None
+    order_type = triggered_order_type(order.order_type) if order.order_type in HELD_ORDER_TYPES else order.order_type
+    protected = order_type is OrderType.MARKET and protection_price is not None
     return VenueOrderRequest(
         venue_client_order_id=client_id,
         symbol=order.symbol,
         side=order.side,
-        order_type=OrderType.LIMIT if protected else order.order_type,
+        order_type=OrderType.LIMIT if protected else order_type,
         quantity=order.quantity,
         price=protection_price if protected else order.price,
         time_in_force=TimeInForce.IOC if protected else order.time_in_force,
@@ -53,7 +55,7 @@ def venue_request(order: Order, client_id: str, protection_price: Decimal | None
 
 async def submit(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> None:
     order = to_domain(row)
-    if order.status is not OrderStatus.PENDING_NEW:
+    if order.status not in (OrderStatus.PENDING_NEW, OrderStatus.TRIGGERED):
         ctx.settle(row, None, None)
         await session.commit()
         return

@@ -18,15 +18,17 @@ import structlog
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cashup.accounts.service import AccountDirectory
 from cashup.core.backoff import retry_delay
 from cashup.core.enums import OrderStatus
 from cashup.core.ids import new_id
 from cashup.core.instruments import InstrumentRegistry
 from cashup.db.models import OrderRow, WorkerRow
-from cashup.engine import venue_steps
+from cashup.engine import algorithms, held, venue_steps
 from cashup.engine.context import EngineContext
 from cashup.engine.signals import Signals
 from cashup.metrics import WORK_STEPS
+from cashup.orders.admission import TradingRules
 from cashup.orders.repository import OrderRepository
 from cashup.orders.service import Action
 from cashup.venues.base import Venue
@@ -41,6 +43,8 @@ STEPS: dict[str, Step] = {
     Action.RECONCILE: venue_steps.reconcile,
     Action.CANCEL: venue_steps.cancel,
     Action.REPLACE: venue_steps.replace,
+    Action.TRIGGER: held.trigger,
+    Action.ALGO: algorithms.run_algorithm,
 }
 
 
@@ -59,6 +63,9 @@ class Worker:
         action_timeout_seconds: float = 30.0,
         max_attempts: int = 6,
         heartbeat_seconds: float = 5.0,
+        accounts: AccountDirectory,
+        rules: TradingRules,
+        trigger_poll_seconds: float = 0.25,
         uses_skip_locked: bool = False,
     ) -> None:
         self.sessions = sessions
@@ -73,6 +80,8 @@ class Worker:
             sessions=sessions, venues=venues, signals=signals, clock=clock, instruments=instruments,
             owner=self.owner, lease=timedelta(seconds=lease_seconds),
             action_timeout=timedelta(seconds=action_timeout_seconds), max_attempts=max_attempts,
+            trigger_poll=timedelta(seconds=trigger_poll_seconds), protection_band=rules.protection_band,
+            accounts=accounts, rules=rules,
         )
         self._slots = asyncio.Semaphore(concurrency)
 

@@ -25,6 +25,9 @@ class TradingRules:
     fee_rates: Mapping[str, Decimal]
     protection_band: Decimal
     default_limits: RiskLimits
+    twap_default_slices: int = 10
+    twap_default_interval: int = 60
+    iceberg_default_visible_ratio: Decimal = Decimal("0.1")
 
     def fee_rate(self, exchange: str) -> Decimal:
         return self.fee_rates.get(exchange, Decimal("0.002"))
@@ -54,11 +57,7 @@ class Admission:
         """Gather the figures and run the rules. With ``lock_balance`` the balance row stays locked until commit,
         so concurrent orders of one account are admitted one after another."""
         fee_rate = self.rules.fee_rate(body.exchange)
-        if body.type is OrderType.MARKET:
-            reserve_price = protected_price(body.side, mark, self.rules.protection_band, instrument)
-        else:
-            assert body.price is not None
-            reserve_price = body.price
+        reserve_price = self.reserve_price(body, instrument, mark)
         reservation = required_lock(body.side, body.quantity, reserve_price, fee_rate, instrument)
         available = await self._available(account_id, reservation.asset, lock_balance)
         limits = await self.risk.limits_for(principal.user_id, account_id, body.strategy_id)
@@ -75,12 +74,21 @@ class Admission:
             trading_state=await self.risk.trading_state_for(principal.user_id, account_id),
         )
         intent = OrderIntent(side=body.side, quantity=body.quantity, price=body.price,
-                             reduce_only=body.reduce_only, is_market=body.type is OrderType.MARKET)
+                             reduce_only=body.reduce_only, is_market=body.price is None)
         return Assessment(
             reservation=reservation, reserve_price=reserve_price, fee_rate=fee_rate, limits=limits, context=context,
             denial=check_order(intent, context, limits),
             projected_position=projected_position(position, body.side, body.quantity),
         )
+
+    def reserve_price(self, body: OrderCreate, instrument: Instrument, mark: Decimal) -> Decimal:
+        """The price funds are reserved at: the limit price, or a protected price around the trigger or mark."""
+        if body.price is not None and body.type is not OrderType.BRACKET:
+            return body.price
+        if body.type is OrderType.BRACKET and body.price is not None:
+            return body.price
+        reference = body.trigger_price if body.trigger_price is not None else mark
+        return protected_price(body.side, reference, self.rules.protection_band, instrument)
 
     async def _available(self, account_id: UUID, asset: str, lock: bool) -> Decimal:
         query = select(BalanceRow.available).where(BalanceRow.account_id == account_id, BalanceRow.asset == asset)

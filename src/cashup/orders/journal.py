@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from cashup.core.enums import OrderType
+from cashup.core.enums import ALGORITHM_ORDER_TYPES, OrderType
 from cashup.core.ids import new_id
 from cashup.core.orders import EventKind, Order, OrderEvent, OrderFilled, OrderReplaced
 from cashup.db.models import ExecutionRow, OrderRow
@@ -43,8 +43,9 @@ async def record_event(
                 executed_at=event.at, source=source,
             )
         )
-        await books.book_fill(order, row, event, source=source)
-        FILLS.labels(event.liquidity.value).inc()
+        if order.order_type not in ALGORITHM_ORDER_TYPES:  # a parent's fills roll up its children's, booked there
+            await books.book_fill(order, row, event, source=source)
+            FILLS.labels(event.liquidity.value).inc()
     if isinstance(event, OrderReplaced) and event.price is not None and order.order_type is OrderType.LIMIT:
         row.reserve_price = event.price
     await books.adjust_lock(order, row)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.accounts.service import AccountDirectory
-from cashup.core.enums import WORKING_STATUSES, OrderStatus, Role
+from cashup.core.enums import ALGORITHM_ORDER_TYPES, HELD_ORDER_TYPES, WORKING_STATUSES, OrderStatus, OrderType, Role
 from cashup.core.errors import Conflict, DomainError, InvalidOrder, InvalidTransition, NotFound, UnknownInstrument
 from cashup.core.ids import new_id
 from cashup.core.instruments import Instrument, InstrumentRegistry, normalize_symbol
@@ -56,6 +56,8 @@ class Action:
     """What a worker must do next for an order (the ``pending_action`` column)."""
 
     SUBMIT = "submit"
+    TRIGGER = "trigger"
+    ALGO = "algo"
     RECONCILE = "reconcile"
     CANCEL = "cancel"
     REPLACE = "replace"
@@ -127,6 +129,7 @@ class OrderService:
         self.instruments = instruments
         self.prices = prices
         self.clock = clock
+        self.rules = rules
         self.books = Books(session, clock, instruments)
         self.admission = Admission(session, RiskRepository(session, rules.default_limits, clock), rules)
 
@@ -150,13 +153,17 @@ class OrderService:
         if mark is None:
             raise InvalidOrder("symbol", "no_market_price", f"symbol: no market price for {symbol} yet")
         if body.account_id is not None:
-            account_id = await self.accounts.owned_account(principal, body.account_id, body.exchange)
+            account_id = await self.accounts.owned_account(principal, body.account_id, body.exchange, self.session)
         else:
             account_id = await self.accounts.default_account(principal, body.exchange)
         return body, instrument, account_id, mark
 
-    async def create(self, principal: Principal, body: OrderCreate) -> Created:
-        """Admit a new order: lock its funds and schedule its submission, or record it as denied."""
+    async def create(
+        self, principal: Principal, body: OrderCreate, *, parent_order_id: UUID | None = None, role: str | None = None
+    ) -> Created:
+        """Admit a new order: lock its funds and schedule its submission, or record it as denied.
+
+        ``parent_order_id`` and ``role`` mark a child order of an algorithm."""
         body, instrument, account_id, mark = await self.resolve(principal, body)
         fingerprint = request_fingerprint(body)
         if body.client_order_id is not None:
@@ -165,6 +172,8 @@ class OrderService:
                 return self._same_request(existing, fingerprint)
         assessment = await self.admission.assess(principal, body, instrument, account_id, mark, lock_balance=True)
         row = self._new_row(principal, body, account_id, fingerprint)
+        row.parent_order_id = parent_order_id
+        row.role = role
         row.locked_asset = assessment.reservation.asset
         row.reserve_price = assessment.reserve_price
         row.fee_rate = assessment.fee_rate
@@ -189,7 +198,19 @@ class OrderService:
             self._schedule(row, None)
             RISK_DENIALS.labels(denial.rule).inc()
             return Created(row, created=True, denial=denial)
+        if order.order_type in ALGORITHM_ORDER_TYPES:
+            row.locked_asset = None  # a parent holds nothing: each child locks its own funds
+            if order.order_type is OrderType.TWAP:
+                row.twap_slices = row.twap_slices or self.rules.twap_default_slices
+                row.twap_interval = row.twap_interval or self.rules.twap_default_interval
+            if order.order_type is OrderType.ICEBERG and row.display_quantity is None:
+                row.iceberg_visible_ratio = row.iceberg_visible_ratio or self.rules.iceberg_default_visible_ratio
+            self._schedule(row, Action.ALGO)
+            return Created(row, created=True)
         await self.books.adjust_lock(order, row)
+        if order.order_type in HELD_ORDER_TYPES:
+            await self._record(row, order, OrderHeld(at=self.clock()), source="engine")
+            self._schedule(row, Action.TRIGGER)
         return Created(row, created=True)
 
     async def validate(self, principal: Principal, body: OrderCreate) -> tuple[Assessment, Decimal]:
@@ -289,7 +310,7 @@ class OrderService:
             return row
         elif order.status in WORKING_STATUSES or order.status is OrderStatus.SUBMITTED:
             await self._record(row, order, OrderCancelRequested(at=now, reason=reason), source="user")
-            self._schedule(row, Action.CANCEL)
+            self._schedule(row, Action.ALGO if order.order_type in ALGORITHM_ORDER_TYPES else Action.CANCEL)
         else:
             raise Conflict(
                 f"order {order_id} is {order.status} and cannot be canceled",

@@ -25,12 +25,12 @@ def base_and_quote(symbol: str) -> tuple[str, str]:
 
 
 def lock_target(order: Order, row: OrderRow, instrument: Instrument) -> Decimal:
-    """What the order must hold locked now: its remainder at the reserve price, nothing once final.
+    """What the order must hold locked now: its remainder at the reserve price; nothing once final or while held.
 
     While an amend is pending it holds the larger of the old and the new requirement.
     """
-    if order.status.is_final or row.reserve_price is None:
-        return ZERO
+    if order.status.is_final or order.status is OrderStatus.UNTRIGGERED or row.reserve_price is None:
+        return ZERO  # held orders lock nothing until they trigger
     target = _requirement(order, row, instrument, order.remaining_quantity, row.reserve_price)
     if order.status is OrderStatus.PENDING_REPLACE and row.pending_changes:
         quantity = Decimal(row.pending_changes.get("quantity", order.quantity))

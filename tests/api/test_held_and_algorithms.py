@@ -1,0 +1,116 @@
+"""Orders the service holds (stops, trailing) and algorithms (TWAP, iceberg, bracket) through the API."""
+
+import asyncio
+from decimal import Decimal as D
+
+import httpx
+
+from cashup.runtime import Runtime
+from tests.api.helpers import API, wait_for_status
+
+
+async def children(client: httpx.AsyncClient, parent_id: str) -> list[dict]:
+    return (await client.get(f"{API}/orders", params={"parent_order_id": parent_id, "limit": 500})).json()["items"]
+
+
+async def test_stop_rests_untriggered_locks_nothing_then_triggers_once_and_fills(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    last = runtime.last_price("paper", "BTC/USDT")
+    far = (last * D("1.5")).quantize(D("0.1"))
+    held = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "stop_loss",
+                                                     "quantity": "0.01", "trigger_price": str(far)})).json()
+    assert held["order_type"] == "stop_market"
+    assert (await wait_for_status(client, held["id"], "untriggered"))["status"] == "untriggered"
+    [usdt] = (await client.get(f"{API}/balances/USDT")).json()
+    assert D(usdt["locked"]) == 0
+
+    near = (last * D("0.9")).quantize(D("0.1"))  # a buy stop below the market fires at once
+    fired = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "stop_market",
+                                                      "quantity": "0.01", "trigger_price": str(near)})).json()
+    order = await wait_for_status(client, fired["id"], "filled")
+    assert order["status"] == "filled"
+    kinds = [event["kind"] for event in (await client.get(f"{API}/orders/{fired['id']}/events")).json()]
+    assert kinds.count("triggered") == 1
+    assert kinds[:5] == ["created", "held", "triggered", "submitted", "accepted"]
+    await asyncio.sleep(0.5)
+    assert (await client.get(f"{API}/orders/{held['id']}")).json()["status"] == "untriggered"
+    canceled = await client.delete(f"{API}/orders/{held['id']}")
+    assert canceled.json()["status"] == "canceled"
+
+
+async def test_twap_slices_sum_exactly_and_roll_up_into_the_parent(client: httpx.AsyncClient) -> None:
+    parent = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "twap",
+                                                       "quantity": "0.00301", "twap_slices": 3,
+                                                       "twap_interval": 1})).json()
+    done = await wait_for_status(client, parent["id"], "filled", timeout=10)
+
+    assert done["status"] == "filled"
+    slices = await children(client, parent["id"])
+    assert len(slices) == 3
+    assert sum(D(child["quantity"]) for child in slices) == D("0.00301")
+    assert all(child["status"] == "filled" for child in slices)
+    assert D(done["filled_quantity"]) == D("0.00301")
+    notional = sum(D(child["filled_quantity"]) * D(child["average_price"]) for child in slices)
+    assert abs(D(done["average_price"]) - notional / D("0.00301")) < D("1e-17")  # stored to 18 decimals
+    progress = (await client.get(f"{API}/orders/{parent['id']}/twap-progress")).json()
+    assert (progress["slices_done"], progress["slices_total"], D(progress["filled_quantity"])) == (3, 3, D("0.00301"))
+    assert progress["market_vwap"] is not None and progress["slippage_bps"] is not None
+    [btc] = (await client.get(f"{API}/balances/BTC")).json()
+    assert D(btc["available"]) == D("1.00301")  # booked once, on the children
+
+
+async def test_iceberg_shows_at_most_its_display_quantity(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    price = (runtime.last_price("paper", "BTC/USDT") * D("0.8")).quantize(D("0.1"))
+    parent = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "iceberg",
+                                                       "quantity": "0.05", "price": str(price),
+                                                       "display_quantity": "0.01"})).json()
+    for _ in range(50):
+        working = await children(client, parent["id"])
+        if working:
+            break
+        await asyncio.sleep(0.05)
+    [clip] = working
+    assert D(clip["quantity"]) == D("0.01")
+    await wait_for_status(client, clip["id"], "accepted")
+    filled = await client.post(f"{API}/orders/{clip['id']}/executions",
+                               json={"execution_id": "ice-1", "quantity": "0.01", "price": str(price)})
+    assert filled.status_code == 201
+    for _ in range(100):
+        working = await children(client, parent["id"])
+        if len(working) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert [D(child["quantity"]) for child in working] == [D("0.01"), D("0.01")]
+    progress = (await client.get(f"{API}/orders/{parent['id']}/iceberg-progress")).json()
+    assert (D(progress["visible"]), D(progress["hidden"]), D(progress["filled_quantity"])) == (
+        D("0.01"), D("0.03"), D("0.01"))
+
+    canceled = await client.delete(f"{API}/orders/{parent['id']}")
+    assert canceled.status_code == 200
+    final = await wait_for_status(client, parent["id"], "canceled")
+    assert final["status"] == "canceled"
+    assert all(child["status"] in ("canceled", "filled") for child in await children(client, parent["id"]))
+
+
+async def test_bracket_entry_fills_then_exits_are_held_for_the_filled_quantity(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    last = runtime.last_price("paper", "BTC/USDT")
+    parent = (await client.post(f"{API}/orders", json={
+        "symbol": "BTC/USDT", "side": "buy", "order_type": "bracket", "quantity": "0.01",
+        "stop_loss_price": str((last * D("0.8")).quantize(D("0.1"))),
+        "take_profit_price": str((last * D("1.2")).quantize(D("0.1")))})).json()
+    for _ in range(100):
+        legs = {child["role"] if "role" in child else child["order_type"]: child
+                for child in await children(client, parent["id"])}
+        if len(legs) == 3:
+            break
+        await asyncio.sleep(0.05)
+    by_type = {child["order_type"]: child for child in await children(client, parent["id"])}
+    assert set(by_type) == {"market", "stop_market", "take_profit_market"}
+    assert by_type["market"]["status"] == "filled"
+    for exit_type in ("stop_market", "take_profit_market"):
+        assert (by_type[exit_type]["side"], by_type[exit_type]["reduce_only"]) == ("sell", True)
+        assert D(by_type[exit_type]["quantity"]) == D("0.01")
+        assert by_type[exit_type]["status"] == "untriggered"
