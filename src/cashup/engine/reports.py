@@ -24,6 +24,7 @@ from cashup.core.orders import (
     OrderReplaced,
     OrderReplaceRejected,
 )
+from cashup.engine.crash import AFTER_ACCEPT, crash_point
 from cashup.engine.failures import FailureStore
 from cashup.engine.signals import Signals
 from cashup.metrics import ACK_TO_FILL, IGNORED_REPORTS, ORDER_TO_ACK
@@ -149,6 +150,7 @@ async def apply_report(
         IGNORED_REPORTS.labels("duplicate_fill").inc()
         return None
     if kind is EventKind.ACCEPTED:
+        crash_point(AFTER_ACCEPT, order.client_order_id)
         ORDER_TO_ACK.observe(max((report.at - order.created_at).total_seconds(), 0))
     if isinstance(event, OrderFilled) and first_fill:
         ACK_TO_FILL.observe(max((report.at - order.created_at).total_seconds(), 0))

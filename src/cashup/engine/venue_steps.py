@@ -18,6 +18,7 @@ from cashup.core.enums import HELD_ORDER_TYPES, OrderStatus, OrderType, TimeInFo
 from cashup.core.orders import Order, OrderCanceled, OrderRejected, OrderReplaceRejected, OrderSubmitted
 from cashup.db.models import OrderRow
 from cashup.engine.context import EngineContext
+from cashup.engine.crash import BEFORE_SEND, crash_point
 from cashup.engine.failures import FailureStore
 from cashup.engine.reports import apply_report
 from cashup.orders.journal import record_event
@@ -76,6 +77,7 @@ async def submit(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> No
 
 
 async def send(ctx: EngineContext, order: Order, venue: Venue, client_id: str, protection: Decimal | None) -> None:
+    crash_point(BEFORE_SEND, order.client_order_id)
     try:
         await venue.submit(venue_request(order, client_id, protection))
     except VenueRejected as error:
