@@ -171,7 +171,8 @@ def bench_api(
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight")] = 32,
     postgres_url: Annotated[str | None, typer.Option(
         help="Also run on this PostgreSQL URL; all its tables are dropped. Default: "
-             "postgresql+asyncpg://postgres@127.0.0.1:5432/test if it answers; '' to skip PostgreSQL")] = None,
+             "postgresql+asyncpg://postgres@127.0.0.1:5432/cashup_bench (created if missing) if the server answers; "
+             "'' to skip PostgreSQL")] = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds allowed for the measured requests of a target")] = 120,
     client: Annotated[str, typer.Option(help="Load generator: raw (prebuilt HTTP/1.1 on asyncio) or httpx")] = "raw",
 ) -> None:

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/cashup_bench"
+"""A database of its own: the benchmark drops every table of the database it runs on."""
 HOST = "127.0.0.1"
 MIN_USERS = 8
 ORDERS_PER_USER = 200  # per target: under the service's limits of 1000 open orders and 1200 orders a minute a user
@@ -506,12 +507,33 @@ def _resolve_postgres(postgres_url: str | None) -> tuple[str | None, str | None]
     if postgres_url == "":
         return None, "PostgreSQL: skipped (--postgres-url '')"
     url = postgres_url or DEFAULT_POSTGRES_URL
+    if postgres_url is None:
+        _create_default_database()
     problem = _postgres_problem(url)
     if problem is None:
         return url, None
     if postgres_url is None:
         return None, f"PostgreSQL: skipped, {_safe(url)} does not answer ({problem}); pass --postgres-url"
     raise SystemExit(f"PostgreSQL at {_safe(url)} does not answer: {problem}")
+
+
+def _create_default_database() -> None:
+    """Create the benchmark's own database next to the default one, if the server answers and it is missing."""
+    import asyncpg
+
+    name = urlsplit(DEFAULT_POSTGRES_URL).path.lstrip("/")
+
+    async def create() -> None:
+        connection = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres",
+                                           timeout=5)
+        try:
+            if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    with contextlib.suppress(Exception):  # a server that does not answer is reported by the check that follows
+        asyncio.run(asyncio.wait_for(create(), 10))
 
 
 def _postgres_problem(url: str) -> str | None:
