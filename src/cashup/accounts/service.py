@@ -36,11 +36,20 @@ class AccountDirectory:
         self._default_accounts: dict[tuple[str, str], UUID] = {}
         self._account_owners: dict[UUID, tuple[str, str]] = {}
 
-    async def default_account(self, principal: Principal, exchange: str) -> UUID:
+    async def default_account(self, principal: Principal, exchange: str, session: AsyncSession | None = None) -> UUID:
+        """The user's default account on ``exchange``, created (and, on paper, funded) on first use.
+
+        A ``session`` already inside a transaction is used as it is (SQLite allows one writer, so a second
+        session would wait for this one): the account is then created in the caller's transaction.
+        """
         key = (principal.user_id, exchange)
-        if key not in self._default_accounts:
-            self._default_accounts[key] = await self._ensure(principal, exchange)
-            self._account_owners[self._default_accounts[key]] = key
+        if key in self._default_accounts:
+            return self._default_accounts[key]
+        if session is not None and session.in_transaction():
+            found = await self._find(session, principal.user_id, exchange)
+            return found if found is not None else await self._create(session, principal, exchange)
+        self._default_accounts[key] = await self._ensure(principal, exchange)
+        self._account_owners[self._default_accounts[key]] = key
         return self._default_accounts[key]
 
     async def owned_account(
@@ -75,22 +84,24 @@ class AccountDirectory:
                 if found is not None:
                     return found
                 try:
-                    if await session.get(UserRow, principal.user_id) is None:
-                        session.add(UserRow(id=principal.user_id, role=principal.role.value, created_at=self._clock()))
-                        await session.flush()
-                    account_id = new_id()
-                    session.add(
-                        AccountRow(id=account_id, user_id=principal.user_id, exchange=exchange,
-                                   name=DEFAULT_ACCOUNT, created_at=self._clock())
-                    )
-                    await session.flush()
-                    if exchange == PAPER:
-                        await self._fund(session, account_id)
+                    account_id = await self._create(session, principal, exchange)
                     await session.commit()
                     return account_id
                 except IntegrityError:
                     await session.rollback()
         raise RuntimeError(f"could not create the {exchange} account of {principal.user_id}")
+
+    async def _create(self, session: AsyncSession, principal: Principal, exchange: str) -> UUID:
+        if await session.get(UserRow, principal.user_id) is None:
+            session.add(UserRow(id=principal.user_id, role=principal.role.value, created_at=self._clock()))
+            await session.flush()
+        account_id = new_id()
+        session.add(AccountRow(id=account_id, user_id=principal.user_id, exchange=exchange, name=DEFAULT_ACCOUNT,
+                               created_at=self._clock()))
+        await session.flush()
+        if exchange == PAPER:
+            await self._fund(session, account_id)
+        return account_id
 
     async def _fund(self, session: AsyncSession, account_id: UUID) -> None:
         """Give a new paper account its starting balances, as deposits in the ledger."""

@@ -10,7 +10,10 @@ from cashup.config import Settings
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
-        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
+        # One connection: SQLite has one writer, and queueing in the pool is fair and prompt where SQLite's
+        # own busy handler sleeps; other processes sharing the file still wait through the busy timeout.
+        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30}, pool_size=1,
+                                     max_overflow=0, pool_timeout=60)
         _configure_sqlite(engine)
         return engine
     # MySQL's default REPEATABLE READ takes gap locks that deadlock claims against inserts; PostgreSQL's

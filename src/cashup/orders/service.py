@@ -155,7 +155,7 @@ class OrderService:
         if body.account_id is not None:
             account_id = await self.accounts.owned_account(principal, body.account_id, body.exchange, self.session)
         else:
-            account_id = await self.accounts.default_account(principal, body.exchange)
+            account_id = await self.accounts.default_account(principal, body.exchange, self.session)
         return body, instrument, account_id, mark
 
     async def create(

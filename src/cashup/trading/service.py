@@ -36,7 +36,7 @@ class Accounts:
 
     async def visible_ids(self, principal: Principal) -> list[UUID] | None:
         """The caller's account ids (their paper account is created on first use); ``None`` means all."""
-        await self.directory.default_account(principal, "paper")
+        await self.directory.default_account(principal, "paper", self.session)
         if principal.role.reads_everything:
             return None
         query = select(AccountRow.id).where(AccountRow.user_id == principal.user_id)
@@ -80,7 +80,8 @@ class BalanceService:
         if body.account_id is not None:
             account_id = (await self.accounts.owner_of(principal, body.account_id)).id
         elif body.user_id is not None:
-            account_id = await self.directory.default_account(Principal(body.user_id, Role.TRADER), body.exchange)
+            account_id = await self.directory.default_account(Principal(body.user_id, Role.TRADER), body.exchange,
+                                                              self.session)
         else:
             raise InvalidOrder("account_id", "required", "account_id: give account_id or user_id")
         current = (await self.ledger.balances([(account_id, asset)]))[(account_id, asset)]
