@@ -114,3 +114,28 @@ async def test_bracket_entry_fills_then_exits_are_held_for_the_filled_quantity(
         assert (by_type[exit_type]["side"], by_type[exit_type]["reduce_only"]) == ("sell", True)
         assert D(by_type[exit_type]["quantity"]) == D("0.01")
         assert by_type[exit_type]["status"] == "untriggered"
+
+
+async def test_bracket_take_profit_fill_cancels_the_stop_loss(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    last = runtime.last_price("paper", "BTC/USDT")
+    parent = (await client.post(f"{API}/orders", json={
+        "symbol": "BTC/USDT", "side": "buy", "order_type": "bracket", "quantity": "0.01",
+        "stop_loss_price": str((last * D("0.8")).quantize(D("0.1"))),
+        "take_profit_price": str((last * D("1.2")).quantize(D("0.1")))})).json()
+    exits: dict = {}
+    for _ in range(100):
+        exits = {child["order_type"]: child for child in await children(client, parent["id"])
+                 if child["order_type"] != "market"}
+        if len(exits) == 2:
+            break
+        await asyncio.sleep(0.05)
+    take_profit, stop_loss = exits["take_profit_market"], exits["stop_market"]
+    # move the take-profit's trigger below the market: a sell take-profit fires when the price is at or above it
+    below = (runtime.last_price("paper", "BTC/USDT") * D("0.99")).quantize(D("0.1"))
+    moved = await client.patch(f"{API}/orders/{take_profit['id']}", json={"trigger_price": str(below)})
+    assert moved.status_code == 200, moved.text
+    assert (await wait_for_status(client, take_profit["id"], "filled"))["status"] == "filled"
+
+    assert (await wait_for_status(client, stop_loss["id"], "canceled"))["status"] == "canceled"
+    done = (await client.get(f"{API}/orders/{parent['id']}")).json()
+    assert (done["status"], D(done["filled_quantity"])) == ("filled", D("0.01"))

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cashup.core.algos import (
     BracketAlgorithm,
     CancelChild,
+    ChildRole,
     ChildView,
     IcebergAlgorithm,
     MarketView,
@@ -40,6 +41,8 @@ from cashup.orders.schemas import OrderAmend, OrderCreate
 from cashup.orders.service import Action, OrderService
 
 log = structlog.get_logger("cashup.engine.algorithms")
+ENDED = frozenset({OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.DENIED, OrderStatus.EXPIRED})
+"""A parent in one of these has stopped; a ``filled`` one may still be managing exits (a bracket)."""
 IDLE_LOOK = timedelta(seconds=1)
 
 
@@ -92,7 +95,7 @@ async def run_algorithm(ctx: EngineContext, session: AsyncSession, row: OrderRow
     parent = to_domain(row, await repository.execution_ids(row.id))
     instrument = ctx.instruments.get(parent.exchange, parent.symbol)
     venue = ctx.venues.get(parent.exchange)
-    if instrument is None or venue is None or parent.status.is_final:
+    if instrument is None or venue is None or parent.status in ENDED:
         ctx.settle(row, None, None)
         await session.commit()
         return
@@ -100,7 +103,10 @@ async def run_algorithm(ctx: EngineContext, session: AsyncSession, row: OrderRow
         await record_event(repository, books, row, parent, OrderSubmitted(at=ctx.clock(), venue_client_order_id=""))
         await record_event(repository, books, row, parent, OrderAccepted(at=ctx.clock()))
     children = await children_of(session, row.id)
-    await _roll_up(session, repository, books, row, parent, children)
+    # A bracket's quantity is its entry's: the exits close the position, they do not fill the parent again.
+    filling = [child for child in children if parent.order_type is not OrderType.BRACKET
+               or child.role == ChildRole.ENTRY]
+    await _roll_up(session, repository, books, row, parent, filling)
     service = _service(ctx, session)
     owner = Principal(parent.user_id, Role.ADMIN)
     if parent.status is OrderStatus.PENDING_CANCEL:

@@ -308,6 +308,11 @@ class OrderService:
             self._schedule(row, None)
         elif order.status is OrderStatus.PENDING_CANCEL:
             return row
+        elif order.status is OrderStatus.FILLED and row.pending_action == Action.ALGO:
+            # A filled bracket still manages its exits: canceling it cancels them.
+            for child_id in await self.repository.open_order_ids(OrderFilter(parent_order_id=order.id)):
+                await self.cancel(principal, child_id, reason or "parent canceled")
+            self._schedule(row, Action.ALGO)
         elif order.status in WORKING_STATUSES or order.status is OrderStatus.SUBMITTED:
             await self._record(row, order, OrderCancelRequested(at=now, reason=reason), source="user")
             self._schedule(row, Action.ALGO if order.order_type in ALGORITHM_ORDER_TYPES else Action.CANCEL)
