@@ -96,3 +96,39 @@ async def test_exhausted_retries_land_in_failures_and_retry_puts_work_back(
             assert (await client.get(f"{API}/failures/{failure['id']}", headers=admin)).json()["status"] == "success"
     finally:
         await runtime.stop()
+
+
+async def test_a_cancel_lost_on_the_way_is_reconciled_then_sent_again(
+    settings: Settings, token_for: Callable[..., str]
+) -> None:
+    settings = settings.model_copy(update={"order_timeout_seconds": 0.3, "order_action_wait_seconds": 0.1})
+    runtime = Runtime(settings)
+    paper = runtime.venues["paper"]
+    deliver_cancel = paper.cancel
+    sent: list[str] = []
+
+    async def lossy_cancel(client_id: str, symbol: str) -> None:
+        sent.append(client_id)
+        if len(sent) > 1:  # the first request never reaches the venue, and nobody says so
+            await deliver_cancel(client_id, symbol)
+
+    paper.cancel = lossy_cancel  # type: ignore[method-assign]
+    await runtime.start()
+    app = create_app(settings, runtime)
+    trader = bearer(token_for("alice"))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            order = (await client.post(f"{API}/orders", json=limit_buy("20000"), headers=trader)).json()
+            await wait_for_status(client, order["id"], "accepted", headers=trader)
+            first = await client.delete(f"{API}/orders/{order['id']}", headers=trader)
+            assert first.json()["status"] == "pending_cancel"
+
+            final = await wait_for_status(client, order["id"], "canceled", headers=trader)
+
+            assert final["status"] == "canceled"
+            assert len(sent) == 2 and len(set(sent)) == 1
+            kinds = [event["kind"] for event in
+                     (await client.get(f"{API}/orders/{order['id']}/events", headers=trader)).json()]
+            assert kinds[-2:] == ["cancel_requested", "canceled"]
+    finally:
+        await runtime.stop()

@@ -117,6 +117,9 @@ async def reconcile(ctx: EngineContext, session: AsyncSession, row: OrderRow) ->
     if state is not None:
         for report in reports_from_state(state, order, ctx.clock()):
             await apply_report(session, venue.name, report, ctx.clock, ctx.instruments)
+    elif order.status is OrderStatus.PENDING_CANCEL:
+        await record_event(OrderRepository(session), ctx.books(session), row, order,
+                           OrderCanceled(at=ctx.clock(), reason="never reached the venue"))
     follow_up = {OrderStatus.PENDING_CANCEL: Action.CANCEL, OrderStatus.PENDING_REPLACE: Action.REPLACE}.get(
         OrderStatus(row.status))
     ctx.settle(row, follow_up, timedelta(0) if follow_up else None)
@@ -139,13 +142,13 @@ async def cancel(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> No
         ctx.settle(row, action, timedelta(seconds=retry_delay(row.attempts, base=0.1)))
         await session.commit()
         return
-    if row.attempts > 0:
-        # An earlier cancel went unanswered: find out where the order stands first.
-        row.pending_action = Action.RECONCILE
-        await reconcile(ctx, session, row)
+    if row.attempts >= ctx.max_attempts:
+        await ctx.schedule_retry(session, row, Action.CANCEL, VenueError("the venue never confirmed the cancel"))
+        await session.commit()
         return
+    # Unanswered by the deadline, the order is reconciled first; if it is still open the cancel goes again.
     row.attempts += 1
-    ctx.settle(row, Action.CANCEL, ctx.action_timeout, keep_lease=True)
+    ctx.settle(row, Action.RECONCILE, ctx.action_timeout, keep_lease=True)
     await session.commit()
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
     try:
@@ -166,12 +169,12 @@ async def replace(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> N
         ctx.settle(row, None, None)
         await session.commit()
         return
-    if row.attempts > 0:
-        row.pending_action = Action.RECONCILE
-        await reconcile(ctx, session, row)
+    if row.attempts >= ctx.max_attempts:
+        await ctx.schedule_retry(session, row, Action.REPLACE, VenueError("the venue never confirmed the amend"))
+        await session.commit()
         return
     row.attempts += 1
-    ctx.settle(row, Action.REPLACE, ctx.action_timeout, keep_lease=True)
+    ctx.settle(row, Action.RECONCILE, ctx.action_timeout, keep_lease=True)
     await session.commit()
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
     quantity, price = changes.get("quantity"), changes.get("price")
