@@ -139,3 +139,47 @@ async def test_bracket_take_profit_fill_cancels_the_stop_loss(client: httpx.Asyn
     assert (await wait_for_status(client, stop_loss["id"], "canceled"))["status"] == "canceled"
     done = (await client.get(f"{API}/orders/{parent['id']}")).json()
     assert (done["status"], D(done["filled_quantity"])) == ("filled", D("0.01"))
+
+
+async def test_trailing_stop_follows_the_market_and_fires_once(client: httpx.AsyncClient) -> None:
+    stop = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "sell",
+                                                     "order_type": "trailing_stop", "quantity": "0.01",
+                                                     "trailing_offset": "1", "trailing_offset_type": "bps"})).json()
+    final = await wait_for_status(client, stop["id"], "filled", timeout=20)
+
+    assert final["status"] == "filled"
+    events = (await client.get(f"{API}/orders/{stop['id']}/events")).json()
+    [triggered] = [event for event in events if event["kind"] == "triggered"]
+    assert D(triggered["data"]["market_price"]) <= D(triggered["data"]["trigger_price"])
+
+
+async def test_paused_twap_places_no_new_slice_until_resumed(client: httpx.AsyncClient) -> None:
+    parent = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "twap",
+                                                       "quantity": "0.003", "twap_slices": 3,
+                                                       "twap_interval": 1})).json()
+    assert (await client.post(f"{API}/orders/{parent['id']}/pause")).status_code == 204
+    await asyncio.sleep(2.5)
+    paused = await children(client, parent["id"])
+    progress = (await client.get(f"{API}/orders/{parent['id']}/twap-progress")).json()
+    assert progress["paused"] is True
+    assert len(paused) <= 1
+
+    assert (await client.post(f"{API}/orders/{parent['id']}/resume")).status_code == 204
+    done = await wait_for_status(client, parent["id"], "filled", timeout=10)
+    assert (done["status"], D(done["filled_quantity"])) == ("filled", D("0.003"))
+    assert len(await children(client, parent["id"])) > len(paused)
+
+
+async def test_oco_fill_on_one_leg_cancels_the_other(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    last = runtime.last_price("paper", "BTC/USDT")
+    parent = (await client.post(f"{API}/orders", json={
+        "symbol": "BTC/USDT", "side": "sell", "order_type": "oco", "quantity": "0.01",
+        "price": str((last * D("0.99")).quantize(D("0.1"))),            # take-profit leg: fires at once
+        "trigger_price": str((last * D("0.7")).quantize(D("0.1")))})).json()  # stop leg: far below
+
+    done = await wait_for_status(client, parent["id"], "filled", timeout=10)
+
+    assert (done["status"], D(done["filled_quantity"])) == ("filled", D("0.01"))
+    legs = {child["order_type"]: child for child in await children(client, parent["id"])}
+    assert legs["take_profit_limit"]["status"] == "filled"
+    assert (await wait_for_status(client, legs["stop_market"]["id"], "canceled"))["status"] == "canceled"
