@@ -84,7 +84,9 @@ def token_for(settings: Settings) -> Callable[..., str]:
 
 
 @pytest.fixture
-async def client(settings: Settings, runtime: Runtime, token_for: Callable[..., str]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    settings: Settings, runtime: Runtime, token_for: Callable[..., str]
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, runtime)
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {token_for()}"}

@@ -63,7 +63,8 @@ def serve(
             f"  export TOKEN={token}\n\n"
             f"  curl -s -X POST {base}/api/v1/orders -H \"Authorization: Bearer $TOKEN\" "
             "-H 'Content-Type: application/json' \\\n"
-            "    -d '{\"symbol\": \"BTC/USDT\", \"side\": \"buy\", \"order_type\": \"market\", \"quantity\": \"0.01\"}'\n",
+            "    -d '{\"symbol\": \"BTC/USDT\", \"side\": \"buy\", \"order_type\": \"market\", "
+            "\"quantity\": \"0.01\"}'\n",
             flush=True,
         )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
@@ -89,7 +90,8 @@ def worker(
     if settings.migrate_on_start:
         upgrade_to_head(settings.database_url)
     if settings.paper_exchange_url is None:
-        console.print("[yellow]note:[/] PAPER_EXCHANGE_URL is not set; this worker runs its own embedded paper exchange")
+        console.print("[yellow]note:[/] PAPER_EXCHANGE_URL is not set; this worker runs its own embedded "
+                      "paper exchange")
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -8,7 +8,9 @@ import structlog
 
 from cashup.config import Settings
 
-SECRET_KEYS = frozenset({"authorization", "password", "secret", "token", "jwt_secret_key", "api_key", "exchange_secret"})
+SECRET_KEYS = frozenset(
+    {"authorization", "password", "secret", "token", "jwt_secret_key", "api_key", "exchange_secret"}
+)
 
 
 def _redact_secrets(_: object, __: str, event: dict) -> dict:

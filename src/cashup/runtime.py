@@ -29,7 +29,9 @@ def utc_now() -> datetime:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utc_now, run_worker: bool | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Callable[[], datetime] = utc_now, run_worker: bool | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.engine: AsyncEngine = create_engine(settings)

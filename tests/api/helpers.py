@@ -10,15 +10,26 @@ API = "/api/v1"
 
 
 def limit_buy(price: Decimal | str, quantity: str = "0.01", **extra: Any) -> dict[str, Any]:
-    return {"symbol": "BTC/USDT", "side": "buy", "order_type": "limit", "quantity": quantity, "price": str(price)} | extra
+    return {
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "order_type": "limit",
+        "quantity": quantity,
+        "price": str(price),
+    } | extra
 
 
 def market(side: str, quantity: str = "0.01", **extra: Any) -> dict[str, Any]:
     return {"symbol": "BTC/USDT", "side": side, "order_type": "market", "quantity": quantity} | extra
 
 
-async def wait_for_status(client: httpx.AsyncClient, order_id: str, *statuses: str, timeout: float = 5.0,
-                          headers: dict[str, str] | None = None) -> dict:
+async def wait_for_status(
+    client: httpx.AsyncClient,
+    order_id: str,
+    *statuses: str,
+    timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
+) -> dict:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

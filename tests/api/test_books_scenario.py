@@ -14,16 +14,22 @@ async def balance(client: httpx.AsyncClient, asset: str) -> tuple[D, D]:
 
 
 async def place(client: httpx.AsyncClient, side: str, quantity: str, price: str) -> str:
-    response = await client.post(f"{API}/orders", json={
-        "symbol": "BTC/USDT", "side": side, "order_type": "limit", "quantity": quantity, "price": price})
+    response = await client.post(
+        f"{API}/orders",
+        json={"symbol": "BTC/USDT", "side": side, "order_type": "limit", "quantity": quantity, "price": price},
+    )
     assert response.status_code == 201, response.text
     await wait_for_status(client, response.json()["id"], "accepted")
     return response.json()["id"]
 
 
-async def fill(client: httpx.AsyncClient, order_id: str, execution_id: str, quantity: str, price: str, fee: str) -> None:
-    response = await client.post(f"{API}/orders/{order_id}/executions", json={
-        "execution_id": execution_id, "quantity": quantity, "price": price, "fee": fee, "fee_currency": "USDT"})
+async def fill(
+    client: httpx.AsyncClient, order_id: str, execution_id: str, quantity: str, price: str, fee: str
+) -> None:
+    response = await client.post(
+        f"{API}/orders/{order_id}/executions",
+        json={"execution_id": execution_id, "quantity": quantity, "price": price, "fee": fee, "fee_currency": "USDT"},
+    )
     assert response.status_code == 201, response.text
 
 
@@ -44,10 +50,18 @@ async def test_buy_partial_fill_cancel_sell_to_flat_and_flip_are_booked_exactly(
     assert await balance(client, "BTC") == (D("1.2"), D(0))
     long = await position(client)
     assert (D(long["quantity"]), D(long["average_entry_price"]), D(long["realized_pnl"]), D(long["fees"])) == (
-        D("0.2"), D("19990"), D(0), D("3.998"))
+        D("0.2"),
+        D("19990"),
+        D(0),
+        D("3.998"),
+    )
     [trade] = (await client.get(f"{API}/trades")).json()["items"]
     assert (D(trade["quantity"]), D(trade["price"]), D(trade["fee"]), D(trade["realized_pnl"])) == (
-        D("0.2"), D("19990"), D("3.998"), D(0))
+        D("0.2"),
+        D("19990"),
+        D("3.998"),
+        D(0),
+    )
 
     canceled = await client.delete(f"{API}/orders/{buy}")
     assert canceled.json()["status"] == "canceled"
@@ -61,7 +75,11 @@ async def test_buy_partial_fill_cancel_sell_to_flat_and_flip_are_booked_exactly(
     assert await balance(client, "USDT") == (D("100193.802"), D(0))  # + 4200 proceeds − 4.2 fee
     flat = await position(client)
     assert (D(flat["quantity"]), flat["average_entry_price"], D(flat["realized_pnl"]), D(flat["fees"])) == (
-        D(0), None, D("202"), D("8.198"))  # (21000 − 19990) × 0.2
+        D(0),
+        None,
+        D("202"),
+        D("8.198"),
+    )  # (21000 − 19990) × 0.2
 
     again = await place(client, "buy", "0.1", "20000")
     await fill(client, again, "x-3", "0.1", "20000", "2")
@@ -69,7 +87,10 @@ async def test_buy_partial_fill_cancel_sell_to_flat_and_flip_are_booked_exactly(
     await fill(client, flip, "x-4", "0.3", "21000", "6.3")
     short = await position(client)
     assert (D(short["quantity"]), D(short["average_entry_price"]), D(short["realized_pnl"])) == (
-        D("-0.2"), D("21000"), D("302"))  # + (21000 − 20000) × 0.1 on the closed part
+        D("-0.2"),
+        D("21000"),
+        D("302"),
+    )  # + (21000 − 20000) × 0.1 on the closed part
     assert D(short["fees"]) == D("16.498")
 
     summary = (await client.get(f"{API}/trades/summary")).json()

@@ -43,7 +43,9 @@ async def ready(runtime: RuntimeDep, response: Response) -> Readiness:
     except Exception as error:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"down: {type(error).__name__}"
     for name, venue in runtime.venues.items():
-        checks[f"venue:{name}"] = "ok" if venue.last_price(venue.instruments()[0].symbol) is not None else "no market data"
+        checks[f"venue:{name}"] = (
+            "ok" if venue.last_price(venue.instruments()[0].symbol) is not None else "no market data"
+        )
     healthy = all(value == "ok" for value in checks.values())
     if not healthy:
         response.status_code = 503

@@ -36,5 +36,5 @@ def new_id() -> uuid.UUID:
 
 
 def id_floor(at_millis: int) -> uuid.UUID:
-    """The smallest UUIDv7 of Unix millisecond ``at_millis``: ``id >= id_floor(t)`` selects ids created at or after t."""
+    """The smallest UUIDv7 of Unix millisecond ``at_millis``: ``id >= id_floor(t)`` selects ids made at or after t."""
     return uuid.UUID(int=(at_millis & ((1 << 48) - 1)) << 80)

@@ -5,10 +5,13 @@ until the call returns; outcomes arrive as execution reports. A crash at any poi
 worker reconciles with the venue, by its client order id, before anything is sent again.
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 from uuid import UUID
 
+import stamina
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,9 +28,24 @@ from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderRepository, to_domain
 from cashup.orders.service import Action
 from cashup.venues.base import ExecutionReport, ReportKind, Venue, VenueOrderRequest, VenueOrderState, VenueOrderStatus
-from cashup.venues.errors import VenueError, VenueOrderNotFound, VenueRejected
+from cashup.venues.errors import VenueError, VenueOrderNotFound, VenueRateLimited, VenueRejected, VenueUnavailable
 
 log = structlog.get_logger("cashup.engine")
+T = TypeVar("T")
+
+
+TRANSIENT = (VenueUnavailable, VenueRateLimited)
+
+
+async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
+    """Retry an idempotent venue call (look-up, cancel, amend) on transient errors, with exponential backoff
+    and jitter; what still fails is scheduled again by the worker. Submissions never go through here: an
+    unanswered submit is reconciled, not re-sent blindly."""
+    async for attempt in stamina.retry_context(on=TRANSIENT, attempts=3, timeout=10, wait_initial=0.05,
+                                               wait_max=0.5, wait_jitter=0.1):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: stamina re-raises the last error")
 
 
 def venue_client_order_id(order_id: UUID) -> str:
@@ -98,7 +116,7 @@ async def reconcile(ctx: EngineContext, session: AsyncSession, row: OrderRow) ->
         return
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
     try:
-        state = await venue.fetch_order(client_id, order.symbol)
+        state = await with_retries(lambda: venue.fetch_order(client_id, order.symbol))
     except VenueError as error:
         await ctx.schedule_retry(session, row, Action.RECONCILE, error)
         await session.commit()
@@ -152,7 +170,7 @@ async def cancel(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> No
     await session.commit()
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
     try:
-        await venue.cancel(client_id, order.symbol)
+        await with_retries(lambda: venue.cancel(client_id, order.symbol))
     except VenueOrderNotFound:
         await ctx.book(order.id, OrderCanceled(at=ctx.clock(), reason="not open at the venue"))
     except VenueError as error:
@@ -179,8 +197,9 @@ async def replace(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> N
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
     quantity, price = changes.get("quantity"), changes.get("price")
     try:
-        await venue.amend(client_id, order.symbol, Decimal(quantity) if quantity is not None else None,
-                          Decimal(price) if price is not None else None)
+        await with_retries(lambda: venue.amend(client_id, order.symbol,
+                                               Decimal(quantity) if quantity is not None else None,
+                                               Decimal(price) if price is not None else None))
     except (VenueRejected, VenueOrderNotFound) as error:
         await ctx.book(order.id, OrderReplaceRejected(at=ctx.clock(), reason=str(error) or "rejected by venue"))
     except VenueError as error:

@@ -62,8 +62,12 @@ async def create_order(
     if idempotency_key is not None:
         stored = await store.begin(principal.user_id, idempotency_key, request_fingerprint(body), runtime.clock())
         if stored is not None:
-            return Response(stored.body, status_code=stored.status_code, media_type="application/json",
-                            headers={"Idempotent-Replayed": "true"})
+            return Response(
+                stored.body,
+                status_code=stored.status_code,
+                media_type="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
     try:
         result = await service.create(principal, body)
         await service.session.commit()
@@ -78,8 +82,12 @@ async def create_order(
     runtime.signals.wake_worker()
     response = json_response(order_out(result.row), 201 if result.created else 200)
     if idempotency_key is not None:
-        await store.complete(principal.user_id, idempotency_key,
-                             StoredResponse(response.status_code, bytes(response.body).decode()), runtime.clock())
+        await store.complete(
+            principal.user_id,
+            idempotency_key,
+            StoredResponse(response.status_code, bytes(response.body).decode()),
+            runtime.clock(),
+        )
     return response
 
 
@@ -122,8 +130,13 @@ async def list_orders(
 ) -> OrderPage:
     """List the caller's orders, newest first: keyset (`limit`, `cursor`) or page (`page`, `page_size`)."""
     criteria = OrderFilter(
-        status=status, symbol=normalize_symbol(symbol) if symbol else None, side=side, strategy_id=strategy_id,
-        exchange=exchange, parent_order_id=parent_order_id, created_from=_aware(created_from),
+        status=status,
+        symbol=normalize_symbol(symbol) if symbol else None,
+        side=side,
+        strategy_id=strategy_id,
+        exchange=exchange,
+        parent_order_id=parent_order_id,
+        created_from=_aware(created_from),
         created_to=_aware(created_to),
     )
     if page is not None:
@@ -145,8 +158,9 @@ async def cancel_all_orders(
     reason: Reason = None,
 ) -> CancelAllResult:
     """Cancel every open order of the caller that matches the filter."""
-    criteria = OrderFilter(symbol=normalize_symbol(symbol) if symbol else None, side=side,
-                           strategy_id=strategy_id, exchange=exchange)
+    criteria = OrderFilter(
+        symbol=normalize_symbol(symbol) if symbol else None, side=side, strategy_id=strategy_id, exchange=exchange
+    )
     order_ids = await service.cancel_all(principal, criteria, reason or "cancel all")
     await service.session.commit()
     runtime.signals.wake_worker()
@@ -170,8 +184,13 @@ async def statistics(
     created_to: datetime | None = None,
 ) -> OrderStatistics:
     """Statistics filtered by strategy, symbol, exchange and time range."""
-    criteria = OrderFilter(strategy_id=strategy_id, symbol=normalize_symbol(symbol) if symbol else None,
-                           exchange=exchange, created_from=_aware(created_from), created_to=_aware(created_to))
+    criteria = OrderFilter(
+        strategy_id=strategy_id,
+        symbol=normalize_symbol(symbol) if symbol else None,
+        exchange=exchange,
+        created_from=_aware(created_from),
+        created_to=_aware(created_to),
+    )
     return OrderStatistics.model_validate(await order_statistics(service, principal, criteria))
 
 
@@ -197,7 +216,9 @@ async def update_status(body: StatusUpdateById, principal: CurrentPrincipal, ser
 
 @router.get("/orders/by-client-id/{client_order_id}", response_model=OrderOut)
 async def get_order_by_client_id(
-    client_order_id: Annotated[str, Path(min_length=1, max_length=64)], principal: CurrentPrincipal, service: OrderServiceDep
+    client_order_id: Annotated[str, Path(min_length=1, max_length=64)],
+    principal: CurrentPrincipal,
+    service: OrderServiceDep,
 ) -> OrderOut:
     """Find one of the caller's orders by its `client_order_id`."""
     return order_out(await service.get_by_client_id(principal, client_order_id))
@@ -226,8 +247,9 @@ async def _until_settled(runtime: Runtime, session: AsyncSession, row: OrderRow,
     return row
 
 
-async def _amend(order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep,
-                 runtime: RuntimeDep) -> OrderOut:
+async def _amend(
+    order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
+) -> OrderOut:
     with runtime.signals.watching(order_id) as changed:
         row = await service.amend(principal, order_id, body)
         await service.session.commit()
@@ -251,8 +273,9 @@ async def amend_order(
     return await _amend(order_id, body, principal, service, runtime)
 
 
-async def _cancel(order_id: UUID, reason: str | None, principal: CurrentPrincipal, service: OrderServiceDep,
-                  runtime: RuntimeDep) -> OrderOut:
+async def _cancel(
+    order_id: UUID, reason: str | None, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
+) -> OrderOut:
     with runtime.signals.watching(order_id) as changed:
         row = await service.cancel(principal, order_id, reason)
         await service.session.commit()
@@ -291,8 +314,12 @@ async def list_executions(order_id: UUID, principal: CurrentPrincipal, service: 
     return [ExecutionOut.model_validate(row, from_attributes=True) for row in rows]
 
 
-@router.post("/orders/{order_id}/executions", status_code=201, response_model=ExecutionOut,
-             responses={200: {"model": ExecutionOut}})
+@router.post(
+    "/orders/{order_id}/executions",
+    status_code=201,
+    response_model=ExecutionOut,
+    responses={200: {"model": ExecutionOut}},
+)
 async def add_execution(
     order_id: UUID, body: ExecutionCreate, principal: CurrentPrincipal, service: OrderServiceDep
 ) -> Response:
@@ -330,11 +357,17 @@ async def list_user_orders(
     rows, total = await service.list_page(principal, OrderFilter(user_id=user_id), page, page_size)
     items = [
         SimpleOrderOut(
-            order_id=row.id, user_id=row.user_id, symbol=row.symbol, side=OrderSide(row.side),
-            quantity=row.quantity, unit_price=row.average_price or row.price,
+            order_id=row.id,
+            user_id=row.user_id,
+            symbol=row.symbol,
+            side=OrderSide(row.side),
+            quantity=row.quantity,
+            unit_price=row.average_price or row.price,
             total_amount=row.filled_quantity * (row.average_price or 0),
-            status=OrderStatus(row.status).simple, detailed_status=OrderStatus(row.status),
-            created_at=row.created_at, updated_at=row.updated_at,
+            status=OrderStatus(row.status).simple,
+            detailed_status=OrderStatus(row.status),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
         )
         for row in rows
     ]
@@ -345,5 +378,3 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
-
-

@@ -77,7 +77,10 @@ class RiskDenied(DomainError):
 
     def __init__(self, denial: RiskDenial, order_id: UUID | None = None) -> None:
         super().__init__(
-            f"{denial.rule}: {denial.detail}", rule=denial.rule, limit=denial.limit, requested=denial.requested,
+            f"{denial.rule}: {denial.detail}",
+            rule=denial.rule,
+            limit=denial.limit,
+            requested=denial.requested,
             order_id=str(order_id) if order_id else None,
         )
 
@@ -193,8 +196,15 @@ class OrderService:
         if assessment.denial is not None:
             denial = assessment.denial
             event = OrderDenied(at=self.clock(), reason=f"{denial.rule}: {denial.detail}")
-            await record_event(self.repository, self.books, row, order, event, source="risk",
-                               extra={"rule": denial.rule, "limit": denial.limit, "requested": denial.requested})
+            await record_event(
+                self.repository,
+                self.books,
+                row,
+                order,
+                event,
+                source="risk",
+                extra={"rule": denial.rule, "limit": denial.limit, "requested": denial.requested},
+            )
             self._schedule(row, None)
             RISK_DENIALS.labels(denial.rule).inc()
             return Created(row, created=True, denial=denial)
@@ -246,10 +256,24 @@ class OrderService:
             updated_at=now,
             **body.model_dump(
                 include={
-                    "strategy_id", "price", "trigger_price", "trigger_type", "trailing_offset",
-                    "trailing_offset_type", "activation_price", "stop_loss_price", "take_profit_price",
-                    "time_in_force", "expire_at", "post_only", "reduce_only", "priority", "twap_slices",
-                    "twap_interval", "iceberg_visible_ratio", "display_quantity",
+                    "strategy_id",
+                    "price",
+                    "trigger_price",
+                    "trigger_type",
+                    "trailing_offset",
+                    "trailing_offset_type",
+                    "activation_price",
+                    "stop_loss_price",
+                    "take_profit_price",
+                    "time_in_force",
+                    "expire_at",
+                    "post_only",
+                    "reduce_only",
+                    "priority",
+                    "twap_slices",
+                    "twap_interval",
+                    "iceberg_visible_ratio",
+                    "display_quantity",
                 }
             ),
         )
@@ -354,14 +378,17 @@ class OrderService:
             return row
         if order.status not in WORKING_STATUSES:
             raise Conflict(f"order {order_id} is {order.status} and cannot be amended", status=order.status.value)
-        requested = OrderReplaceRequested(at=now, quantity=body.quantity, price=body.price,
-                                          trigger_price=body.trigger_price)
+        requested = OrderReplaceRequested(
+            at=now, quantity=body.quantity, price=body.price, trigger_price=body.trigger_price
+        )
         row.pending_changes = requested.payload()  # set first: the lock covers the larger of old and new
         await self._record(row, order, requested, source="user")
         self._schedule(row, Action.REPLACE)
         return row
 
-    async def add_execution(self, principal: Principal, order_id: UUID, body: ExecutionCreate) -> tuple[ExecutionRow, bool]:
+    async def add_execution(
+        self, principal: Principal, order_id: UUID, body: ExecutionCreate
+    ) -> tuple[ExecutionRow, bool]:
         """Book a fill reported from outside; a repeated ``execution_id`` returns the booked one."""
         if principal.role is not Role.ADMIN and principal.role is not Role.STRATEGY:
             principal.require_trading()
@@ -428,7 +455,6 @@ class OrderService:
         row.lease_owner = None
         row.lease_expires_at = None
         row.attempts = 0
-
 
 
 async def order_statistics(service: "OrderService", principal: Principal, criteria: OrderFilter) -> dict:

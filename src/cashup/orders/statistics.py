@@ -46,7 +46,18 @@ def summarize(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
     """Aggregate ``(status, order_type, symbol, strategy_id, filled_quantity, average_price, fee,
     fee_currency, created_at, first_fill_at)`` rows exactly, in Decimal."""
     totals = _Totals()
-    for status, order_type, symbol, strategy_id, filled, average_price, fee, fee_currency, created_at, first_fill_at in rows:
+    for (
+        status,
+        order_type,
+        symbol,
+        strategy_id,
+        filled,
+        average_price,
+        fee,
+        fee_currency,
+        created_at,
+        first_fill_at,
+    ) in rows:
         notional = filled * (average_price or ZERO)
         totals.by_status[status] += 1
         totals.by_type[order_type] += 1
@@ -88,7 +99,13 @@ def summarize(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
 
 def _groups(groups: dict[str, _Group]) -> list[dict[str, Any]]:
     return [
-        {"key": key, "orders": g.orders, "filled_orders": g.filled_orders, "volume": g.volume,
-         "notional": g.notional, "fees": g.fees}
+        {
+            "key": key,
+            "orders": g.orders,
+            "filled_orders": g.filled_orders,
+            "volume": g.volume,
+            "notional": g.notional,
+            "fees": g.fees,
+        }
         for key, g in sorted(groups.items())
     ]

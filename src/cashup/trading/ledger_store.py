@@ -21,7 +21,9 @@ class LedgerStore:
         self.session = session
         self.clock = clock
 
-    async def balances(self, keys: Iterable[tuple[UUID, str]], *, for_update: bool = True) -> dict[tuple[UUID, str], BalanceRow]:
+    async def balances(
+        self, keys: Iterable[tuple[UUID, str]], *, for_update: bool = True
+    ) -> dict[tuple[UUID, str], BalanceRow]:
         """Load (and lock, in a stable order to avoid deadlocks) the balance rows of ``keys``, creating missing ones."""
         wanted = sorted(set(keys), key=lambda key: (str(key[0]), key[1]))
         if not wanted:
@@ -65,8 +67,14 @@ class LedgerStore:
             for entry in posting.entries:
                 self.session.add(
                     LedgerEntryRow(
-                        id=new_id(), account_id=entry.account_id, asset=entry.asset, bucket=entry.bucket.value,
-                        amount=entry.amount, reason=posting.reason.value, correlation_id=posting.correlation_id,
-                        order_id=posting.order_id, created_at=now,
+                        id=new_id(),
+                        account_id=entry.account_id,
+                        asset=entry.asset,
+                        bucket=entry.bucket.value,
+                        amount=entry.amount,
+                        reason=posting.reason.value,
+                        correlation_id=posting.correlation_id,
+                        order_id=posting.order_id,
+                        created_at=now,
                     )
                 )

@@ -55,12 +55,19 @@ Positions = Annotated[PositionService, Depends(position_service)]
 
 
 def balance_out(row) -> BalanceOut:  # noqa: ANN001
-    return BalanceOut(account_id=row.account_id, asset=row.asset, available=row.available, locked=row.locked,
-                      total=row.available + row.locked)
+    return BalanceOut(
+        account_id=row.account_id,
+        asset=row.asset,
+        available=row.available,
+        locked=row.locked,
+        total=row.available + row.locked,
+    )
 
 
 @router.get("/balances", response_model=list[BalanceOut], tags=["balances"])
-async def list_balances(principal: CurrentPrincipal, balances: Balances, account_id: UUID | None = None) -> list[BalanceOut]:
+async def list_balances(
+    principal: CurrentPrincipal, balances: Balances, account_id: UUID | None = None
+) -> list[BalanceOut]:
     """The caller's balances per account and asset: available, locked by open orders, total."""
     rows = await balances.find(principal, account_id)
     return [balance_out(row) for row in rows]
@@ -79,12 +86,21 @@ async def ledger_entries(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> LedgerPage:
     """Ledger entries of the caller's accounts, newest first; every balance equals the sum of its entries."""
-    rows = await balances.entries(principal, account_id=account_id, asset=asset, reason=reason.value if reason else None,
-                                  order_id=order_id, correlation_id=correlation_id, limit=limit + 1,
-                                  after=decode_cursor(cursor) if cursor else None)
+    rows = await balances.entries(
+        principal,
+        account_id=account_id,
+        asset=asset,
+        reason=reason.value if reason else None,
+        order_id=order_id,
+        correlation_id=correlation_id,
+        limit=limit + 1,
+        after=decode_cursor(cursor) if cursor else None,
+    )
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return LedgerPage(items=[LedgerEntryOut.model_validate(row, from_attributes=True) for row in rows[:limit]],
-                      next_cursor=next_cursor)
+    return LedgerPage(
+        items=[LedgerEntryOut.model_validate(row, from_attributes=True) for row in rows[:limit]],
+        next_cursor=next_cursor,
+    )
 
 
 @router.get("/balances/{asset}", response_model=list[BalanceOut], tags=["balances"])
@@ -124,11 +140,20 @@ async def list_trades(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> TradePage:
     """The caller's trades, newest first, filtered by symbol, side, strategy and time range."""
-    rows = await trades.find(principal, symbol=symbol, side=side, strategy_id=strategy_id, since=start, until=end,
-                             limit=limit + 1, after=decode_cursor(cursor) if cursor else None)
+    rows = await trades.find(
+        principal,
+        symbol=symbol,
+        side=side,
+        strategy_id=strategy_id,
+        since=start,
+        until=end,
+        limit=limit + 1,
+        after=decode_cursor(cursor) if cursor else None,
+    )
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
-    return TradePage(items=[TradeOut.model_validate(row, from_attributes=True) for row in rows[:limit]],
-                     next_cursor=next_cursor)
+    return TradePage(
+        items=[TradeOut.model_validate(row, from_attributes=True) for row in rows[:limit]], next_cursor=next_cursor
+    )
 
 
 @router.get("/trades/summary", response_model=TradeSummary, tags=["trades"])
@@ -151,14 +176,16 @@ async def get_trade(trade_id: UUID, principal: CurrentPrincipal, trades: Trades)
     return TradeOut.model_validate(await trades.get(principal, trade_id), from_attributes=True)
 
 
-@router.post("/trades", status_code=201, response_model=TradeOut, responses={200: {"model": TradeOut}},
-             tags=["trades"])
+@router.post("/trades", status_code=201, response_model=TradeOut, responses={200: {"model": TradeOut}}, tags=["trades"])
 async def record_trade(body: TradeIn, principal: CurrentPrincipal, trades: Trades) -> Response:
     """Book a trade made outside the service (admin); a repeated `execution_id` answers 200."""
     row, created = await trades.record(principal, body)
     await trades.session.commit()
-    return Response(TradeOut.model_validate(row, from_attributes=True).model_dump_json(),
-                    status_code=201 if created else 200, media_type="application/json")
+    return Response(
+        TradeOut.model_validate(row, from_attributes=True).model_dump_json(),
+        status_code=201 if created else 200,
+        media_type="application/json",
+    )
 
 
 @router.get("/positions", response_model=list[PositionOut], tags=["positions"])
@@ -183,16 +210,25 @@ async def set_position(body: PositionSet, principal: CurrentPrincipal, positions
 
 @router.post("/positions/close", status_code=201, response_model=OrderOut, tags=["positions"])
 async def close_position(
-    body: PositionClose, principal: CurrentPrincipal, positions: Positions, orders: OrderServiceDep,
+    body: PositionClose,
+    principal: CurrentPrincipal,
+    positions: Positions,
+    orders: OrderServiceDep,
     runtime: RuntimeDep,
 ) -> OrderOut:
     """Submit a reduce-only market order closing the whole position or `quantity` of it."""
     symbol = normalize_symbol(body.symbol)
     held = await positions.open_quantity(principal, body.exchange, symbol, body.strategy_id)
     quantity = min(body.quantity or abs(held), abs(held))
-    request = OrderCreate(symbol=symbol, exchange=body.exchange, strategy_id=body.strategy_id,
-                          side=OrderSide.SELL if held > 0 else OrderSide.BUY, order_type=OrderType.MARKET.value,
-                          quantity=quantity, reduce_only=True)
+    request = OrderCreate(
+        symbol=symbol,
+        exchange=body.exchange,
+        strategy_id=body.strategy_id,
+        side=OrderSide.SELL if held > 0 else OrderSide.BUY,
+        order_type=OrderType.MARKET.value,
+        quantity=quantity,
+        reduce_only=True,
+    )
     result = await orders.create(principal, request)
     await orders.session.commit()
     if result.denial is not None:
@@ -203,7 +239,9 @@ async def close_position(
 
 @router.post("/positions/sync/{exchange}", response_model=SyncReport, tags=["positions"])
 async def sync(
-    exchange: Annotated[str, Path(min_length=1, max_length=32)], principal: CurrentPrincipal, session: SessionDep,
+    exchange: Annotated[str, Path(min_length=1, max_length=32)],
+    principal: CurrentPrincipal,
+    session: SessionDep,
     runtime: RuntimeDep,
 ) -> SyncReport:
     """Rebuild positions from the exchange's record of our fills and report the drift corrected."""
@@ -229,5 +267,3 @@ async def position(
 ) -> PositionOut:
     """One position."""
     return PositionOut.model_validate(positions.view(await positions.one(principal, strategy_id, exchange, symbol)))
-
-
