@@ -56,9 +56,11 @@ class Runtime:
             ),
         )
         self.applier = ReportApplier(self.sessions, self.signals, clock, self.instruments)
-        for name, venue in self.venues.items():
-            venue.set_report_sink(self.applier.sink_for(name))
         self.run_worker = settings.embedded_worker if run_worker is None else run_worker
+        if self.run_worker or not settings.paper_exchange_url:
+            # An API process without a worker leaves a shared exchange's reports to the workers that book them.
+            for name, venue in self.venues.items():
+                venue.set_report_sink(self.applier.sink_for(name))
         self.worker = Worker(
             self.sessions,
             self.venues,

@@ -7,8 +7,10 @@ constraint on them makes a re-run after a crash create each child at most once.
 """
 
 import re
+from collections.abc import Awaitable
 from datetime import timedelta
 from decimal import Decimal
+from uuid import UUID
 
 import structlog
 from sqlalchemy import select
@@ -39,6 +41,7 @@ from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderRepository, to_domain
 from cashup.orders.schemas import OrderAmend, OrderCreate
 from cashup.orders.service import Action, OrderService
+from cashup.trading.books import Books
 
 log = structlog.get_logger("cashup.engine.algorithms")
 ENDED = frozenset({OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.DENIED, OrderStatus.EXPIRED})
@@ -85,7 +88,7 @@ def child_view(row: OrderRow) -> ChildView:
     )
 
 
-async def children_of(session: AsyncSession, parent_id) -> list[OrderRow]:  # noqa: ANN001
+async def children_of(session: AsyncSession, parent_id: UUID) -> list[OrderRow]:
     query = select(OrderRow).where(OrderRow.parent_order_id == parent_id).order_by(OrderRow.id)
     return list((await session.execute(query)).scalars())
 
@@ -149,7 +152,7 @@ async def run_algorithm(ctx: EngineContext, session: AsyncSession, row: OrderRow
     ctx.signals.wake_worker()
 
 
-async def _roll_up(session: AsyncSession, repository: OrderRepository, books, row: OrderRow,  # noqa: ANN001
+async def _roll_up(session: AsyncSession, repository: OrderRepository, books: Books, row: OrderRow,
                    parent: Order, children: list[OrderRow]) -> None:
     """Mirror every child fill not yet on the parent as a parent fill (booked once, on the child)."""
     if not children:
@@ -185,7 +188,7 @@ async def _place(service: OrderService, owner: Principal, parent: Order, row: Or
         log.info("child order denied", parent_id=str(parent.id), rule=created.denial.rule)
 
 
-async def _quietly(call) -> None:  # noqa: ANN001
+async def _quietly(call: Awaitable[object]) -> None:
     """Cancels and resizes of children that already moved on are not errors for the parent."""
     try:
         await call

@@ -10,6 +10,7 @@ from cashup.core.enums import ALGORITHM_ORDER_TYPES, OrderType
 from cashup.core.errors import Conflict, InvalidOrder, NotFound
 from cashup.core.money import storable
 from cashup.core.principal import Principal
+from cashup.db.models import OrderRow
 from cashup.engine.algorithms import build_algorithm, child_view, children_of
 from cashup.orders.repository import OrderRepository, to_domain
 from cashup.orders.service import Action
@@ -23,7 +24,7 @@ async def _parent(
     order_type: OrderType | None,
     *,
     for_update: bool = False,
-):  # noqa: ANN202
+) -> OrderRow:
     row = await OrderRepository(session).get(order_id, for_update=for_update)
     if row is None or not principal.can_see(row.user_id):
         raise NotFound(f"order {order_id} not found")

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,7 +103,7 @@ class Books:
         return trade
 
     async def move_position(
-        self, account_id, user_id: str, strategy_id: str | None, exchange: str, symbol: str,  # noqa: ANN001
+        self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str, symbol: str,
         side: OrderSide, quantity: Decimal, price: Decimal, fee: Decimal,
     ) -> Decimal:
         row = await self.position_row(account_id, user_id, strategy_id, exchange, symbol)
@@ -117,7 +118,7 @@ class Books:
         return realized
 
     async def position_row(
-        self, account_id, user_id: str, strategy_id: str | None, exchange: str, symbol: str  # noqa: ANN001
+        self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str, symbol: str
     ) -> PositionRow:
         key = {"account_id": account_id, "strategy_id": strategy_id or "", "exchange": exchange, "symbol": symbol}
         query = select(PositionRow).filter_by(**key).with_for_update()

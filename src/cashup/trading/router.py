@@ -11,6 +11,7 @@ from cashup.api.errors import ERROR_RESPONSES
 from cashup.core.enums import OrderSide, OrderType
 from cashup.core.instruments import normalize_symbol
 from cashup.core.ledger import LedgerReason
+from cashup.db.models import BalanceRow
 from cashup.orders.router import order_out
 from cashup.orders.schemas import OrderCreate, OrderOut
 from cashup.orders.service import RiskDenied, decode_cursor, encode_cursor
@@ -54,7 +55,7 @@ Trades = Annotated[TradeService, Depends(trade_service)]
 Positions = Annotated[PositionService, Depends(position_service)]
 
 
-def balance_out(row) -> BalanceOut:  # noqa: ANN001
+def balance_out(row: BalanceRow) -> BalanceOut:
     return BalanceOut(
         account_id=row.account_id,
         asset=row.asset,

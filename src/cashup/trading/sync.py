@@ -7,9 +7,10 @@ the position is set to the venue view and the base balance moves by the same dri
 
 from collections import defaultdict
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core import ledger
@@ -38,7 +39,7 @@ async def sync_positions(session: AsyncSession, runtime: Runtime, principal: Pri
         raise NotFound(f"exchange {exchange} is not running")
     owner = principal.owner_filter()
 
-    def mine(query, column):  # noqa: ANN001, ANN202
+    def mine(query: Select[Any], column: Any) -> Select[Any]:
         return query if owner is None else query.where(column == owner)
 
     venue_view: defaultdict[Key, Decimal] = defaultdict(Decimal)
