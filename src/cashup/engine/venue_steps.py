@@ -18,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cashup.core.algos.triggers import triggered_order_type
 from cashup.core.backoff import retry_delay
 from cashup.core.enums import HELD_ORDER_TYPES, OrderStatus, OrderType, TimeInForce
-from cashup.core.orders import Order, OrderCanceled, OrderRejected, OrderReplaceRejected, OrderSubmitted
+from cashup.core.orders import (
+    Order,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderRejected,
+    OrderReplaceRejected,
+    OrderSubmitted,
+)
 from cashup.db.models import OrderRow
 from cashup.engine.context import EngineContext
 from cashup.engine.crash import BEFORE_SEND, crash_point
@@ -160,23 +168,15 @@ async def cancel(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> No
         ctx.settle(row, action, timedelta(seconds=retry_delay(row.attempts, base=0.1)))
         await session.commit()
         return
-    if row.attempts >= ctx.max_attempts:
-        await ctx.schedule_retry(session, row, Action.CANCEL, VenueError("the venue never confirmed the cancel"))
-        await session.commit()
-        return
-    # Unanswered by the deadline, the order is reconciled first; if it is still open the cancel goes again.
-    row.attempts += 1
-    ctx.settle(row, Action.RECONCILE, ctx.action_timeout, keep_lease=True)
-    await session.commit()
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
-    try:
-        await with_retries(lambda: venue.cancel(client_id, order.symbol))
-    except VenueOrderNotFound:
-        await ctx.book(order.id, OrderCanceled(at=ctx.clock(), reason="not open at the venue"))
-    except VenueError as error:
-        await ctx.retry_later(order.id, venue.name, error, Action.CANCEL)
-    finally:
-        await ctx.release(order.id)
+
+    def refusal(error: VenueError) -> OrderEvent:
+        if isinstance(error, VenueOrderNotFound):
+            return OrderCanceled(at=ctx.clock(), reason="not open at the venue")
+        return OrderCancelRejected(at=ctx.clock(), reason=str(error) or "cancel refused by the venue")
+
+    await request(ctx, session, row, order, venue, Action.CANCEL,
+                  lambda: venue.cancel(client_id, order.symbol), refusal)
 
 
 async def replace(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> None:
@@ -187,23 +187,36 @@ async def replace(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> N
         ctx.settle(row, None, None)
         await session.commit()
         return
+    client_id = order.venue_client_order_id or venue_client_order_id(order.id)
+    quantity, price = changes.get("quantity"), changes.get("price")
+
+    def refusal(error: VenueError) -> OrderEvent:
+        return OrderReplaceRejected(at=ctx.clock(), reason=str(error) or "amend refused by the venue")
+
+    await request(ctx, session, row, order, venue, Action.REPLACE,
+                  lambda: venue.amend(client_id, order.symbol, Decimal(quantity) if quantity is not None else None,
+                                      Decimal(price) if price is not None else None), refusal)
+
+
+async def request(
+    ctx: EngineContext, session: AsyncSession, row: OrderRow, order: Order, venue: Venue, action: str,
+    call: Callable[[], Awaitable[None]], refusal: Callable[[VenueError], OrderEvent],
+) -> None:
+    """Send a cancel or an amend; its outcome arrives as a report. Unanswered by the deadline, the order is
+    reconciled first and the request goes again only if it still applies; a venue refusal is booked at once."""
     if row.attempts >= ctx.max_attempts:
-        await ctx.schedule_retry(session, row, Action.REPLACE, VenueError("the venue never confirmed the amend"))
+        await ctx.schedule_retry(session, row, action, VenueError(f"the venue never confirmed the {action}"))
         await session.commit()
         return
     row.attempts += 1
     ctx.settle(row, Action.RECONCILE, ctx.action_timeout, keep_lease=True)
     await session.commit()
-    client_id = order.venue_client_order_id or venue_client_order_id(order.id)
-    quantity, price = changes.get("quantity"), changes.get("price")
     try:
-        await with_retries(lambda: venue.amend(client_id, order.symbol,
-                                               Decimal(quantity) if quantity is not None else None,
-                                               Decimal(price) if price is not None else None))
+        await with_retries(call)
     except (VenueRejected, VenueOrderNotFound) as error:
-        await ctx.book(order.id, OrderReplaceRejected(at=ctx.clock(), reason=str(error) or "rejected by venue"))
+        await ctx.book(order.id, refusal(error))
     except VenueError as error:
-        await ctx.retry_later(order.id, venue.name, error, Action.REPLACE)
+        await ctx.retry_later(order.id, venue.name, error, action)
     finally:
         await ctx.release(order.id)
 
