@@ -77,5 +77,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
 
 def _route_template(request: Request) -> str:
-    route = request.scope.get("route")
-    return getattr(route, "path", "unmatched")
+    """The matched route with its parameters as placeholders (``/api/v1/orders/{order_id}``), for metric labels."""
+    if request.scope.get("route") is None:
+        return "unmatched"
+    path = request.url.path
+    for name, value in request.path_params.items():
+        path = path.replace(str(value), "{" + name + "}", 1)
+    return path
