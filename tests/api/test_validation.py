@@ -1,5 +1,7 @@
 """Bad input is a 4xx that names the field and the rule, and writes nothing."""
 
+from decimal import Decimal
+
 import httpx
 import pytest
 
@@ -67,3 +69,23 @@ async def test_bad_query_and_path_values_are_4xx(client: httpx.AsyncClient) -> N
     assert (await client.get(f"{API}/orders", params={"limit": 0})).status_code == 422
     assert (await client.get(f"{API}/orders", params={"status": "nope"})).status_code == 422
     assert (await client.get(f"{API}/orders/01a1fd95-5c8e-7171-93cc-254f7bd47e72")).status_code == 404
+
+
+async def test_times_without_a_zone_are_refused_in_bodies_and_read_as_utc_in_queries(
+    client: httpx.AsyncClient,
+) -> None:
+    order = (await client.post(f"{API}/orders", json=limit_buy("1000"))).json()
+    naive_fill = await client.post(f"{API}/orders/{order['id']}/executions", json={
+        "execution_id": "n-1", "quantity": "0.001", "price": "1000", "executed_at": "2024-01-01T00:00:00"})
+    naive_expiry = await client.post(f"{API}/orders", json=limit_buy(
+        "1000", time_in_force="GTD", expire_at="2030-01-01T00:00:00"))
+
+    assert naive_fill.status_code == 422
+    assert naive_fill.json()["errors"][0]["field"] == "executed_at"
+    assert naive_expiry.status_code == 422
+    assert naive_expiry.json()["errors"][0]["field"] == "expire_at"
+    assert Decimal((await client.get(f"{API}/orders/{order['id']}")).json()["filled_quantity"]) == 0
+    trades = await client.get(f"{API}/trades", params={"start": "2024-01-01T00:00:00"})
+    listed = await client.get(f"{API}/orders", params={"created_from": "2024-01-01T00:00:00"})
+    assert (trades.status_code, listed.status_code) == (200, 200)
+    assert [item["id"] for item in listed.json()["items"]] == [order["id"]]

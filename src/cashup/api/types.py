@@ -1,9 +1,10 @@
 """Field types shared by the API schemas: exact amounts in, canonical strings out."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, Field, PlainSerializer, WithJsonSchema
 
 from cashup.core.money import canonical
 
@@ -17,3 +18,11 @@ Amount = Annotated[Decimal, Field(max_digits=38, decimal_places=18, allow_inf_na
 
 PositiveAmount = Annotated[Amount, Field(gt=0)]
 NonNegativeAmount = Annotated[Amount, Field(ge=0)]
+
+
+def assume_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+QueryTime = Annotated[datetime, AfterValidator(assume_utc)]
+"""A time in a query string; one without a zone is read as UTC. Bodies use ``AwareDatetime`` and must say."""

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep
 from cashup.api.errors import ERROR_RESPONSES
 from cashup.api.idempotency import IdempotencyStore, StoredResponse
+from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderStatus
 from cashup.core.instruments import normalize_symbol
 from cashup.db.models import OrderRow
@@ -121,8 +122,8 @@ async def list_orders(
     strategy_id: Annotated[str | None, Query(max_length=64)] = None,
     exchange: Annotated[str | None, Query(max_length=32)] = None,
     parent_order_id: UUID | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: QueryTime | None = None,
+    created_to: QueryTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     page: Annotated[int | None, Query(ge=1, le=100_000)] = None,
@@ -136,8 +137,8 @@ async def list_orders(
         strategy_id=strategy_id,
         exchange=exchange,
         parent_order_id=parent_order_id,
-        created_from=_aware(created_from),
-        created_to=_aware(created_to),
+        created_from=created_from,
+        created_to=created_to,
     )
     if page is not None:
         rows, total = await service.list_page(principal, criteria, page, page_size)
@@ -180,16 +181,16 @@ async def statistics(
     strategy_id: Annotated[str | None, Query(max_length=64)] = None,
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     exchange: Annotated[str | None, Query(max_length=32)] = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: QueryTime | None = None,
+    created_to: QueryTime | None = None,
 ) -> OrderStatistics:
     """Statistics filtered by strategy, symbol, exchange and time range."""
     criteria = OrderFilter(
         strategy_id=strategy_id,
         symbol=normalize_symbol(symbol) if symbol else None,
         exchange=exchange,
-        created_from=_aware(created_from),
-        created_to=_aware(created_to),
+        created_from=created_from,
+        created_to=created_to,
     )
     return OrderStatistics.model_validate(await order_statistics(service, principal, criteria))
 
@@ -372,9 +373,3 @@ async def list_user_orders(
         for row in rows
     ]
     return SimpleOrderPage(items=items, page=page, page_size=page_size, total=total)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)

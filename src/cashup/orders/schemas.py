@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from cashup.api.types import Amount, NonNegativeAmount, PositiveAmount
 from cashup.core.enums import (
@@ -53,7 +53,7 @@ class OrderCreate(BaseModel):
     stop_loss_price: PositiveAmount | None = None
     take_profit_price: PositiveAmount | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
-    expire_at: datetime | None = None
+    expire_at: AwareDatetime | None = None
     post_only: bool = False
     reduce_only: bool = False
     priority: Annotated[int, Field(ge=0, le=100)] = 0
@@ -65,13 +65,6 @@ class OrderCreate(BaseModel):
     @property
     def type(self) -> OrderType:
         return ORDER_TYPE_ALIASES.get(self.order_type) or OrderType(self.order_type)
-
-    @field_validator("expire_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must include a time zone, e.g. 2026-01-01T00:00:00Z")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "OrderCreate":
@@ -160,7 +153,7 @@ class ExecutionCreate(BaseModel):
     fee: NonNegativeAmount = Decimal(0)
     fee_currency: Annotated[str, Field(min_length=1, max_length=16)] | None = None
     liquidity: Liquidity = Liquidity.TAKER
-    executed_at: datetime | None = None
+    executed_at: AwareDatetime | None = None
 
 
 class ExecutionOut(BaseModel):

@@ -1,6 +1,5 @@
 """HTTP routes of the books: balances, ledger, trades, positions."""
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -8,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep, SessionDep
 from cashup.api.errors import ERROR_RESPONSES
+from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderType
 from cashup.core.instruments import normalize_symbol
 from cashup.core.ledger import LedgerReason
@@ -135,8 +135,8 @@ async def list_trades(
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     side: OrderSide | None = None,
     strategy_id: Annotated[str | None, Query(max_length=64)] = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: QueryTime | None = None,
+    end: QueryTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> TradePage:
@@ -163,8 +163,8 @@ async def trade_summary(
     trades: Trades,
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     strategy_id: Annotated[str | None, Query(max_length=64)] = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: QueryTime | None = None,
+    end: QueryTime | None = None,
 ) -> TradeSummary:
     """Count, volume, notional, fees and realized PnL; by symbol, strategy and day."""
     rows = await trades.find(principal, symbol=symbol, strategy_id=strategy_id, since=start, until=end)

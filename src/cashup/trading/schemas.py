@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from cashup.api.types import Amount, NonNegativeAmount, PositiveAmount
 from cashup.core.enums import Liquidity, OrderSide
@@ -81,7 +81,7 @@ class TradeIn(BaseModel):
     fee_currency: Asset | None = None
     strategy_id: Name | None = None
     execution_id: Annotated[str, Field(min_length=1, max_length=64)]
-    executed_at: datetime | None = None
+    executed_at: AwareDatetime | None = None
     liquidity: Liquidity = Liquidity.TAKER
 
 
