@@ -183,3 +183,18 @@ async def test_oco_fill_on_one_leg_cancels_the_other(client: httpx.AsyncClient, 
     legs = {child["order_type"]: child for child in await children(client, parent["id"])}
     assert legs["take_profit_limit"]["status"] == "filled"
     assert (await wait_for_status(client, legs["stop_market"]["id"], "canceled"))["status"] == "canceled"
+
+
+async def test_a_refused_child_winds_the_parent_down_instead_of_stalling_it(client: httpx.AsyncClient) -> None:
+    # each of the 2 slices of 0.0001 BTC is worth ~4.6 USDT, below the 5 USDT minimum notional
+    parent = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "twap",
+                                                       "quantity": "0.0002", "twap_slices": 2,
+                                                       "twap_interval": 1})).json()
+
+    final = await wait_for_status(client, parent["id"], "canceled")
+
+    assert (final["status"], D(final["filled_quantity"])) == ("canceled", D(0))
+    assert await children(client, parent["id"]) == []
+    events = (await client.get(f"{API}/orders/{parent['id']}/events")).json()
+    [stop] = [event for event in events if event["kind"] == "cancel_requested"]
+    assert "min_notional" in stop["data"]["reason"] or "minimum" in stop["data"]["reason"]

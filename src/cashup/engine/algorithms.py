@@ -13,6 +13,7 @@ from decimal import Decimal
 from uuid import UUID
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +34,15 @@ from cashup.core.algos.base import Algorithm
 from cashup.core.enums import OrderSide, OrderStatus, OrderType, Role
 from cashup.core.errors import DomainError
 from cashup.core.instruments import Instrument
-from cashup.core.orders import Order, OrderAccepted, OrderCanceled, OrderExpired, OrderFilled, OrderSubmitted
+from cashup.core.orders import (
+    Order,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRequested,
+    OrderExpired,
+    OrderFilled,
+    OrderSubmitted,
+)
 from cashup.core.principal import Principal
 from cashup.db.models import ExecutionRow, OrderRow
 from cashup.engine.context import EngineContext
@@ -128,18 +137,24 @@ async def run_algorithm(ctx: EngineContext, session: AsyncSession, row: OrderRow
     decision = algorithm.decide(ctx.clock(), [child_view(child) for child in children], row.algo_state or {},
                                 market)
     by_client_id = {child.client_order_id: child for child in children}
+    refusal = None
     for action in decision.actions:
         match action:
             case PlaceChild():
                 if action.client_order_id not in by_client_id:
-                    await _place(service, owner, parent, row, action)
+                    refusal = refusal or await _place(service, owner, parent, action)
             case CancelChild():
                 await _quietly(service.cancel(owner, by_client_id[action.client_order_id].id, action.reason))
             case ResizeChild():
                 await _quietly(service.amend(owner, by_client_id[action.client_order_id].id,
                                              OrderAmend(quantity=action.quantity)))
     row.algo_state = decision.state
-    if decision.done:
+    stop = OrderCancelRequested(at=ctx.clock(), reason=f"a child order was refused: {refusal}")
+    if refusal is not None and parent.can_apply(stop):
+        # Proposing the same refused child again would stall the parent for good: wind it down instead.
+        await record_event(repository, books, row, parent, stop)
+        ctx.settle(row, Action.ALGO, timedelta(0))
+    elif decision.done:
         if parent.remaining_quantity > 0 and not parent.status.is_final:
             await record_event(repository, books, row, parent, OrderExpired(
                 at=ctx.clock(), reason=f"algorithm finished with {parent.remaining_quantity} unfilled"))
@@ -171,21 +186,30 @@ async def _roll_up(session: AsyncSession, repository: OrderRepository, books: Bo
             log.error("child fill does not fit its parent", parent_id=str(parent.id), detail=error.detail)
 
 
-async def _place(service: OrderService, owner: Principal, parent: Order, row: OrderRow, action: PlaceChild) -> None:
-    body = OrderCreate(
+def child_request(parent: Order, action: PlaceChild) -> OrderCreate:
+    return OrderCreate(
         client_order_id=action.client_order_id, account_id=parent.account_id, strategy_id=parent.strategy_id,
         exchange=parent.exchange, symbol=parent.symbol, side=action.side, order_type=action.order_type.value,
         quantity=action.quantity, price=action.price, trigger_price=action.trigger_price,
         time_in_force=action.time_in_force, reduce_only=action.reduce_only, priority=parent.priority,
     )
+
+
+async def _place(service: OrderService, owner: Principal, parent: Order, action: PlaceChild) -> str | None:
+    """Create one child; return why it was refused outright (it then does not exist), else ``None``.
+
+    A child denied by a risk rule does exist, as ``denied``, and the algorithm sees it.
+    """
     try:
-        created = await service.create(owner, body, parent_order_id=parent.id, role=action.role)
-    except DomainError as error:
-        log.warning("child order refused", parent_id=str(parent.id), child=action.client_order_id,
-                    detail=error.detail)
-        return
+        created = await service.create(owner, child_request(parent, action), parent_order_id=parent.id,
+                                       role=action.role)
+    except (DomainError, ValidationError) as error:
+        reason = error.detail if isinstance(error, DomainError) else str(error).splitlines()[0]
+        log.warning("child order refused", parent_id=str(parent.id), child=action.client_order_id, detail=reason)
+        return reason
     if created.denial is not None:
         log.info("child order denied", parent_id=str(parent.id), rule=created.denial.rule)
+    return None
 
 
 async def _quietly(call: Awaitable[object]) -> None:
