@@ -45,7 +45,6 @@ HELD_ORDER_TYPES = frozenset(
     }
 )
 ALGORITHM_ORDER_TYPES = frozenset({OrderType.TWAP, OrderType.ICEBERG, OrderType.BRACKET, OrderType.OCO})
-DIRECT_ORDER_TYPES = frozenset({OrderType.MARKET, OrderType.LIMIT})
 PRICED_ORDER_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 TRIGGERED_ORDER_TYPES = frozenset(
     {OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT}
@@ -137,7 +136,3 @@ class Role(StrEnum):
     @property
     def can_trade(self) -> bool:
         return self in (Role.TRADER, Role.STRATEGY, Role.ADMIN)
-
-    @property
-    def is_service(self) -> bool:
-        return self in (Role.ADMIN, Role.STRATEGY)

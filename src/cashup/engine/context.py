@@ -17,7 +17,7 @@ from cashup.core.orders import OrderEvent
 from cashup.db.models import OrderRow
 from cashup.engine.failures import FailureStore
 from cashup.engine.signals import Signals
-from cashup.metrics import VENUE_ERRORS
+from cashup.metrics import RETRIES, VENUE_ERRORS
 from cashup.orders.admission import TradingRules
 from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderRepository, to_domain
@@ -111,5 +111,6 @@ class EngineContext:
             log.error("work failed after retries", order_id=str(row.id), action=action, error=repr(error))
             return
         row.next_action_at = self.clock() + timedelta(seconds=retry_delay(row.attempts))
+        RETRIES.labels(action).inc()
         log.warning("venue call failed; will look again", order_id=str(row.id), action=action,
                     attempt=row.attempts, error=repr(error))

@@ -36,20 +36,21 @@ from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderRepository, to_domain
 from cashup.orders.service import Action
 from cashup.venues.base import ExecutionReport, ReportKind, Venue, VenueOrderRequest, VenueOrderState, VenueOrderStatus
-from cashup.venues.errors import VenueError, VenueOrderNotFound, VenueRateLimited, VenueRejected, VenueUnavailable
+from cashup.venues.errors import VenueError, VenueOrderNotFound, VenueRejected
 
 log = structlog.get_logger("cashup.engine")
 T = TypeVar("T")
 
 
-TRANSIENT = (VenueUnavailable, VenueRateLimited)
+def is_transient(error: Exception) -> bool:
+    return isinstance(error, VenueError) and error.transient
 
 
 async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
     """Retry an idempotent venue call (look-up, cancel, amend) on transient errors, with exponential backoff
     and jitter; what still fails is scheduled again by the worker. Submissions never go through here: an
     unanswered submit is reconciled, not re-sent blindly."""
-    async for attempt in stamina.retry_context(on=TRANSIENT, attempts=3, timeout=10, wait_initial=0.05,
+    async for attempt in stamina.retry_context(on=is_transient, attempts=3, timeout=10, wait_initial=0.05,
                                                wait_max=0.5, wait_jitter=0.1):
         with attempt:
             return await call()

@@ -8,7 +8,6 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cashup.core.enums import OrderType
 from cashup.core.instruments import Instrument
 from cashup.core.principal import Principal
 from cashup.core.reservation import Reservation, protected_price, required_lock
@@ -83,9 +82,7 @@ class Admission:
 
     def reserve_price(self, body: OrderCreate, instrument: Instrument, mark: Decimal) -> Decimal:
         """The price funds are reserved at: the limit price, or a protected price around the trigger or mark."""
-        if body.price is not None and body.type is not OrderType.BRACKET:
-            return body.price
-        if body.type is OrderType.BRACKET and body.price is not None:
+        if body.price is not None:
             return body.price
         reference = body.trigger_price if body.trigger_price is not None else mark
         return protected_price(body.side, reference, self.rules.protection_band, instrument)
