@@ -66,3 +66,18 @@ async def test_concurrent_creates_with_one_client_order_id_make_one_order(client
 
     assert sorted(response.status_code for response in responses) == [200] * 9 + [201]
     assert len({response.json()["id"] for response in responses}) == 1
+
+
+async def test_a_denied_create_is_replayed_not_placed_again(client: httpx.AsyncClient) -> None:
+    body = limit_buy("1000", quantity="1000")  # 1,000,000 USDT: above the order value limit
+    headers = {"Idempotency-Key": "too-big"}
+
+    first = await client.post(f"{API}/orders", json=body, headers=headers)
+    again = await client.post(f"{API}/orders", json=body, headers=headers)
+
+    assert (first.status_code, first.json()["rule"]) == (422, "max_order_value")
+    assert again.status_code == 422
+    assert again.content == first.content
+    assert again.headers["Idempotent-Replayed"] == "true"
+    denied = (await client.get(f"{API}/orders", params={"status": "denied"})).json()["items"]
+    assert [order["id"] for order in denied] == [first.json()["order_id"]]

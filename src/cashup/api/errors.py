@@ -74,12 +74,17 @@ def _field_name(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def domain_error_response(error: DomainError) -> JSONResponse:
+    """The answer to a domain error: its status code and the one error shape with its figures."""
+    status = next((code for cls, code in STATUS_BY_ERROR if isinstance(error, cls)), 400)
+    extra = {key: value for key, value in error.context.items() if isinstance(value, str | int | float)}
+    return JSONResponse(error_body(error.code, error.detail, **extra), status_code=status)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
-        status = next((code for cls, code in STATUS_BY_ERROR if isinstance(error, cls)), 400)
-        extra = {key: value for key, value in error.context.items() if isinstance(value, str | int | float)}
-        return JSONResponse(error_body(error.code, error.detail, **extra), status_code=status)
+        return domain_error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep
-from cashup.api.errors import ERROR_RESPONSES
+from cashup.api.errors import ERROR_RESPONSES, domain_error_response
 from cashup.api.idempotency import IdempotencyStore, StoredResponse
 from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderStatus
@@ -76,12 +76,11 @@ async def create_order(
         if idempotency_key is not None:
             await store.abandon(principal.user_id, idempotency_key)
         raise
-    if result.denial is not None:
-        if idempotency_key is not None:
-            await store.abandon(principal.user_id, idempotency_key)
-        raise RiskDenied(result.denial, result.row.id)
-    runtime.signals.wake_worker()
-    response = json_response(order_out(result.row), 201 if result.created else 200)
+    if result.denial is not None:  # a final answer: the order is kept as denied, a replay gets the same 422
+        response: Response = domain_error_response(RiskDenied(result.denial, result.row.id))
+    else:
+        runtime.signals.wake_worker()
+        response = json_response(order_out(result.row), 201 if result.created else 200)
     if idempotency_key is not None:
         await store.complete(
             principal.user_id,
