@@ -115,3 +115,28 @@ async def test_statistics_by_date_and_strategy(client: httpx.AsyncClient) -> Non
     assert today["by_simple_status"] == {"pending": 3}
     assert {group["key"]: group["orders"] for group in today["by_strategy"]} == {"grid": 2, "trend": 1}
     assert other_day["total_orders"] == 0
+
+
+async def test_put_amends_and_put_cancel_cancels(client: httpx.AsyncClient) -> None:
+    order = (await client.post(f"{API}/orders", json=limit_buy("1000", quantity="0.02"))).json()
+    await wait_for_status(client, order["id"], "accepted")
+
+    amended = await client.put(f"{API}/orders/{order['id']}", json={"price": "1100", "quantity": "0.03"})
+    assert amended.status_code == 200, amended.text
+    assert (amended.json()["status"], Decimal(amended.json()["price"]), Decimal(amended.json()["quantity"])) == (
+        "accepted", Decimal("1100"), Decimal("0.03"))
+    [usdt] = (await client.get(f"{API}/balances/USDT")).json()
+    assert Decimal(usdt["locked"]) == Decimal("1100") * Decimal("0.03") * Decimal("1.001")
+
+    canceled = await client.put(f"{API}/orders/{order['id']}/cancel", params={"reason": "changed my mind"})
+    assert canceled.json()["status"] == "canceled"
+    events = (await client.get(f"{API}/orders/{order['id']}/events")).json()
+    assert events[-2]["data"]["reason"] == "changed my mind"
+    [usdt] = (await client.get(f"{API}/balances/USDT")).json()
+    assert Decimal(usdt["locked"]) == 0
+
+
+async def test_service_info_lists_the_exchanges_and_their_symbols(client: httpx.AsyncClient) -> None:
+    info = (await client.get(f"{API}/")).json()
+    assert info["exchanges"] == {"paper": ["BTC/USDT", "ETH/USDT"]}
+    assert info["docs"] == "/docs"
