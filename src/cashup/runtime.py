@@ -13,11 +13,12 @@ from cashup.accounts.service import AccountDirectory
 from cashup.config import Settings
 from cashup.core.instruments import InstrumentRegistry
 from cashup.core.risk import RiskLimits
+from cashup.core.rules import TradingRules
 from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
-from cashup.engine.signals import Signals
 from cashup.engine.worker import Worker
-from cashup.orders.admission import TradingRules
+from cashup.execution.placement import Placement
+from cashup.execution.signals import Signals
 from cashup.venues.base import Venue
 from cashup.venues.registry import build_venues
 
@@ -55,7 +56,9 @@ class Runtime:
                 max_orders_per_minute_account=settings.max_orders_per_minute_account,
             ),
         )
-        self.applier = ReportApplier(self.sessions, self.signals, clock, self.instruments)
+        self.placement = Placement(accounts=self.accounts, instruments=self.instruments, prices=self.last_price,
+                                   rules=self.rules, clock=clock)
+        self.applier = ReportApplier(self.sessions, self.signals, clock)
         self.run_worker = settings.embedded_worker if run_worker is None else run_worker
         if self.run_worker or not settings.paper_exchange_url:
             # An API process without a worker leaves a shared exchange's reports to the workers that book them.
@@ -73,10 +76,9 @@ class Runtime:
             action_timeout_seconds=settings.order_timeout_seconds,
             max_attempts=settings.worker_max_attempts,
             heartbeat_seconds=settings.worker_heartbeat_seconds,
-            accounts=self.accounts,
+            placement=self.placement,
             rules=self.rules,
             trigger_poll_seconds=settings.trigger_poll_seconds,
-            uses_skip_locked=not settings.is_sqlite,
         )
         self._tasks: list[asyncio.Task[None]] = []
 

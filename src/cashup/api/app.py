@@ -3,6 +3,7 @@
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -13,7 +14,9 @@ from cashup.api.secrets import resolve_jwt_secret
 from cashup.config import Settings
 from cashup.core.ids import new_id
 from cashup.engine.router import router as engine_router
+from cashup.execution.group_commit import PlacementWriter
 from cashup.metrics import REQUEST_LATENCY
+from cashup.orders.router import render_placement
 from cashup.orders.router import router as orders_router
 from cashup.risk.router import router as risk_router
 from cashup.runtime import Runtime
@@ -29,12 +32,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = runtime is None
-        app.state.runtime = runtime or Runtime(settings)
         if own:
+            app.state.runtime = Runtime(settings)
+            app.state.placements = placement_writer(app.state.runtime)
             await app.state.runtime.start()
         try:
             yield
         finally:
+            await app.state.placements.stop()
             if own:
                 await app.state.runtime.stop()
 
@@ -47,6 +52,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.jwt_secret = jwt_secret
     if runtime is not None:
         app.state.runtime = runtime
+        app.state.placements = placement_writer(runtime)
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(engine_router, prefix="/api/v1")
@@ -74,6 +80,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             structlog.contextvars.unbind_contextvars("request_id")
 
     return app
+
+
+def placement_writer(runtime: Runtime) -> PlacementWriter:
+    """The group-commit writer through which this app places orders."""
+    return PlacementWriter(runtime.sessions, runtime.placement, render_placement, clock=runtime.clock,
+                           signals=runtime.signals,
+                           idempotency_ttl=timedelta(hours=runtime.settings.idempotency_ttl_hours))
 
 
 def _route_template(request: Request) -> str:

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cashup.api.auth import InvalidToken, verify_token
 from cashup.api.errors import Unauthorized
 from cashup.core.principal import Principal
-from cashup.orders.service import OrderService
+from cashup.execution.group_commit import PlacementWriter
+from cashup.execution.uow import UnitOfWork
+from cashup.orders.service import OrderQueries
 from cashup.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT from `cashup token` or the CashUp user service")
@@ -31,6 +33,13 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+def get_unit_of_work(runtime: RuntimeDep, session: SessionDep) -> UnitOfWork:
+    return UnitOfWork(session, runtime.clock, runtime.signals)
+
+
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
+
+
 def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
@@ -48,15 +57,15 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_order_service(runtime: RuntimeDep, session: SessionDep) -> OrderService:
-    return OrderService(
-        session,
-        accounts=runtime.accounts,
-        instruments=runtime.instruments,
-        prices=runtime.last_price,
-        rules=runtime.rules,
-        clock=runtime.clock,
-    )
+def get_placements(request: Request) -> PlacementWriter:
+    return request.app.state.placements
 
 
-OrderServiceDep = Annotated[OrderService, Depends(get_order_service)]
+Placements = Annotated[PlacementWriter, Depends(get_placements)]
+
+
+def get_order_queries(session: SessionDep) -> OrderQueries:
+    return OrderQueries(session)
+
+
+OrderQueriesDep = Annotated[OrderQueries, Depends(get_order_queries)]

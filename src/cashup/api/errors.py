@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cashup.core.errors import Conflict, DomainError, Forbidden, InvalidOrder, InvalidTransition, NotFound
 from cashup.core.ledger import InsufficientFunds
-from cashup.orders.service import RiskDenied
+from cashup.core.risk import RiskDenied
 
 log = structlog.get_logger("cashup.api")
 
@@ -32,11 +32,6 @@ class ErrorOut(BaseModel):
 
 
 class Unauthorized(Exception):
-    def __init__(self, detail: str) -> None:
-        self.detail = detail
-
-
-class IdempotencyConflict(Exception):
     def __init__(self, detail: str) -> None:
         self.detail = detail
 
@@ -104,10 +99,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body("Unauthorized", error.detail), status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
-
-    @app.exception_handler(IdempotencyConflict)
-    async def _idempotency(_: Request, error: IdempotencyConflict) -> JSONResponse:
-        return JSONResponse(error_body("IdempotencyConflict", error.detail), status_code=409)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -54,3 +54,9 @@ class Forbidden(DomainError):
     """The caller's role does not allow the action."""
 
     code = "Forbidden"
+
+
+class IdempotencyConflict(Conflict):
+    """An ``Idempotency-Key`` was already used with another request body."""
+
+    code = "IdempotencyConflict"

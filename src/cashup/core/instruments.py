@@ -7,6 +7,12 @@ from cashup.core.errors import InvalidOrder
 from cashup.core.money import ZERO, is_multiple_of, round_down_to_step, round_to_step
 
 
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """``BTC/USDT`` → ``("BTC", "USDT")``."""
+    base, _, quote = symbol.partition("/")
+    return base, quote
+
+
 @dataclass(frozen=True, slots=True)
 class Instrument:
     """A spot pair as a venue lists it: ``BTC/USDT`` with its tick, lot and minimum notional."""
@@ -19,11 +25,11 @@ class Instrument:
 
     @property
     def base(self) -> str:
-        return self.symbol.split("/")[0]
+        return split_symbol(self.symbol)[0]
 
     @property
     def quote(self) -> str:
-        return self.symbol.split("/")[1]
+        return split_symbol(self.symbol)[1]
 
     def round_price(self, price: Decimal) -> Decimal:
         return round_to_step(price, self.tick_size)

@@ -32,7 +32,7 @@ class Reservation:
     unit_price: Decimal | None
 
 
-def _buy_lock(reserve_price: Decimal, quantity: Decimal, fee_rate: Decimal) -> Decimal:
+def buy_lock(reserve_price: Decimal, quantity: Decimal, fee_rate: Decimal) -> Decimal:
     """``reserve_price × quantity × (1 + fee_rate)``, rounded up to 18 decimals only when it has more."""
     with localcontext(EXACT):
         amount = reserve_price * quantity * (ONE + fee_rate)
@@ -66,7 +66,7 @@ def required_lock(
     _check(quantity, fee_rate)
     if side is OrderSide.BUY:
         price = _reserve_price(reserve_price)
-        return Reservation(instrument.quote, _buy_lock(price, quantity, fee_rate), price)
+        return Reservation(instrument.quote, buy_lock(price, quantity, fee_rate), price)
     return Reservation(instrument.base, quantity, None)
 
 
@@ -106,7 +106,7 @@ def lock_for_fill(
     if fill_quantity >= order_remaining_quantity:
         return reservation_remaining
     if side is OrderSide.BUY:
-        consumed = _buy_lock(_reserve_price(reserve_price), fill_quantity, fee_rate)
+        consumed = buy_lock(_reserve_price(reserve_price), fill_quantity, fee_rate)
     else:
         consumed = fill_quantity
     return min(consumed, reservation_remaining)
@@ -126,7 +126,7 @@ def relock_for_amend(
     """
     _check(new_remaining_quantity, fee_rate)
     if side is OrderSide.BUY:
-        needed = _buy_lock(_reserve_price(new_reserve_price), new_remaining_quantity, fee_rate)
+        needed = buy_lock(_reserve_price(new_reserve_price), new_remaining_quantity, fee_rate)
     else:
         needed = new_remaining_quantity
     with localcontext(EXACT):

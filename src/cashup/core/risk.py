@@ -12,8 +12,10 @@ from dataclasses import dataclass, fields
 from decimal import Decimal, localcontext
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 from cashup.core.enums import OrderSide
+from cashup.core.errors import DomainError
 from cashup.core.money import EXACT, ONE, ZERO, canonical
 from cashup.core.positions import is_risk_reducing
 
@@ -93,6 +95,21 @@ class RiskDenial:
     detail: str
     limit: str
     requested: str
+
+
+class RiskDenied(DomainError):
+    """A risk rule refused the order; the order is kept as ``denied`` with the rule in its events."""
+
+    code = "RiskDenied"
+
+    def __init__(self, denial: RiskDenial, order_id: UUID | None = None) -> None:
+        super().__init__(
+            f"{denial.rule}: {denial.detail}",
+            rule=denial.rule,
+            limit=denial.limit,
+            requested=denial.requested,
+            order_id=str(order_id) if order_id else None,
+        )
 
 
 def projected_position(position_quantity: Decimal, side: OrderSide, quantity: Decimal) -> Decimal:

@@ -101,6 +101,7 @@ class OrderRow(Base):
     reserve_price: Mapped[Decimal | None]
     fee_rate: Mapped[Decimal] = mapped_column(default=Decimal(0))
     role: Mapped[str | None] = mapped_column(String(16))
+    child_index: Mapped[int | None]
     algo_state: Mapped[dict[str, Any] | None]
 
     # Declared so the unit of work inserts an order before its events and executions; never loaded.

@@ -1,27 +1,25 @@
 """What every work step needs: sessions, venues, clock, timeouts, and the shared ways to finish a step."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
 import structlog
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cashup.accounts.service import AccountDirectory
-from cashup.core.backoff import retry_delay
 from cashup.core.instruments import InstrumentRegistry
-from cashup.core.orders import OrderEvent
-from cashup.db.models import OrderRow
+from cashup.core.orders import Order, OrderEvent
+from cashup.core.rules import TradingRules
 from cashup.engine.failures import FailureStore
-from cashup.engine.signals import Signals
+from cashup.engine.retry import retry_delay
+from cashup.execution.placement import Placement
+from cashup.execution.signals import Signals
+from cashup.execution.uow import UnitOfWork
+from cashup.execution.work import Action, WorkQueue, leased, retry_at, scheduled
 from cashup.metrics import RETRIES, VENUE_ERRORS
-from cashup.orders.admission import TradingRules
-from cashup.orders.journal import record_event
-from cashup.orders.repository import OrderRepository, to_domain
-from cashup.trading.books import Books
 from cashup.venues.base import Venue
 from cashup.venues.errors import VenueError
 
@@ -40,77 +38,72 @@ class EngineContext:
     action_timeout: timedelta
     max_attempts: int
     trigger_poll: timedelta
-    protection_band: Decimal
-    accounts: AccountDirectory
     rules: TradingRules
+    placement: Placement
 
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:
         venue = self.venues.get(exchange)
         return venue.last_price(symbol) if venue is not None else None
 
-    def books(self, session: AsyncSession) -> Books:
-        return Books(session, self.clock, self.instruments)
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        async with self.sessions() as session:
+            yield UnitOfWork(session, self.clock, self.signals)
 
-    def settle(self, row: OrderRow, action: str | None, due_in: timedelta | None, *, keep_lease: bool = False) -> None:
-        """Set the order's next action and when it is due; release the lease unless a venue call follows."""
-        row.pending_action = action
-        row.next_action_at = self.clock() + due_in if due_in is not None else None
-        if keep_lease:
-            row.lease_owner = self.owner
-            row.lease_expires_at = self.clock() + self.lease
-        else:
-            row.lease_owner = None
-            row.lease_expires_at = None
-        if action is None:
-            row.attempts = 0
+    def done(self, uow: UnitOfWork, order: Order) -> None:
+        """Nothing more to do for the order."""
+        uow.schedule(order.id, scheduled(None, self.clock()))
+
+    def again(self, uow: UnitOfWork, order: Order, action: Action, due_in: timedelta) -> None:
+        """Look at the order again after ``due_in`` (any worker may)."""
+        uow.schedule(order.id, scheduled(action, self.clock(), due_in))
+
+    def holding(self, uow: UnitOfWork, order: Order, action: Action, due_in: timedelta,
+                attempts: int | None = None) -> None:
+        """Keep the lease while a venue call follows; ``action`` falls due at the deadline if no answer came."""
+        uow.schedule(order.id, leased(action, self.clock(), due_in, self.owner, self.lease, attempts))
 
     async def release(self, order_id: UUID) -> None:
         """Let other workers have the order again once our venue call has returned."""
         async with self.sessions() as session:
-            await session.execute(
-                update(OrderRow).where(OrderRow.id == order_id, OrderRow.lease_owner == self.owner)
-                .values(lease_owner=None, lease_expires_at=None)
-            )
+            await WorkQueue(session).release(order_id, self.owner)
             await session.commit()
 
     async def book(self, order_id: UUID, event: OrderEvent) -> None:
         """Book an outcome we learned from a venue call (not from a report), if it still applies."""
-        async with self.sessions() as session:
-            repository = OrderRepository(session)
-            row = await repository.get(order_id, for_update=True)
-            if row is None:
+        async with self.unit_of_work() as uow:
+            order = await uow.orders.get(order_id, for_update=True)
+            if order is None or not order.can_apply(event):
                 return
-            order = to_domain(row)
-            if order.can_apply(event):
-                await record_event(repository, self.books(session), row, order, event)
-                self.settle(row, None, None)
-                await FailureStore(session, self.clock).resolve(order_id)
-                await session.commit()
-        self.signals.orders_changed([order_id])
+            await uow.record(order, [event])
+            self.done(uow, order)
+            await FailureStore(uow.session, self.clock).resolve(order_id)
+            await uow.commit()
 
-    async def retry_later(self, order_id: UUID, venue_name: str, error: VenueError, action: str) -> None:
+    async def retry_later(self, order_id: UUID, venue_name: str, error: VenueError, action: Action) -> None:
         """A transient venue failure: look again after a backoff, or record a failure once attempts run out."""
         VENUE_ERRORS.labels(venue_name, type(error).__name__).inc()
-        async with self.sessions() as session:
-            row = await OrderRepository(session).get(order_id, for_update=True)
-            if row is None:
+        async with self.unit_of_work() as uow:
+            order = await uow.orders.get(order_id, for_update=True)
+            if order is None:
                 return
-            await self.schedule_retry(session, row, action, error)
-            await session.commit()
+            await self.schedule_retry(uow, order, action, error)
+            await uow.commit()
 
-    async def schedule_retry(self, session: AsyncSession, row: OrderRow, action: str, error: Exception) -> None:
-        row.attempts += 1
-        row.lease_owner = None
-        row.lease_expires_at = None
-        if row.attempts >= self.max_attempts:
-            row.next_action_at = None
-            await FailureStore(session, self.clock).record(
-                kind=f"order_{action}", order_id=row.id, error=repr(error), retry_count=row.attempts,
-                payload={"action": action, "status": row.status, "client_order_id": row.client_order_id},
+    async def schedule_retry(self, uow: UnitOfWork, order: Order, action: Action, error: Exception) -> None:
+        """Count one more attempt; past the limit the work goes to the failure table and waits for a person."""
+        queue = uow.orders.queue_of(order.id)
+        attempts = (queue.attempts if queue is not None else 0) + 1
+        if attempts >= self.max_attempts:
+            uow.schedule(order.id, retry_at(action, None, attempts))
+            await FailureStore(uow.session, self.clock).record(
+                kind=f"order_{action}", order_id=order.id, error=repr(error), retry_count=attempts,
+                payload={"action": action.value, "status": order.status.value,
+                         "client_order_id": order.client_order_id},
             )
-            log.error("work failed after retries", order_id=str(row.id), action=action, error=repr(error))
+            log.error("work failed after retries", order_id=str(order.id), action=action.value, error=repr(error))
             return
-        row.next_action_at = self.clock() + timedelta(seconds=retry_delay(row.attempts))
-        RETRIES.labels(action).inc()
-        log.warning("venue call failed; will look again", order_id=str(row.id), action=action,
-                    attempt=row.attempts, error=repr(error))
+        uow.schedule(order.id, retry_at(action, self.clock() + timedelta(seconds=retry_delay(attempts)), attempts))
+        RETRIES.labels(action.value).inc()
+        log.warning("venue call failed; will look again", order_id=str(order.id), action=action.value,
+                    attempt=attempts, error=repr(error))

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.errors import Conflict, NotFound
 from cashup.core.ids import new_id
-from cashup.db.models import FailureRow, OrderRow
+from cashup.db.models import FailureRow
+from cashup.execution.work import WorkQueue
 from cashup.metrics import FAILURES
 
 
@@ -76,15 +77,8 @@ class FailureStore:
             raise Conflict(f"failure {failure_id} already succeeded", status=row.status)
         if row.order_id is None:
             raise Conflict(f"failure {failure_id} has no work to retry", status=row.status)
-        order = await self.session.get(OrderRow, row.order_id, with_for_update=True)
-        if order is None or order.pending_action is None:
-            row.status = FailureStatus.SUCCESS
-        else:
-            order.attempts = 0
-            order.next_action_at = self.clock()
-            order.lease_owner = None
-            order.lease_expires_at = None
-            row.status = FailureStatus.PROCESSING
+        requeued = await WorkQueue(self.session).retry_now(row.order_id, self.clock())
+        row.status = FailureStatus.PROCESSING if requeued else FailureStatus.SUCCESS
         row.retry_count += 1
         row.updated_at = self.clock()
         return row

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cashup.core.enums import WORKING_STATUSES, Liquidity
 from cashup.core.errors import InvalidTransition
-from cashup.core.instruments import InstrumentRegistry
 from cashup.core.orders import (
     EventKind,
     OrderAccepted,
@@ -26,11 +25,10 @@ from cashup.core.orders import (
 )
 from cashup.engine.crash import AFTER_ACCEPT, crash_point
 from cashup.engine.failures import FailureStore
-from cashup.engine.signals import Signals
+from cashup.execution.signals import Signals
+from cashup.execution.uow import UnitOfWork
+from cashup.execution.work import scheduled
 from cashup.metrics import ACK_TO_FILL, IGNORED_REPORTS, ORDER_TO_ACK
-from cashup.orders.journal import record_event
-from cashup.orders.repository import OrderRepository, to_domain
-from cashup.trading.books import Books
 from cashup.venues.base import ExecutionReport, ReportKind
 
 log = structlog.get_logger("cashup.engine.reports")
@@ -71,19 +69,17 @@ def report_to_event(report: ExecutionReport) -> OrderEvent:
 
 
 class ReportApplier:
-    """Consumes ``(venue name, report)`` pairs from a queue and books them."""
+    """Consumes ``(venue name, report)`` pairs from a queue and applies them, many per unit of work."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         signals: Signals,
         clock: Callable[[], datetime],
-        instruments: InstrumentRegistry,
     ) -> None:
         self.sessions = sessions
         self.signals = signals
         self.clock = clock
-        self.instruments = instruments
         self.queue: asyncio.Queue[tuple[str, ExecutionReport]] = asyncio.Queue()
 
     def sink_for(self, venue_name: str) -> Callable[[ExecutionReport], None]:
@@ -95,69 +91,56 @@ class ReportApplier:
             while len(batch) < BATCH_LIMIT and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
-                changed = await self._apply_batch(batch)
+                await self._apply_batch(batch)
             except Exception:
                 log.exception("report batch failed; applying one by one", size=len(batch))
-                changed = set()
                 for item in batch:
                     try:
-                        changed |= await self._apply_batch([item])
+                        await self._apply_batch([item])
                     except Exception:
                         log.exception("report could not be applied", venue=item[0], report=repr(item[1]))
             finally:
                 for _ in batch:
                     self.queue.task_done()
-            self.signals.orders_changed(changed)
 
     async def drain(self) -> None:
         """Wait until every queued report has been applied (tests, shutdown)."""
         await self.queue.join()
 
-    async def _apply_batch(self, batch: Iterable[tuple[str, ExecutionReport]]) -> set[UUID]:
-        changed: set[UUID] = set()
+    async def _apply_batch(self, batch: Iterable[tuple[str, ExecutionReport]]) -> None:
         async with self.sessions() as session:
+            uow = UnitOfWork(session, self.clock, self.signals)
             for venue_name, report in batch:
-                order_id = await apply_report(session, venue_name, report, self.clock, self.instruments)
-                if order_id is not None:
-                    changed.add(order_id)
-            await session.commit()
-        return changed
+                await apply_report(uow, venue_name, report)
+            await uow.commit()
 
 
-async def apply_report(
-    session: AsyncSession, venue_name: str, report: ExecutionReport, clock: Callable[[], datetime],
-    instruments: InstrumentRegistry,
-) -> UUID | None:
-    """Book one report in ``session``; return the order id it changed, or ``None`` if it did not apply."""
-    repository = OrderRepository(session)
-    row = await repository.get_by_venue_client_id(venue_name, report.venue_client_order_id, for_update=True)
-    if row is None:
+async def apply_report(uow: UnitOfWork, venue_name: str, report: ExecutionReport) -> UUID | None:
+    """Apply one report in ``uow``; return the order id it changed, or ``None`` if it did not apply."""
+    order = await uow.orders.get_by_venue_client_id(venue_name, report.venue_client_order_id, for_update=True)
+    if order is None:
         IGNORED_REPORTS.labels("unknown_order").inc()
         log.warning("report for an unknown order", venue=venue_name, client_order_id=report.venue_client_order_id)
         return None
-    execution_ids = await repository.execution_ids(row.id) if report.kind is ReportKind.FILL else set()
-    order = to_domain(row, execution_ids)
     event = report_to_event(report)
+    if isinstance(event, OrderFilled) and (event.execution_id in order.execution_ids
+                                           or await uow.orders.has_execution(order.id, event.execution_id)):
+        IGNORED_REPORTS.labels("duplicate_fill").inc()
+        return None
     first_fill = order.filled_quantity == 0
     try:
-        kind = await record_event(repository, Books(session, clock, instruments), row, order, event)
+        kinds = await uow.record(order, [event])
     except InvalidTransition as error:
         IGNORED_REPORTS.labels(report.kind.value).inc()
         log.warning("report does not apply", order_id=str(order.id), status=order.status.value,
                     report=report.kind.value, detail=error.detail)
         return None
-    if kind is None:
-        IGNORED_REPORTS.labels("duplicate_fill").inc()
-        return None
-    if kind is EventKind.ACCEPTED:
+    if EventKind.ACCEPTED in kinds:
         crash_point(AFTER_ACCEPT, order.client_order_id)
         ORDER_TO_ACK.observe(max((report.at - order.created_at).total_seconds(), 0))
     if isinstance(event, OrderFilled) and first_fill:
         ACK_TO_FILL.observe(max((report.at - order.created_at).total_seconds(), 0))
     if order.status.is_final or order.status in WORKING_STATUSES:
-        row.pending_action = None
-        row.pending_changes = None
-        row.next_action_at = None
-        row.attempts = 0
-        await FailureStore(session, clock).resolve(order.id)
+        uow.schedule(order.id, scheduled(None, uow.clock()))
+        await FailureStore(uow.session, uow.clock).resolve(order.id)
     return order.id

@@ -7,13 +7,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
+from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep, UnitOfWorkDep
 from cashup.api.errors import ERROR_RESPONSES
 from cashup.api.types import Amount
 from cashup.core.enums import Role
 from cashup.engine.failures import FailureStore
-from cashup.engine.progress import iceberg_progress, set_paused, twap_progress
+from cashup.engine.progress import iceberg_progress, twap_progress
 from cashup.engine.queue import queue_status
+from cashup.execution.handlers import set_paused
 from cashup.orders.service import decode_cursor, encode_cursor
 
 router = APIRouter(tags=["engine"], responses=ERROR_RESPONSES)
@@ -143,16 +144,14 @@ async def get_iceberg_progress(order_id: UUID, principal: CurrentPrincipal, sess
 
 
 @router.post("/orders/{order_id}/pause", status_code=204)
-async def pause(order_id: UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> None:
+async def pause(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep) -> None:
     """Stop scheduling new child orders of a running algorithm; working children stay as they are."""
-    await set_paused(session, runtime, principal, order_id, True)
-    await session.commit()
-    runtime.signals.wake_worker()
+    await set_paused(uow, principal, order_id, True)
+    await uow.commit()
 
 
 @router.post("/orders/{order_id}/resume", status_code=204)
-async def resume(order_id: UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> None:
+async def resume(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep) -> None:
     """Resume scheduling a paused algorithm."""
-    await set_paused(session, runtime, principal, order_id, False)
-    await session.commit()
-    runtime.signals.wake_worker()
+    await set_paused(uow, principal, order_id, False)
+    await uow.commit()

@@ -7,16 +7,11 @@ worker reconciles with the venue, by its client order id, before anything is sen
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import TypeVar
 from uuid import UUID
 
-import stamina
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.algos.triggers import triggered_order_type
-from cashup.core.backoff import retry_delay
 from cashup.core.enums import HELD_ORDER_TYPES, OrderStatus, OrderType, TimeInForce
 from cashup.core.orders import (
     Order,
@@ -27,34 +22,17 @@ from cashup.core.orders import (
     OrderReplaceRejected,
     OrderSubmitted,
 )
-from cashup.db.models import OrderRow
 from cashup.engine.context import EngineContext
 from cashup.engine.crash import BEFORE_SEND, crash_point
 from cashup.engine.failures import FailureStore
 from cashup.engine.reports import apply_report
-from cashup.orders.journal import record_event
-from cashup.orders.repository import OrderRepository, to_domain
-from cashup.orders.service import Action
+from cashup.engine.retry import retry_delay, with_retries
+from cashup.execution.uow import UnitOfWork
+from cashup.execution.work import Action, retry_at
 from cashup.venues.base import ExecutionReport, ReportKind, Venue, VenueOrderRequest, VenueOrderState, VenueOrderStatus
 from cashup.venues.errors import VenueError, VenueOrderNotFound, VenueRejected
 
 log = structlog.get_logger("cashup.engine")
-T = TypeVar("T")
-
-
-def is_transient(error: Exception) -> bool:
-    return isinstance(error, VenueError) and error.transient
-
-
-async def with_retries(call: Callable[[], Awaitable[T]]) -> T:
-    """Retry an idempotent venue call (look-up, cancel, amend) on transient errors, with exponential backoff
-    and jitter; what still fails is scheduled again by the worker. Submissions never go through here: an
-    unanswered submit is reconciled, not re-sent blindly."""
-    async for attempt in stamina.retry_context(on=is_transient, attempts=3, timeout=10, wait_initial=0.05,
-                                               wait_max=0.5, wait_jitter=0.1):
-        with attempt:
-            return await call()
-    raise AssertionError("unreachable: stamina re-raises the last error")
 
 
 def venue_client_order_id(order_id: UUID) -> str:
@@ -62,10 +40,11 @@ def venue_client_order_id(order_id: UUID) -> str:
     return order_id.hex
 
 
-def venue_request(order: Order, client_id: str, protection_price: Decimal | None) -> VenueOrderRequest:
-    """The request a venue gets. A market order goes out as an IOC limit at its protection price, so it never
-    fills beyond the price its funds were reserved at."""
+def venue_request(order: Order, client_id: str) -> VenueOrderRequest:
+    """The request a venue gets. A market order goes out as an IOC limit at its reserve (protection) price, so
+    it never fills beyond the price its funds were reserved at."""
     order_type = triggered_order_type(order.order_type) if order.order_type in HELD_ORDER_TYPES else order.order_type
+    protection_price = order.reserve_price
     protected = order_type is OrderType.MARKET and protection_price is not None
     return VenueOrderRequest(
         venue_client_order_id=client_id,
@@ -81,32 +60,30 @@ def venue_request(order: Order, client_id: str, protection_price: Decimal | None
     )
 
 
-async def submit(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> None:
-    order = to_domain(row)
+async def submit(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
     if order.status not in (OrderStatus.PENDING_NEW, OrderStatus.TRIGGERED):
-        ctx.settle(row, None, None)
-        await session.commit()
+        ctx.done(uow, order)
+        await uow.commit()
         return
     client_id = venue_client_order_id(order.id)
-    repository = OrderRepository(session)
-    books = ctx.books(session)
-    await record_event(repository, books, row, order, OrderSubmitted(at=ctx.clock(), venue_client_order_id=client_id))
     venue = ctx.venues.get(order.exchange)
+    events: list[OrderEvent] = [OrderSubmitted(at=ctx.clock(), venue_client_order_id=client_id)]
     if venue is None:
-        refusal = OrderRejected(at=ctx.clock(), reason=f"venue {order.exchange} is not running")
-        await record_event(repository, books, row, order, refusal)
-        ctx.settle(row, None, None)
-        await session.commit()
+        events.append(OrderRejected(at=ctx.clock(), reason=f"venue {order.exchange} is not running"))
+    await uow.record(order, events, source="engine")
+    if venue is None:
+        ctx.done(uow, order)
+        await uow.commit()
         return
-    ctx.settle(row, Action.RECONCILE, ctx.action_timeout, keep_lease=True)
-    await session.commit()
-    await send(ctx, order, venue, client_id, row.reserve_price)
+    ctx.holding(uow, order, Action.RECONCILE, ctx.action_timeout)
+    await uow.commit()
+    await send(ctx, order, venue, client_id)
 
 
-async def send(ctx: EngineContext, order: Order, venue: Venue, client_id: str, protection: Decimal | None) -> None:
+async def send(ctx: EngineContext, order: Order, venue: Venue, client_id: str) -> None:
     crash_point(BEFORE_SEND, order.client_order_id)
     try:
-        await venue.submit(venue_request(order, client_id, protection))
+        await venue.submit(venue_request(order, client_id))
     except VenueRejected as error:
         await ctx.book(order.id, OrderRejected(at=ctx.clock(), reason=str(error) or "rejected by venue"))
     except VenueError as error:
@@ -115,59 +92,61 @@ async def send(ctx: EngineContext, order: Order, venue: Venue, client_id: str, p
         await ctx.release(order.id)
 
 
-async def reconcile(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> None:
+async def reconcile(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
     """Ask the venue what it knows of an order whose outcome we never heard, before re-sending anything."""
-    order = to_domain(row)
     venue = ctx.venues.get(order.exchange)
     if venue is None:
-        ctx.settle(row, Action.RECONCILE, ctx.action_timeout)
-        await session.commit()
+        ctx.again(uow, order, Action.RECONCILE, ctx.action_timeout)
+        await uow.commit()
         return
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
     try:
         state = await with_retries(lambda: venue.fetch_order(client_id, order.symbol))
     except VenueError as error:
-        await ctx.schedule_retry(session, row, Action.RECONCILE, error)
-        await session.commit()
+        await ctx.schedule_retry(uow, order, Action.RECONCILE, error)
+        await uow.commit()
         return
     if state is None and order.status is OrderStatus.SUBMITTED:
-        row.attempts += 1
-        if row.attempts >= ctx.max_attempts:
-            await ctx.schedule_retry(session, row, Action.RECONCILE, VenueError("the venue never received the order"))
-            await session.commit()
+        queue = uow.orders.queue_of(order.id)
+        attempts = (queue.attempts if queue is not None else 0) + 1
+        if attempts >= ctx.max_attempts:
+            await ctx.schedule_retry(uow, order, Action.RECONCILE, VenueError("the venue never received the order"))
+            await uow.commit()
             return
-        ctx.settle(row, Action.RECONCILE, ctx.action_timeout, keep_lease=True)
-        await session.commit()
+        ctx.holding(uow, order, Action.RECONCILE, ctx.action_timeout, attempts=attempts)
+        await uow.commit()
         log.info("venue never received the order; sending it again", order_id=str(order.id))
-        await send(ctx, order, venue, client_id, row.reserve_price)
+        await send(ctx, order, venue, client_id)
         return
     if state is not None:
         for report in reports_from_state(state, order, ctx.clock()):
-            await apply_report(session, venue.name, report, ctx.clock, ctx.instruments)
+            await apply_report(uow, venue.name, report)
     elif order.status is OrderStatus.PENDING_CANCEL:
-        await record_event(OrderRepository(session), ctx.books(session), row, order,
-                           OrderCanceled(at=ctx.clock(), reason="never reached the venue"))
+        await uow.record(order, [OrderCanceled(at=ctx.clock(), reason="never reached the venue")], source="engine")
     follow_up = {OrderStatus.PENDING_CANCEL: Action.CANCEL, OrderStatus.PENDING_REPLACE: Action.REPLACE}.get(
-        OrderStatus(row.status))
-    ctx.settle(row, follow_up, timedelta(0) if follow_up else None)
+        order.status)
     if follow_up is None:
-        await FailureStore(session, ctx.clock).resolve(row.id)
-    await session.commit()
+        ctx.done(uow, order)
+        await FailureStore(uow.session, ctx.clock).resolve(order.id)
+    else:
+        ctx.again(uow, order, follow_up, timedelta(0))
+    await uow.commit()
 
 
-async def cancel(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> None:
-    order = to_domain(row)
+async def cancel(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
     venue = ctx.venues.get(order.exchange)
     if order.status is not OrderStatus.PENDING_CANCEL:
-        ctx.settle(row, None, None)
-        await session.commit()
+        ctx.done(uow, order)
+        await uow.commit()
         return
     if venue is None or order.exchange_order_id is None:
         # Not acknowledged yet: the acknowledgement is on its way (or reconciliation will find it).
-        row.attempts += 1
-        action = Action.RECONCILE if row.attempts > 3 else Action.CANCEL
-        ctx.settle(row, action, timedelta(seconds=retry_delay(row.attempts, base=0.1)))
-        await session.commit()
+        queue = uow.orders.queue_of(order.id)
+        attempts = (queue.attempts if queue is not None else 0) + 1
+        action = Action.RECONCILE if attempts > 3 else Action.CANCEL
+        uow.schedule(order.id, retry_at(action, ctx.clock() + timedelta(seconds=retry_delay(attempts, base=0.1)),
+                                        attempts))
+        await uow.commit()
         return
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
 
@@ -176,42 +155,39 @@ async def cancel(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> No
             return OrderCanceled(at=ctx.clock(), reason="not open at the venue")
         return OrderCancelRejected(at=ctx.clock(), reason=str(error) or "cancel refused by the venue")
 
-    await request(ctx, session, row, order, venue, Action.CANCEL,
-                  lambda: venue.cancel(client_id, order.symbol), refusal)
+    await request(ctx, uow, order, venue, Action.CANCEL, lambda: venue.cancel(client_id, order.symbol), refusal)
 
 
-async def replace(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> None:
-    order = to_domain(row)
+async def replace(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
     venue = ctx.venues.get(order.exchange)
-    changes = row.pending_changes or {}
-    if order.status is not OrderStatus.PENDING_REPLACE or venue is None:
-        ctx.settle(row, None, None)
-        await session.commit()
+    amend = order.pending_amend
+    if order.status is not OrderStatus.PENDING_REPLACE or venue is None or amend is None:
+        ctx.done(uow, order)
+        await uow.commit()
         return
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
-    quantity, price = changes.get("quantity"), changes.get("price")
 
     def refusal(error: VenueError) -> OrderEvent:
         return OrderReplaceRejected(at=ctx.clock(), reason=str(error) or "amend refused by the venue")
 
-    await request(ctx, session, row, order, venue, Action.REPLACE,
-                  lambda: venue.amend(client_id, order.symbol, Decimal(quantity) if quantity is not None else None,
-                                      Decimal(price) if price is not None else None), refusal)
+    await request(ctx, uow, order, venue, Action.REPLACE,
+                  lambda: venue.amend(client_id, order.symbol, amend.quantity, amend.price), refusal)
 
 
 async def request(
-    ctx: EngineContext, session: AsyncSession, row: OrderRow, order: Order, venue: Venue, action: str,
+    ctx: EngineContext, uow: UnitOfWork, order: Order, venue: Venue, action: Action,
     call: Callable[[], Awaitable[None]], refusal: Callable[[VenueError], OrderEvent],
 ) -> None:
     """Send a cancel or an amend; its outcome arrives as a report. Unanswered by the deadline, the order is
     reconciled first and the request goes again only if it still applies; a venue refusal is booked at once."""
-    if row.attempts >= ctx.max_attempts:
-        await ctx.schedule_retry(session, row, action, VenueError(f"the venue never confirmed the {action}"))
-        await session.commit()
+    queue = uow.orders.queue_of(order.id)
+    attempts = queue.attempts if queue is not None else 0
+    if attempts >= ctx.max_attempts:
+        await ctx.schedule_retry(uow, order, action, VenueError(f"the venue never confirmed the {action}"))
+        await uow.commit()
         return
-    row.attempts += 1
-    ctx.settle(row, Action.RECONCILE, ctx.action_timeout, keep_lease=True)
-    await session.commit()
+    ctx.holding(uow, order, Action.RECONCILE, ctx.action_timeout, attempts=attempts + 1)
+    await uow.commit()
     try:
         await with_retries(call)
     except (VenueRejected, VenueOrderNotFound) as error:

@@ -11,31 +11,31 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cashup.accounts.service import AccountDirectory
-from cashup.core.backoff import retry_delay
 from cashup.core.enums import OrderStatus
 from cashup.core.ids import new_id
 from cashup.core.instruments import InstrumentRegistry
-from cashup.db.models import OrderRow, WorkerRow
+from cashup.core.orders import Order
+from cashup.core.rules import TradingRules
+from cashup.db.models import WorkerRow
 from cashup.engine import algorithms, held, venue_steps
 from cashup.engine.context import EngineContext
-from cashup.engine.signals import Signals
+from cashup.engine.retry import retry_delay
+from cashup.execution.placement import Placement
+from cashup.execution.signals import Signals
+from cashup.execution.uow import UnitOfWork
+from cashup.execution.work import Action, WorkQueue
 from cashup.metrics import WORK_STEPS
-from cashup.orders.admission import TradingRules
-from cashup.orders.repository import OrderRepository
-from cashup.orders.service import Action
 from cashup.venues.base import Venue
 
 log = structlog.get_logger("cashup.engine.worker")
 
-Step = Callable[[EngineContext, AsyncSession, OrderRow], Awaitable[None]]
+Step = Callable[[EngineContext, UnitOfWork, Order], Awaitable[None]]
 UNKNOWN_OUTCOME = (OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
 
 STEPS: dict[str, Step] = {
@@ -63,10 +63,9 @@ class Worker:
         action_timeout_seconds: float = 30.0,
         max_attempts: int = 6,
         heartbeat_seconds: float = 5.0,
-        accounts: AccountDirectory,
+        placement: Placement,
         rules: TradingRules,
         trigger_poll_seconds: float = 0.25,
-        uses_skip_locked: bool = False,
     ) -> None:
         self.sessions = sessions
         self.signals = signals
@@ -74,14 +73,12 @@ class Worker:
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.heartbeat_seconds = heartbeat_seconds
-        self.uses_skip_locked = uses_skip_locked
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id().hex[-8:]}"
         self.context = EngineContext(
             sessions=sessions, venues=venues, signals=signals, clock=clock, instruments=instruments,
             owner=self.owner, lease=timedelta(seconds=lease_seconds),
             action_timeout=timedelta(seconds=action_timeout_seconds), max_attempts=max_attempts,
-            trigger_poll=timedelta(seconds=trigger_poll_seconds), protection_band=rules.protection_band,
-            accounts=accounts, rules=rules,
+            trigger_poll=timedelta(seconds=trigger_poll_seconds), rules=rules, placement=placement,
         )
         self._slots = asyncio.Semaphore(concurrency)
 
@@ -116,83 +113,55 @@ class Worker:
 
     async def reconcile_unknown_outcomes(self) -> int:
         """Schedule a reconciliation, due now, of every unleased order whose venue outcome is unknown."""
-        now = self.clock()
         async with self.sessions() as session:
-            result = await session.execute(
-                update(OrderRow)
-                .where(OrderRow.status.in_([status.value for status in UNKNOWN_OUTCOME]))
-                .where((OrderRow.lease_expires_at.is_(None)) | (OrderRow.lease_expires_at < now))
-                .values(pending_action=Action.RECONCILE, next_action_at=now, attempts=0)
-            )
+            count = await WorkQueue(session).reconcile_unknown([status.value for status in UNKNOWN_OUTCOME],
+                                                               self.clock())
             await session.commit()
-        if result.rowcount:
-            log.info("reconciling orders with unknown outcomes", count=result.rowcount)
+        if count:
+            log.info("reconciling orders with unknown outcomes", count=count)
             self.signals.wake_worker()
-        return result.rowcount
+        return count
 
     async def claim(self, limit: int) -> list[UUID]:
-        """Lease up to ``limit`` due orders: cancels first, then by priority among the oldest due.
-
-        Both queries walk an index on the due time and stop at their limit, so concurrent workers lock only
-        the rows they take (``SKIP LOCKED`` passes over the others' rows).
-        """
-        now = self.clock()
+        """Lease up to ``limit`` due orders (see ``WorkQueue.claim``)."""
         async with self.sessions() as session:
-            cancels = await self._due(session, now, limit, OrderRow.pending_action == Action.CANCEL)
-            rest = await self._due(session, now, limit - len(cancels), OrderRow.pending_action != Action.CANCEL)
-            rows = cancels + sorted(rest, key=lambda row: (-row.priority, row.next_action_at))
-            for row in rows:
-                row.lease_owner = self.owner
-                row.lease_expires_at = now + self.context.lease
+            order_ids = await WorkQueue(session).claim(self.owner, self.clock(), self.context.lease, limit)
             await session.commit()
-        return [row.id for row in rows]
-
-    async def _due(self, session: AsyncSession, now: datetime, limit: int, condition: Any) -> list[OrderRow]:
-        if limit <= 0:
-            return []
-        query = (
-            select(OrderRow)
-            .where(condition, OrderRow.next_action_at <= now)
-            .where((OrderRow.lease_expires_at.is_(None)) | (OrderRow.lease_expires_at < now))
-            .order_by(OrderRow.next_action_at)
-            .limit(limit)
-        )
-        if self.uses_skip_locked:
-            query = query.with_for_update(skip_locked=True)
-        return list((await session.execute(query)).scalars())
+        return order_ids
 
     async def _step_in_slot(self, order_id: UUID) -> None:
         async with self._slots:
             try:
                 await self.step(order_id)
             except Exception:
+                # A crashed step counts as an attempt, so work that always crashes ends in the failure table.
                 WORK_STEPS.labels("any", "crashed").inc()
                 log.exception("work step failed", order_id=str(order_id))
-                await self._release_later(order_id, timedelta(seconds=retry_delay(3)))
+                await self._after_crash(order_id)
 
     async def step(self, order_id: UUID) -> None:
-        async with self.sessions() as session:
-            row = await OrderRepository(session).get(order_id, for_update=True)
-            if row is None or row.lease_owner != self.owner:
+        async with self.context.unit_of_work() as uow:
+            order = await uow.orders.get(order_id, for_update=True, with_executions=True)
+            queue = uow.orders.queue_of(order_id)
+            if order is None or queue is None or queue.lease_owner != self.owner:
                 return
-            action = row.pending_action or ""
-            handler = STEPS.get(action)
+            handler = STEPS.get(queue.action or "")
             if handler is None:
-                self.context.settle(row, None, None)
-                await session.commit()
+                self.context.done(uow, order)
+                await uow.commit()
                 return
-            await handler(self.context, session, row)
-            WORK_STEPS.labels(action, "done").inc()
-        self.signals.orders_changed([order_id])
+            await handler(self.context, uow, order)
+            WORK_STEPS.labels(queue.action, "done").inc()
 
-    async def _release_later(self, order_id: UUID, delay: timedelta) -> None:
-        async with self.sessions() as session:
-            await session.execute(
-                update(OrderRow)
-                .where(OrderRow.id == order_id, OrderRow.lease_owner == self.owner)
-                .values(lease_owner=None, lease_expires_at=None, next_action_at=self.clock() + delay)
-            )
-            await session.commit()
+    async def _after_crash(self, order_id: UUID) -> None:
+        async with self.context.unit_of_work() as uow:
+            order = await uow.orders.get(order_id, for_update=True)
+            queue = uow.orders.queue_of(order_id)
+            if order is None or queue is None or queue.lease_owner != self.owner or queue.action is None:
+                return
+            error = RuntimeError("the work step crashed; see the log")
+            await self.context.schedule_retry(uow, order, Action(queue.action), error)
+            await uow.commit()
 
     async def _heartbeat(self) -> None:
         started = self.clock()
@@ -213,8 +182,5 @@ class Worker:
             async with asyncio.timeout(5):
                 async with self.sessions() as session:
                     await session.execute(delete(WorkerRow).where(WorkerRow.id == self.owner))
-                    await session.execute(
-                        update(OrderRow).where(OrderRow.lease_owner == self.owner)
-                        .values(lease_owner=None, lease_expires_at=None)
-                    )
+                    await WorkQueue(session).sign_off(self.owner)
                     await session.commit()

@@ -1,4 +1,4 @@
-"""HTTP routes of the orders slice. Thin: resolve auth and input, call the service, commit, answer."""
+"""HTTP routes of the orders slice. Thin: resolve auth and input, call a handler or a query, commit, answer."""
 
 import asyncio
 from datetime import UTC, date, datetime, time, timedelta
@@ -6,15 +6,28 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep
+from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, Placements, RuntimeDep, UnitOfWorkDep
 from cashup.api.errors import ERROR_RESPONSES, domain_error_response
-from cashup.api.idempotency import IdempotencyStore, StoredResponse
 from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderStatus
 from cashup.core.instruments import normalize_symbol
+from cashup.core.orders import Order
+from cashup.core.orders.commands import CancelOrder
+from cashup.core.principal import Principal
+from cashup.core.risk import RiskDenied
 from cashup.db.models import OrderRow
+from cashup.execution.handlers import (
+    ExternalFill,
+    amend_order,
+    apply_status,
+    book_external_fill,
+    cancel_many,
+    cancel_order,
+)
+from cashup.execution.idempotency import StoredAnswer
+from cashup.execution.placement import Placed
+from cashup.execution.uow import UnitOfWork
 from cashup.orders.repository import OrderFilter
 from cashup.orders.schemas import (
     CancelAllResult,
@@ -32,7 +45,7 @@ from cashup.orders.schemas import (
     StatusUpdate,
     StatusUpdateById,
 )
-from cashup.orders.service import RiskDenied, order_statistics, request_fingerprint
+from cashup.orders.service import OrderQueries
 from cashup.runtime import Runtime
 
 router = APIRouter(tags=["orders"], responses=ERROR_RESPONSES)
@@ -42,59 +55,41 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
 Reason = Annotated[str | None, Query(max_length=255, description="Why the order is canceled")]
 
 
-def order_out(row: OrderRow) -> OrderOut:
-    return OrderOut.model_validate(row, from_attributes=True)
+def order_out(order: OrderRow | Order) -> OrderOut:
+    return OrderOut.model_validate(order, from_attributes=True)
 
 
 def json_response(model: OrderOut | ExecutionOut, status_code: int) -> Response:
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
+def render_placement(placed: Placed) -> StoredAnswer:
+    """The answer to a placement, as sent and as stored under an ``Idempotency-Key``: a denial is final too."""
+    if placed.denial is not None:
+        denied = domain_error_response(RiskDenied(placed.denial, placed.order.id))
+        return StoredAnswer(denied.status_code, bytes(denied.body))
+    return StoredAnswer(201 if placed.created else 200, order_out(placed.order).model_dump_json().encode())
+
+
 @router.post("/orders", status_code=201, response_model=OrderOut, responses={200: {"model": OrderOut}})
 async def create_order(
     body: OrderCreate,
     principal: CurrentPrincipal,
-    service: OrderServiceDep,
-    runtime: RuntimeDep,
+    placements: Placements,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Place an order. 201 when created; 200 with the original for a repeated `client_order_id`."""
-    store = IdempotencyStore(runtime.sessions, timedelta(hours=runtime.settings.idempotency_ttl_hours))
-    if idempotency_key is not None:
-        stored = await store.begin(principal.user_id, idempotency_key, request_fingerprint(body), runtime.clock())
-        if stored is not None:
-            return Response(
-                stored.body,
-                status_code=stored.status_code,
-                media_type="application/json",
-                headers={"Idempotent-Replayed": "true"},
-            )
-    try:
-        result = await service.create(principal, body)
-        await service.session.commit()
-    except BaseException:
-        if idempotency_key is not None:
-            await store.abandon(principal.user_id, idempotency_key)
-        raise
-    if result.denial is not None:  # a final answer: the order is kept as denied, a replay gets the same 422
-        response: Response = domain_error_response(RiskDenied(result.denial, result.row.id))
-    else:
-        runtime.signals.wake_worker()
-        response = json_response(order_out(result.row), 201 if result.created else 200)
-    if idempotency_key is not None:
-        await store.complete(
-            principal.user_id,
-            idempotency_key,
-            StoredResponse(response.status_code, bytes(response.body).decode()),
-            runtime.clock(),
-        )
-    return response
+    answer = await placements.place(body.to_command(principal), idempotency_key)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return Response(answer.body, status_code=answer.status_code, media_type="application/json", headers=headers)
 
 
 @router.post("/orders/validate", response_model=OrderValidation)
-async def validate_order(body: OrderCreate, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderValidation:
+async def validate_order(body: OrderCreate, principal: CurrentPrincipal, uow: UnitOfWorkDep,
+                         runtime: RuntimeDep) -> OrderValidation:
     """Dry run: the risk verdict, the funds the order would lock and the position it would leave; sends nothing."""
-    assessment, mark = await service.validate(principal, body)
+    assessment = await runtime.placement.assess(uow, body.to_command(principal))
+    await uow.session.rollback()
     denial = assessment.denial
     return OrderValidation(
         verdict="denied" if denial else "accepted",
@@ -102,10 +97,10 @@ async def validate_order(body: OrderCreate, principal: CurrentPrincipal, service
         detail=denial.detail if denial else None,
         limit=denial.limit if denial else None,
         requested=denial.requested if denial else None,
-        lock_asset=assessment.reservation.asset,
-        lock_amount=assessment.reservation.amount,
+        lock_asset=assessment.lock_asset,
+        lock_amount=assessment.lock_amount,
         available=assessment.context.available_balance,
-        mark_price=mark,
+        mark_price=assessment.mark,
         position_quantity=assessment.context.position_quantity,
         projected_position=assessment.projected_position,
     )
@@ -114,7 +109,7 @@ async def validate_order(body: OrderCreate, principal: CurrentPrincipal, service
 @router.get("/orders", response_model=OrderPage)
 async def list_orders(
     principal: CurrentPrincipal,
-    service: OrderServiceDep,
+    orders: OrderQueriesDep,
     status: Annotated[list[OrderStatus] | None, Query()] = None,
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     side: OrderSide | None = None,
@@ -140,17 +135,17 @@ async def list_orders(
         created_to=created_to,
     )
     if page is not None:
-        rows, total = await service.list_page(principal, criteria, page, page_size)
+        rows, total = await orders.list_page(principal, criteria, page, page_size)
         return OrderPage(items=[order_out(row) for row in rows], page=page, page_size=page_size, total=total)
-    rows, next_cursor = await service.list_keyset(principal, criteria, limit, cursor)
+    rows, next_cursor = await orders.list_keyset(principal, criteria, limit, cursor)
     return OrderPage(items=[order_out(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.delete("/orders", response_model=CancelAllResult)
 async def cancel_all_orders(
     principal: CurrentPrincipal,
-    service: OrderServiceDep,
-    runtime: RuntimeDep,
+    orders: OrderQueriesDep,
+    uow: UnitOfWorkDep,
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     side: OrderSide | None = None,
     strategy_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -161,22 +156,23 @@ async def cancel_all_orders(
     criteria = OrderFilter(
         symbol=normalize_symbol(symbol) if symbol else None, side=side, strategy_id=strategy_id, exchange=exchange
     )
-    order_ids = await service.cancel_all(principal, criteria, reason or "cancel all")
-    await service.session.commit()
-    runtime.signals.wake_worker()
+    principal.require_trading()
+    order_ids = await cancel_many(uow, principal, await orders.open_order_ids(principal, criteria),
+                                  reason or "cancel all")
+    await uow.commit()
     return CancelAllResult(canceled=len(order_ids), order_ids=order_ids)
 
 
 @router.get("/orders/statistics/summary", response_model=OrderStatistics)
-async def statistics_summary(principal: CurrentPrincipal, service: OrderServiceDep) -> OrderStatistics:
+async def statistics_summary(principal: CurrentPrincipal, orders: OrderQueriesDep) -> OrderStatistics:
     """Counts by status and type, fill ratio, volume, notional, fees and fill latency of the caller's orders."""
-    return OrderStatistics.model_validate(await order_statistics(service, principal, OrderFilter()))
+    return OrderStatistics.model_validate(await orders.statistics(principal, OrderFilter()))
 
 
 @router.get("/orders/statistics", response_model=OrderStatistics)
 async def statistics(
     principal: CurrentPrincipal,
-    service: OrderServiceDep,
+    orders: OrderQueriesDep,
     strategy_id: Annotated[str | None, Query(max_length=64)] = None,
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     exchange: Annotated[str | None, Query(max_length=32)] = None,
@@ -191,126 +187,117 @@ async def statistics(
         created_from=created_from,
         created_to=created_to,
     )
-    return OrderStatistics.model_validate(await order_statistics(service, principal, criteria))
+    return OrderStatistics.model_validate(await orders.statistics(principal, criteria))
 
 
 @router.get("/stats/orders", response_model=OrderStatistics)
 async def statistics_by_date(
-    principal: CurrentPrincipal, service: OrderServiceDep, date: date | None = None
+    principal: CurrentPrincipal, orders: OrderQueriesDep, date: date | None = None
 ) -> OrderStatistics:
     """Statistics of the orders created on one UTC day (default: today)."""
     day = date or datetime.now(UTC).date()
     start = datetime.combine(day, time.min, tzinfo=UTC)
     criteria = OrderFilter(created_from=start, created_to=start + timedelta(days=1))
-    summary = await order_statistics(service, principal, criteria)
+    summary = await orders.statistics(principal, criteria)
     return OrderStatistics.model_validate(summary | {"date": day})
 
 
 @router.post("/orders/status/update", response_model=OrderOut)
-async def update_status(body: StatusUpdateById, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderOut:
+async def update_status(body: StatusUpdateById, principal: CurrentPrincipal, uow: UnitOfWorkDep) -> OrderOut:
     """Apply an external status report (admin or strategy service); 409 if the transition is not allowed."""
-    row = await service.apply_status(principal, body.order_id, body)
-    await service.session.commit()
-    return order_out(row)
+    order = await apply_status(uow, principal, body.order_id, body.status, body.reason, body.exchange_order_id)
+    await uow.commit()
+    return order_out(order)
 
 
 @router.get("/orders/by-client-id/{client_order_id}", response_model=OrderOut)
 async def get_order_by_client_id(
     client_order_id: Annotated[str, Path(min_length=1, max_length=64)],
     principal: CurrentPrincipal,
-    service: OrderServiceDep,
+    orders: OrderQueriesDep,
 ) -> OrderOut:
     """Find one of the caller's orders by its `client_order_id`."""
-    return order_out(await service.get_by_client_id(principal, client_order_id))
+    return order_out(await orders.get_by_client_id(principal, client_order_id))
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
-async def get_order(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderOut:
+async def get_order(order_id: UUID, principal: CurrentPrincipal, orders: OrderQueriesDep) -> OrderOut:
     """One order with its fill state."""
-    return order_out(await service.get(principal, order_id))
+    return order_out(await orders.get(principal, order_id))
 
 
-async def _until_settled(runtime: Runtime, session: AsyncSession, row: OrderRow, changed: asyncio.Event) -> OrderRow:
+async def _until_settled(runtime: Runtime, orders: OrderQueries, principal: Principal, order: Order,
+                         changed: asyncio.Event) -> OrderOut:
     """Give the engine a moment to finish a cancel or amend, so the answer shows the outcome."""
-    runtime.signals.wake_worker()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + runtime.settings.order_action_wait_seconds
-    while OrderStatus(row.status) in SETTLING and (remaining := deadline - loop.time()) > 0:
+    current = order_out(order)
+    while current.status in SETTLING and (remaining := deadline - loop.time()) > 0:
         try:
             async with asyncio.timeout(remaining):
                 await changed.wait()
         except TimeoutError:
             break
         changed.clear()
-        await session.refresh(row)
-        await session.commit()
-    return row
+        current = order_out(await orders.fresh(principal, order.id))
+    return current
 
 
-async def _amend(
-    order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
-) -> OrderOut:
+async def _amend(order_id: UUID, body: OrderAmend, principal: Principal, uow: UnitOfWork, orders: OrderQueries,
+                 runtime: Runtime) -> OrderOut:
     with runtime.signals.watching(order_id) as changed:
-        row = await service.amend(principal, order_id, body)
-        await service.session.commit()
-        row = await _until_settled(runtime, service.session, row, changed)
-    return order_out(row)
+        order = await amend_order(uow, body.to_command(principal, order_id), runtime.instruments)
+        await uow.commit()
+        return await _until_settled(runtime, orders, principal, order, changed)
 
 
 @router.put("/orders/{order_id}", response_model=OrderOut)
-async def replace_order(
-    order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
-) -> OrderOut:
+async def replace_order(order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, uow: UnitOfWorkDep,
+                        orders: OrderQueriesDep, runtime: RuntimeDep) -> OrderOut:
     """Amend price, quantity (the new total, including what has filled) or trigger of a working order."""
-    return await _amend(order_id, body, principal, service, runtime)
+    return await _amend(order_id, body, principal, uow, orders, runtime)
 
 
 @router.patch("/orders/{order_id}", response_model=OrderOut)
-async def amend_order(
-    order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
-) -> OrderOut:
+async def amend(order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, uow: UnitOfWorkDep,
+                orders: OrderQueriesDep, runtime: RuntimeDep) -> OrderOut:
     """Amend price, quantity (the new total, including what has filled) or trigger of a working order."""
-    return await _amend(order_id, body, principal, service, runtime)
+    return await _amend(order_id, body, principal, uow, orders, runtime)
 
 
-async def _cancel(
-    order_id: UUID, reason: str | None, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
-) -> OrderOut:
+async def _cancel(order_id: UUID, reason: str | None, principal: Principal, uow: UnitOfWork, orders: OrderQueries,
+                  runtime: Runtime) -> OrderOut:
     with runtime.signals.watching(order_id) as changed:
-        row = await service.cancel(principal, order_id, reason)
-        await service.session.commit()
-        row = await _until_settled(runtime, service.session, row, changed)
-    return order_out(row)
+        order = await cancel_order(uow, CancelOrder(principal=principal, order_id=order_id, reason=reason))
+        await uow.commit()
+        return await _until_settled(runtime, orders, principal, order, changed)
 
 
 @router.delete("/orders/{order_id}", response_model=OrderOut)
-async def delete_order(
-    order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
-) -> OrderOut:
+async def delete_order(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep, orders: OrderQueriesDep,
+                       runtime: RuntimeDep, reason: Reason = None) -> OrderOut:
     """Cancel an order; 409 if it is already final."""
-    return await _cancel(order_id, reason, principal, service, runtime)
+    return await _cancel(order_id, reason, principal, uow, orders, runtime)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderOut)
-async def cancel_order(
-    order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
-) -> OrderOut:
+async def cancel(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep, orders: OrderQueriesDep,
+                 runtime: RuntimeDep, reason: Reason = None) -> OrderOut:
     """Cancel an order; 409 if it is already final."""
-    return await _cancel(order_id, reason, principal, service, runtime)
+    return await _cancel(order_id, reason, principal, uow, orders, runtime)
 
 
 @router.put("/orders/{order_id}/cancel", response_model=OrderOut)
-async def cancel_order_put(
-    order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
-) -> OrderOut:
+async def cancel_put(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep, orders: OrderQueriesDep,
+                     runtime: RuntimeDep, reason: Reason = None) -> OrderOut:
     """Cancel an order; 409 if it is already final."""
-    return await _cancel(order_id, reason, principal, service, runtime)
+    return await _cancel(order_id, reason, principal, uow, orders, runtime)
 
 
 @router.get("/orders/{order_id}/executions", response_model=list[ExecutionOut])
-async def list_executions(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> list[ExecutionOut]:
+async def list_executions(order_id: UUID, principal: CurrentPrincipal, orders: OrderQueriesDep) -> list[ExecutionOut]:
     """The fills of an order, oldest first."""
-    rows = await service.executions(principal, order_id)
+    rows = await orders.executions(principal, order_id)
     return [ExecutionOut.model_validate(row, from_attributes=True) for row in rows]
 
 
@@ -321,40 +308,42 @@ async def list_executions(order_id: UUID, principal: CurrentPrincipal, service: 
     responses={200: {"model": ExecutionOut}},
 )
 async def add_execution(
-    order_id: UUID, body: ExecutionCreate, principal: CurrentPrincipal, service: OrderServiceDep
+    order_id: UUID, body: ExecutionCreate, principal: CurrentPrincipal, uow: UnitOfWorkDep, orders: OrderQueriesDep,
+    runtime: RuntimeDep,
 ) -> Response:
     """Record a fill reported from outside; a repeated `execution_id` answers 200 with the booked fill."""
-    execution, created = await service.add_execution(principal, order_id, body)
-    await service.session.commit()
+    fill = body.to_event(runtime.clock())
+    _, created = await book_external_fill(uow, ExternalFill(principal=principal, order_id=order_id, fill=fill))
+    await uow.commit()
+    execution = await orders.execution(order_id, body.execution_id)
+    assert execution is not None
     return json_response(ExecutionOut.model_validate(execution, from_attributes=True), 201 if created else 200)
 
 
 @router.get("/orders/{order_id}/events", response_model=list[EventOut])
-async def list_events(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> list[EventOut]:
+async def list_events(order_id: UUID, principal: CurrentPrincipal, orders: OrderQueriesDep) -> list[EventOut]:
     """The audit trail of an order: every transition with its sequence number."""
-    return [EventOut.model_validate(row, from_attributes=True) for row in await service.events(principal, order_id)]
+    return [EventOut.model_validate(row, from_attributes=True) for row in await orders.events(principal, order_id)]
 
 
 @router.put("/orders/{order_id}/status", response_model=OrderOut)
-async def put_status(
-    order_id: UUID, body: StatusUpdate, principal: CurrentPrincipal, service: OrderServiceDep
-) -> OrderOut:
+async def put_status(order_id: UUID, body: StatusUpdate, principal: CurrentPrincipal, uow: UnitOfWorkDep) -> OrderOut:
     """Apply an external status report (admin or strategy service); 409 if the transition is not allowed."""
-    row = await service.apply_status(principal, order_id, body)
-    await service.session.commit()
-    return order_out(row)
+    order = await apply_status(uow, principal, order_id, body.status, body.reason, body.exchange_order_id)
+    await uow.commit()
+    return order_out(order)
 
 
 @router.get("/users/{user_id}/orders", response_model=SimpleOrderPage, response_model_by_alias=True)
 async def list_user_orders(
     user_id: Annotated[str, Path(min_length=1, max_length=64)],
     principal: CurrentPrincipal,
-    service: OrderServiceDep,
+    orders: OrderQueriesDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=500)] = 10,
 ) -> SimpleOrderPage:
     """A user's orders, newest first, with the simple statuses pending / completed / cancelled / failed."""
-    rows, total = await service.list_page(principal, OrderFilter(user_id=user_id), page, page_size)
+    rows, total = await orders.list_page(principal, OrderFilter(user_id=user_id), page, page_size)
     items = [
         SimpleOrderOut(
             order_id=row.id,

@@ -20,6 +20,10 @@ from cashup.core.enums import (
     TrailingOffsetType,
     TriggerType,
 )
+from cashup.core.instruments import normalize_symbol
+from cashup.core.orders import OrderFilled
+from cashup.core.orders.commands import AmendOrder, PlaceOrder
+from cashup.core.principal import Principal
 
 ClientOrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -66,6 +70,11 @@ class OrderCreate(BaseModel):
     def type(self) -> OrderType:
         return ORDER_TYPE_ALIASES.get(self.order_type) or OrderType(self.order_type)
 
+    def to_command(self, principal: Principal) -> PlaceOrder:
+        """The command this request asks for, its symbol in the unified form."""
+        values = self.model_dump(exclude={"order_type", "symbol"})
+        return PlaceOrder(principal=principal, order_type=self.type, symbol=normalize_symbol(self.symbol), **values)
+
     @model_validator(mode="after")
     def _consistent(self) -> "OrderCreate":
         if self.time_in_force is TimeInForce.GTD and self.expire_at is None:
@@ -84,6 +93,10 @@ class OrderAmend(BaseModel):
     price: PositiveAmount | None = None
     trigger_price: PositiveAmount | None = None
     expected_version: Annotated[int, Field(ge=1)] | None = None
+
+    def to_command(self, principal: Principal, order_id: UUID) -> AmendOrder:
+        return AmendOrder(principal=principal, order_id=order_id, quantity=self.quantity, price=self.price,
+                          trigger_price=self.trigger_price, expected_version=self.expected_version)
 
     @model_validator(mode="after")
     def _something(self) -> "OrderAmend":
@@ -154,6 +167,11 @@ class ExecutionCreate(BaseModel):
     fee_currency: Annotated[str, Field(min_length=1, max_length=16)] | None = None
     liquidity: Liquidity = Liquidity.TAKER
     executed_at: AwareDatetime | None = None
+
+
+    def to_event(self, now: datetime) -> OrderFilled:
+        return OrderFilled(at=self.executed_at or now, execution_id=self.execution_id, quantity=self.quantity,
+                           price=self.price, fee=self.fee, fee_currency=self.fee_currency, liquidity=self.liquidity)
 
 
 class ExecutionOut(BaseModel):

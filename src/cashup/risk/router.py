@@ -1,12 +1,15 @@
 """HTTP routes of risk control: limits per scope and the trading state (kill switch)."""
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep
+from fastapi import APIRouter, Depends
+
+from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, RuntimeDep, SessionDep, UnitOfWorkDep
 from cashup.api.errors import ERROR_RESPONSES
 from cashup.core.enums import Role
 from cashup.core.principal import Principal
 from cashup.core.risk import RiskLimits, TradingState
+from cashup.execution.handlers import cancel_many
 from cashup.orders.repository import OrderFilter
 from cashup.risk.schemas import (
     RiskLimitsIn,
@@ -21,16 +24,23 @@ from cashup.risk.service import LIMIT_FIELDS, RiskRepository, Scope, limits_of
 router = APIRouter(tags=["risk"], responses=ERROR_RESPONSES)
 
 
+def get_risk(session: SessionDep, runtime: RuntimeDep) -> RiskRepository:
+    return RiskRepository(session, runtime.rules.default_limits, runtime.clock)
+
+
+Risk = Annotated[RiskRepository, Depends(get_risk)]
+
+
 def _limits_out(scope: Scope, scope_id: str, limits: RiskLimits, **extra: object) -> RiskLimitsOut:
     return RiskLimitsOut(scope=scope, scope_id=scope_id or None,
                          **{name: getattr(limits, name) for name in LIMIT_FIELDS}, **extra)
 
 
 @router.get("/risk/limits", response_model=RiskLimitsView)
-async def get_limits(principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep) -> RiskLimitsView:
+async def get_limits(principal: CurrentPrincipal, risk: Risk, runtime: RuntimeDep) -> RiskLimitsView:
     """The configured defaults and every limit set per scope (risk, admin)."""
     principal.require(Role.RISK, Role.ADMIN)
-    rows = await service.admission.risk.limit_rows()
+    rows = await risk.limit_rows()
     return RiskLimitsView(
         defaults=_limits_out(Scope.GLOBAL, "", runtime.rules.default_limits),
         limits=[_limits_out(Scope(row.scope), row.scope_id, limits_of(row), updated_at=row.updated_at,
@@ -39,20 +49,19 @@ async def get_limits(principal: CurrentPrincipal, service: OrderServiceDep, runt
 
 
 @router.put("/risk/limits", response_model=RiskLimitsOut)
-async def put_limits(body: RiskLimitsIn, principal: CurrentPrincipal, service: OrderServiceDep) -> RiskLimitsOut:
+async def put_limits(body: RiskLimitsIn, principal: CurrentPrincipal, risk: Risk) -> RiskLimitsOut:
     """Set the limits of one scope: global, user, account or strategy (risk, admin)."""
     principal.require(Role.RISK, Role.ADMIN)
     limits = RiskLimits(**body.model_dump(include=set(LIMIT_FIELDS)))
-    row = await service.admission.risk.put_limits(body.scope, body.scope_id or "", limits, principal.user_id)
-    await service.session.commit()
+    row = await risk.put_limits(body.scope, body.scope_id or "", limits, principal.user_id)
+    await risk.session.commit()
     return _limits_out(Scope(row.scope), row.scope_id, limits_of(row), updated_at=row.updated_at,
                        updated_by=row.updated_by)
 
 
 @router.get("/risk/trading-state", response_model=TradingStateView)
-async def get_trading_state(principal: CurrentPrincipal, service: OrderServiceDep) -> TradingStateView:
+async def get_trading_state(principal: CurrentPrincipal, risk: Risk) -> TradingStateView:
     """The trading state in force for the caller, and (for risk and admin) every state set."""
-    risk: RiskRepository = service.admission.risk
     rows = await risk.state_rows()
     visible = [row for row in rows if principal.role.reads_everything or row.scope == Scope.GLOBAL
                or (row.scope == Scope.USER and row.scope_id == principal.user_id)]
@@ -66,7 +75,7 @@ async def get_trading_state(principal: CurrentPrincipal, service: OrderServiceDe
 
 @router.put("/risk/trading-state", response_model=TradingStateOut)
 async def put_trading_state(
-    body: TradingStateIn, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
+    body: TradingStateIn, principal: CurrentPrincipal, risk: Risk, uow: UnitOfWorkDep, orders: OrderQueriesDep
 ) -> TradingStateOut:
     """Set active / reducing / halted globally or for a user or account; halting cancels the open orders in scope."""
     principal.require(Role.RISK, Role.ADMIN)
@@ -75,14 +84,13 @@ async def put_trading_state(
         scope, scope_id = Scope.ACCOUNT, str(body.account_id)
     elif body.user_id is not None:
         scope, scope_id = Scope.USER, body.user_id
-    row = await service.admission.risk.put_state(scope, scope_id, body.state, body.reason, principal.user_id)
+    row = await risk.put_state(scope, scope_id, body.state, body.reason, principal.user_id)
     canceled = 0
     if body.state is TradingState.HALTED:
         criteria = OrderFilter(user_id=body.user_id, account_id=body.account_id)
         acting = Principal(principal.user_id, Role.ADMIN)
-        order_ids = await service.cancel_all(acting, criteria, f"trading halted: {body.reason or 'kill switch'}")
-        canceled = len(order_ids)
-    await service.session.commit()
-    runtime.signals.wake_worker()
+        open_ids = await orders.open_order_ids(acting, criteria)
+        canceled = len(await cancel_many(uow, acting, open_ids, f"trading halted: {body.reason or 'kill switch'}"))
+    await uow.commit()
     return TradingStateOut(scope=scope, scope_id=scope_id or None, state=body.state, reason=body.reason,
                            updated_at=row.updated_at, updated_by=row.updated_by, canceled_orders=canceled)

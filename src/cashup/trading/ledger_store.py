@@ -20,18 +20,28 @@ class LedgerStore:
     def __init__(self, session: AsyncSession, clock: Callable[[], datetime]) -> None:
         self.session = session
         self.clock = clock
+        self._locked: dict[tuple[UUID, str], BalanceRow] = {}
+
+    async def available(self, account_id: UUID, asset: str) -> Decimal:
+        """The available balance, read (and locked until commit) once per transaction."""
+        row = (await self.balances([(account_id, asset)]))[(account_id, asset)]
+        return row.available
 
     async def balances(
         self, keys: Iterable[tuple[UUID, str]], *, for_update: bool = True
     ) -> dict[tuple[UUID, str], BalanceRow]:
-        """Load (and lock, in a stable order to avoid deadlocks) the balance rows of ``keys``, creating missing ones."""
-        wanted = sorted(set(keys), key=lambda key: (str(key[0]), key[1]))
+        """Load (and lock, in a stable order to avoid deadlocks) the balance rows of ``keys``, creating missing ones.
+
+        Rows locked earlier in this transaction are not read again."""
+        keys = set(keys)
+        rows = {key: self._locked[key] for key in keys if key in self._locked}
+        wanted = sorted(keys - rows.keys(), key=lambda key: (str(key[0]), key[1]))
         if not wanted:
-            return {}
+            return rows
         query = select(BalanceRow).where(tuple_(BalanceRow.account_id, BalanceRow.asset).in_(wanted))
         if for_update:
             query = query.with_for_update()
-        rows = {(row.account_id, row.asset): row for row in (await self.session.execute(query)).scalars()}
+        rows |= {(row.account_id, row.asset): row for row in (await self.session.execute(query)).scalars()}
         missing = [key for key in wanted if key not in rows]
         for account_id, asset in missing:
             row = BalanceRow(account_id=account_id, asset=asset, available=ZERO, locked=ZERO, updated_at=self.clock())
@@ -39,6 +49,8 @@ class LedgerStore:
             rows[(account_id, asset)] = row
         if missing:
             await self.session.flush()
+        if for_update:
+            self._locked |= {key: rows[key] for key in wanted}
         return rows
 
     async def post(self, postings: Iterable[Posting]) -> None:

@@ -5,16 +5,16 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep, SessionDep
+from cashup.api.deps import CurrentPrincipal, Placements, RuntimeDep, SessionDep
 from cashup.api.errors import ERROR_RESPONSES
 from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderType
 from cashup.core.instruments import normalize_symbol
 from cashup.core.ledger import LedgerReason
+from cashup.core.orders.commands import PlaceOrder
 from cashup.db.models import BalanceRow
-from cashup.orders.router import order_out
-from cashup.orders.schemas import OrderCreate, OrderOut
-from cashup.orders.service import RiskDenied, decode_cursor, encode_cursor
+from cashup.orders.schemas import OrderOut
+from cashup.orders.service import decode_cursor, encode_cursor
 from cashup.trading.schemas import (
     BalanceChange,
     BalanceOut,
@@ -214,28 +214,25 @@ async def close_position(
     body: PositionClose,
     principal: CurrentPrincipal,
     positions: Positions,
-    orders: OrderServiceDep,
-    runtime: RuntimeDep,
-) -> OrderOut:
+    placements: Placements,
+) -> Response:
     """Submit a reduce-only market order closing the whole position or `quantity` of it."""
     symbol = normalize_symbol(body.symbol)
     held = await positions.open_quantity(principal, body.exchange, symbol, body.strategy_id)
+    await positions.session.commit()
     quantity = min(body.quantity or abs(held), abs(held))
-    request = OrderCreate(
+    command = PlaceOrder(
+        principal=principal,
         symbol=symbol,
         exchange=body.exchange,
         strategy_id=body.strategy_id,
         side=OrderSide.SELL if held > 0 else OrderSide.BUY,
-        order_type=OrderType.MARKET.value,
+        order_type=OrderType.MARKET,
         quantity=quantity,
         reduce_only=True,
     )
-    result = await orders.create(principal, request)
-    await orders.session.commit()
-    if result.denial is not None:
-        raise RiskDenied(result.denial, result.row.id)
-    runtime.signals.wake_worker()
-    return order_out(result.row)
+    answer = await placements.place(command)
+    return Response(answer.body, status_code=answer.status_code, media_type="application/json")
 
 
 @router.post("/positions/sync/{exchange}", response_model=SyncReport, tags=["positions"])

@@ -19,8 +19,9 @@ from cashup.core.instruments import InstrumentRegistry, normalize_symbol
 from cashup.core.money import ZERO
 from cashup.core.positions import PositionState, unrealized_pnl
 from cashup.core.principal import Principal
+from cashup.core.settlement import PositionChange
 from cashup.db.models import AccountRow, BalanceRow, LedgerEntryRow, PositionRow, TradeRow
-from cashup.trading.books import Books
+from cashup.execution.settlements import SettlementWriter
 from cashup.trading.ledger_store import LedgerStore
 from cashup.trading.schemas import BalanceChange, PositionSet, TradeIn, TransferIn
 
@@ -183,15 +184,16 @@ class TradeService:
             TradeRow.account_id == account.id, TradeRow.order_id.is_(None), TradeRow.execution_id == body.execution_id))
         if existing is not None:
             return existing, False
-        books = Books(self.session, self.clock, self.instruments)
+        books = SettlementWriter(self.session, self.clock)
         fee_currency = (body.fee_currency or instrument.quote).upper()
         await books.ledger.post(ledger.fill(
             account.id, account.exchange, body.side, instrument.base, instrument.quote, body.quantity, body.price,
             body.fee, fee_currency, ZERO, f"trade:{account.id}:{body.execution_id}",
         ))
         realized = await books.move_position(
-            account.id, account.user_id, body.strategy_id, account.exchange, symbol, body.side, body.quantity,
-            body.price, body.fee if fee_currency == instrument.quote else ZERO,
+            account.id, account.user_id, body.strategy_id, account.exchange, symbol,
+            PositionChange(body.side, body.quantity, body.price,
+                           body.fee if fee_currency == instrument.quote else ZERO),
         )
         trade = TradeRow(
             id=new_id(), user_id=account.user_id, account_id=account.id, order_id=None,
@@ -270,7 +272,7 @@ class PositionService:
             raise InvalidOrder("symbol", "unknown_instrument", f"symbol: {symbol} is not traded on {body.exchange}")
         if body.quantity != ZERO and body.average_entry_price is None:
             raise InvalidOrder("average_entry_price", "required", "average_entry_price: required for an open position")
-        books = Books(self.session, self.clock, self.instruments)
+        books = SettlementWriter(self.session, self.clock)
         row = await books.position_row(account.id, account.user_id, body.strategy_id, body.exchange, symbol)
         delta = body.quantity - row.quantity
         if delta != ZERO:

@@ -20,8 +20,8 @@ from cashup.core.ids import new_id
 from cashup.core.money import ZERO
 from cashup.core.principal import Principal
 from cashup.db.models import OrderRow, PositionRow, TradeRow
+from cashup.execution.settlements import SettlementWriter
 from cashup.runtime import Runtime
-from cashup.trading.books import Books
 from cashup.trading.schemas import PositionDrift, SyncReport
 
 Key = tuple[UUID, str, str]
@@ -55,7 +55,7 @@ async def sync_positions(session: AsyncSession, runtime: Runtime, principal: Pri
         venue_view[(trade.account_id, trade.strategy_id or "", trade.symbol)] += _signed(trade.side, trade.quantity)
 
     positions = mine(select(PositionRow).where(PositionRow.exchange == exchange), PositionRow.user_id)
-    books = Books(session, runtime.clock, runtime.instruments)
+    books = SettlementWriter(session, runtime.clock)
     drifts: list[PositionDrift] = []
     checked = 0
     for row in (await session.execute(positions.with_for_update())).scalars():

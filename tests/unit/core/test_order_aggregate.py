@@ -78,11 +78,11 @@ def snapshot(order: Order) -> dict[str, object]:
 def test_lifecycle_submit_accept_fill_records_venue_ids_and_ends_filled() -> None:
     order = new_order("2")
 
-    assert order.apply(OrderSubmitted(at=T0, venue_client_order_id="venue-1")) is EventKind.SUBMITTED
-    assert order.apply(OrderAccepted(at=T0, exchange_order_id="exchange-1")) is EventKind.ACCEPTED
-    assert order.apply(fill("0.5", "100")) is EventKind.PARTIALLY_FILLED
+    assert order.apply(OrderSubmitted(at=T0, venue_client_order_id="venue-1")).kind is EventKind.SUBMITTED
+    assert order.apply(OrderAccepted(at=T0, exchange_order_id="exchange-1")).kind is EventKind.ACCEPTED
+    assert order.apply(fill("0.5", "100")).kind is EventKind.PARTIALLY_FILLED
     assert order.status is OrderStatus.PARTIALLY_FILLED
-    assert order.apply(fill("1.5", "100")) is EventKind.FILLED
+    assert order.apply(fill("1.5", "100")).kind is EventKind.FILLED
 
     assert order.status is OrderStatus.FILLED
     assert order.venue_client_order_id == "venue-1"
@@ -165,7 +165,7 @@ def test_fill_with_a_duplicate_execution_id_is_ignored() -> None:
 
     result = order.apply(fill("4", "100", execution_id="trade-1"))
 
-    assert result is None
+    assert result.kind is None
     assert snapshot(order) == before
     assert order.filled_quantity == Decimal("4")
 
@@ -187,7 +187,7 @@ def test_overfill_does_not_burn_the_execution_id() -> None:
     with pytest.raises(InvalidTransition):
         order.apply(fill("11", "100", execution_id="trade-1"))
 
-    assert order.apply(fill("10", "100", execution_id="trade-1")) is EventKind.FILLED
+    assert order.apply(fill("10", "100", execution_id="trade-1")).kind is EventKind.FILLED
     assert order.status is OrderStatus.FILLED
 
 

@@ -129,7 +129,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         event = OrderFilled(at=AT, execution_id=execution_id, quantity=quantity, price=price, fee=fee)
         if execution_id in self.fills:
             before = self.snapshot()
-            assert self.order.apply(event) is None
+            assert self.order.apply(event).kind is None
             assert self.snapshot() == before
             return
         filled = self.model_filled()
@@ -168,7 +168,7 @@ class OrderLifecycle(RuleBasedStateMachine):
                 assert self.snapshot() == before
                 return False
             raise AssertionError(f"{kind} from {before_status} should have been refused")
-        assert self.order.apply(event) is kind
+        assert self.order.apply(event).kind is kind
         assert (before_status, kind) in TRANSITIONS
         if before_status.is_final:
             assert kind in FILL_KINDS and before_status in {OrderStatus.CANCELED, OrderStatus.EXPIRED}

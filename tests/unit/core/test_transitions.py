@@ -31,7 +31,7 @@ from cashup.core.orders import (
     OrderSubmitted,
     OrderTriggered,
 )
-from cashup.core.orders.events import EVENT_TYPES
+from cashup.core.orders.events import EVENT_TYPES, OrderInitialized
 from cashup.core.orders.transitions import RESUME
 
 CREATED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -130,7 +130,7 @@ def test_every_status_and_event_pair_follows_the_table_or_changes_nothing(
         assert not order.can_apply(event)
     else:
         assert order.can_apply(event)
-        assert order.apply(event) is kind
+        assert order.apply(event).kind is kind
         assert order.status is target
         assert order.version == 2
         assert order.updated_at == EVENT_AT
@@ -153,7 +153,7 @@ def test_resume_goes_back_to_accepted_without_fills_and_partially_filled_with_fi
 
 def test_created_is_never_a_transition_event() -> None:
     assert all(kind is not EventKind.CREATED for _, kind in TRANSITIONS)
-    assert EventKind.CREATED not in EVENT_TYPES
+    assert EVENT_TYPES[EventKind.CREATED] is OrderInitialized  # it starts an order instead
 
 
 def test_table_targets_are_statuses_or_resume() -> None:

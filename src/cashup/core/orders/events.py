@@ -4,9 +4,17 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
+from uuid import UUID
 
-from cashup.core.enums import Liquidity
+from cashup.core.enums import (
+    Liquidity,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+    TrailingOffsetType,
+    TriggerType,
+)
 from cashup.core.money import canonical
 
 
@@ -53,14 +61,62 @@ class OrderEvent:
                 value = value.isoformat()
             elif isinstance(value, StrEnum):
                 value = value.value
+            elif isinstance(value, UUID):
+                value = str(value)
             data[item.name] = value
         return data
 
 
 @dataclass(frozen=True, kw_only=True)
+class OrderInitialized(OrderEvent):
+    """The order as admitted, with every default applied and what it reserves: the first event of every order."""
+
+    kind = EventKind.CREATED
+    order_id: UUID
+    client_order_id: str
+    user_id: str
+    account_id: UUID
+    exchange: str
+    symbol: str
+    side: OrderSide
+    order_type: OrderType
+    quantity: Decimal
+    strategy_id: str | None = None
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    trigger_type: TriggerType = TriggerType.LAST
+    trailing_offset: Decimal | None = None
+    trailing_offset_type: TrailingOffsetType | None = None
+    activation_price: Decimal | None = None
+    stop_loss_price: Decimal | None = None
+    take_profit_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    expire_at: datetime | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    priority: int = 0
+    parent_order_id: UUID | None = None
+    role: str | None = None
+    child_index: int | None = None
+    twap_slices: int | None = None
+    twap_interval: int | None = None
+    iceberg_visible_ratio: Decimal | None = None
+    display_quantity: Decimal | None = None
+    reserve_price: Decimal | None = None
+    fee_rate: Decimal = Decimal(0)
+    locked_asset: str | None = None
+    request_fingerprint: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class OrderDenied(OrderEvent):
+    """Refused by a risk rule before any venue saw it; ``limit`` and ``requested`` are the figures compared."""
+
     kind = EventKind.DENIED
     reason: str
+    rule: str | None = None
+    limit: str | None = None
+    requested: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,9 +128,12 @@ class OrderHeld(OrderEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class OrderTriggered(OrderEvent):
+    """The market crossed the trigger; ``reserve_price`` is what a triggered market order now reserves at."""
+
     kind = EventKind.TRIGGERED
     trigger_price: Decimal | None = None
     market_price: Decimal | None = None
+    reserve_price: Decimal | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,8 +219,32 @@ class OrderExpired(OrderEvent):
 EVENT_TYPES: dict[EventKind, type[OrderEvent]] = {
     cls.kind: cls
     for cls in (
-        OrderDenied, OrderHeld, OrderTriggered, OrderSubmitted, OrderAccepted, OrderRejected, OrderFilled,
+        OrderInitialized, OrderDenied, OrderHeld, OrderTriggered, OrderSubmitted, OrderAccepted, OrderRejected,
+        OrderFilled,
         OrderCancelRequested, OrderCanceled, OrderCancelRejected, OrderReplaceRequested, OrderReplaced,
         OrderReplaceRejected, OrderExpired,
     )
 }
+
+
+def event_from_record(kind: str, at: datetime, data: dict[str, Any]) -> OrderEvent:
+    """Rebuild an event from its stored kind, time and payload (extra keys of the log are ignored)."""
+    event_kind = EventKind(kind)
+    cls = OrderFilled if event_kind is EventKind.PARTIALLY_FILLED else EVENT_TYPES[event_kind]
+    values: dict[str, Any] = {}
+    for item in fields(cls):
+        if item.name == "at" or item.name not in data:
+            continue
+        values[item.name] = _decode(item.type, data[item.name])
+    return cls(at=at, **values)
+
+
+def _decode(annotation: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    target = next((arg for arg in get_args(annotation) if arg is not type(None)), annotation)
+    if target is datetime:
+        return datetime.fromisoformat(value)
+    if target in (Decimal, UUID) or (isinstance(target, type) and issubclass(target, StrEnum)):
+        return target(value)
+    return value

@@ -12,7 +12,7 @@ from cashup.core.enums import (
 from cashup.core.errors import InvalidOrder
 from cashup.core.instruments import Instrument
 from cashup.core.orders import Order
-from cashup.orders.schemas import OrderAmend, OrderCreate
+from cashup.core.orders.commands import AmendOrder, PlaceOrder
 
 
 def _require(value: object, field: str, order_type: OrderType) -> None:
@@ -25,9 +25,9 @@ def _forbid(value: object, field: str, order_type: OrderType) -> None:
         raise InvalidOrder(field, "not_allowed", f"{field}: not allowed for {order_type} orders")
 
 
-def check_new_order(body: OrderCreate, instrument: Instrument, market_price: Decimal | None) -> None:
+def check_new_order(body: PlaceOrder, instrument: Instrument, market_price: Decimal | None) -> None:
     """Raise ``InvalidOrder`` naming the field and rule the request breaks."""
-    order_type = body.type
+    order_type = body.order_type
     instrument.check_quantity(body.quantity)
     if order_type in PRICED_ORDER_TYPES or order_type is OrderType.ICEBERG:
         _require(body.price, "price", order_type)
@@ -71,7 +71,7 @@ def _require_type(order_type: OrderType, expected: OrderType, field: str) -> Non
         raise InvalidOrder(field, "not_allowed", f"{field}: only for {expected} orders")
 
 
-def check_amend(order: Order, body: OrderAmend, instrument: Instrument) -> None:
+def check_amend(order: Order, body: AmendOrder, instrument: Instrument) -> None:
     if order.order_type is OrderType.MARKET and (body.price is not None or body.quantity is not None):
         raise InvalidOrder("order_type", "not_amendable", "order_type: market orders cannot be amended")
     if order.order_type in ALGORITHM_ORDER_TYPES:

@@ -1,0 +1,169 @@
+"""Group commit of new orders: concurrent placements share one transaction.
+
+Requests hand their validated commands to one writer task per process. It takes what has queued up (up to
+``max_batch``), admits the commands in arrival order in one unit of work — the risk figures and balance rows
+are read and locked once per batch, so the outcome is what serial admission would give — writes them with
+set-based statements, commits once, and only then answers each request. A command that fails (bad input,
+conflict) fails alone; if the commit itself fails, each command of the batch is retried in a transaction
+of its own, so one bad command never fails its neighbours.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cashup.core.errors import DomainError
+from cashup.core.orders.commands import PlaceOrder
+from cashup.execution.idempotency import IdempotencyRecords, StoredAnswer
+from cashup.execution.placement import Placed, Placement, RiskFigures
+from cashup.execution.signals import Signals
+from cashup.execution.uow import UnitOfWork
+
+log = structlog.get_logger("cashup.execution.group_commit")
+
+Render = Callable[[Placed], StoredAnswer]
+"""Turns a placement into the HTTP answer (status and body) that is stored under an ``Idempotency-Key``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a placement request gets back: the answer to send, and whether it is a replay of a stored one."""
+
+    status_code: int
+    body: bytes
+    replayed: bool = False
+
+
+@dataclass
+class _Request:
+    command: PlaceOrder
+    idempotency_key: str | None
+    future: asyncio.Future[Answer] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        if self.idempotency_key is None:
+            return None
+        return self.command.principal.user_id, self.idempotency_key
+
+
+class PlacementWriter:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], placement: Placement, render: Render, *,
+                 clock: Callable[[], datetime], signals: Signals, idempotency_ttl: timedelta,
+                 max_batch: int = 256) -> None:
+        self.sessions = sessions
+        self.placement = placement
+        self.render = render
+        self.clock = clock
+        self.signals = signals
+        self.idempotency_ttl = idempotency_ttl
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Request] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def place(self, command: PlaceOrder, idempotency_key: str | None = None) -> Answer:
+        """Place one order through the next batch; returns once its transaction has committed."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="placement-writer")
+        request = _Request(command, idempotency_key)
+        self._queue.put_nowait(request)
+        return await request.future
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            batch = [request for request in batch if not request.future.done()]  # the client has gone
+            if not batch:
+                continue
+            try:
+                await self._write(batch)
+            except IntegrityError:
+                log.info("batch conflicted with another writer; placing its orders one by one", size=len(batch))
+                for request in batch:
+                    await self._write_alone(request)
+            except Exception as error:  # the database is down: every request of the batch gets the error
+                for request in batch:
+                    _fail(request, error)
+
+    async def _write_alone(self, request: _Request) -> None:
+        try:
+            await self._write([request])
+        except Exception as error:
+            _fail(request, error)
+
+    async def _write(self, batch: list[_Request]) -> None:
+        answers: list[tuple[_Request, Answer | BaseException]] = []
+        first_of_key: dict[tuple[str, str], _Request] = {}
+        followers: list[tuple[_Request, _Request]] = []
+        now = self.clock()
+        async with self.sessions() as session:
+            uow = UnitOfWork(session, self.clock, self.signals)
+            figures = self.placement.figures(uow)
+            records = IdempotencyRecords(session, self.idempotency_ttl)
+            new_records: list[dict] = []
+            for request in batch:
+                key = request.key
+                if key is not None and key in first_of_key:
+                    followers.append((request, first_of_key[key]))
+                    continue
+                try:
+                    answer = await self._place_one(uow, figures, records, request, now, new_records)
+                except DomainError as error:
+                    answers.append((request, error))
+                    continue
+                if key is not None:
+                    first_of_key[key] = request
+                answers.append((request, answer))
+            await records.insert_all(new_records)
+            await uow.commit()
+        outcome = {id(request): answer for request, answer in answers}
+        for request, answer in answers:
+            _settle(request, answer)
+        for follower, first in followers:
+            answer = outcome[id(first)]
+            if isinstance(answer, Answer):
+                answer = Answer(answer.status_code, answer.body, replayed=True)
+            _settle(follower, answer)
+
+    async def _place_one(self, uow: UnitOfWork, figures: RiskFigures, records: IdempotencyRecords, request: _Request,
+                         now: datetime, new_records: list[dict]) -> Answer:
+        command = request.command
+        fingerprint = command.fingerprint()
+        key = request.key
+        if key is not None:
+            stored = await records.find(key[0], key[1], fingerprint, now)
+            if stored is not None:
+                return Answer(stored.status_code, stored.body, replayed=True)
+        placed = await self.placement.place(uow, command, figures)
+        stored = self.render(placed)
+        if key is not None:
+            new_records.append(records.stage(key[0], key[1], fingerprint, stored, now))
+        return Answer(stored.status_code, stored.body)
+
+
+def _settle(request: _Request, answer: Answer | BaseException) -> None:
+    if request.future.done():
+        return
+    if isinstance(answer, BaseException):
+        request.future.set_exception(answer)
+    else:
+        request.future.set_result(answer)
+
+
+def _fail(request: _Request, error: BaseException) -> None:
+    _settle(request, error)

@@ -1,0 +1,268 @@
+"""Placing a new order: validate it, resolve its account, run the risk rules, lock its funds, write it.
+
+Several placements may share one unit of work (group commit): ``RiskFigures`` reads each figure the rules
+need once per unit of work and keeps it current as orders are admitted, so a batch is admitted exactly as
+the same orders placed one after another would be.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from cashup.accounts.service import AccountDirectory
+from cashup.core.enums import ALGORITHM_ORDER_TYPES, HELD_ORDER_TYPES, OrderSide, OrderType
+from cashup.core.errors import Conflict, InvalidOrder, UnknownInstrument
+from cashup.core.ids import new_id
+from cashup.core.instruments import Instrument, InstrumentRegistry, normalize_symbol
+from cashup.core.orders import Order, OrderDenied, OrderHeld, OrderInitialized
+from cashup.core.orders.commands import PlaceOrder
+from cashup.core.reservation import protected_price
+from cashup.core.risk import (
+    OrderIntent,
+    RiskContext,
+    RiskDenial,
+    RiskLimits,
+    TradingState,
+    check_order,
+    projected_position,
+)
+from cashup.core.rules import TradingRules
+from cashup.execution.uow import UnitOfWork
+from cashup.execution.validation import check_new_order
+from cashup.execution.work import Action, scheduled
+from cashup.metrics import ORDER_TRANSITIONS, ORDERS_CREATED, RISK_DENIALS
+from cashup.risk.service import RiskRepository
+
+PriceSource = Callable[[str, str], Decimal | None]
+"""``(exchange, symbol) -> last price`` or ``None`` when the market has none yet."""
+RATE_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """The outcome of a placement: the order, whether this call created it, and the denial if one."""
+
+    order: Order
+    created: bool
+    denial: RiskDenial | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What admission found: the would-be order (with its reservation), the figures and the verdict."""
+
+    initialized: OrderInitialized
+    order: Order
+    lock_asset: str
+    lock_amount: Decimal
+    mark: Decimal
+    limits: RiskLimits
+    context: RiskContext
+    denial: RiskDenial | None
+    projected_position: Decimal
+
+
+class RiskFigures:
+    """The figures the risk rules read, loaded once per unit of work and counted on as orders are admitted."""
+
+    def __init__(self, uow: UnitOfWork, risk: RiskRepository) -> None:
+        self.uow = uow
+        self.risk = risk
+        self._open: dict[str, int] = {}
+        self._recent_users: dict[str, int] = {}
+        self._recent_accounts: dict[UUID, int] = {}
+        self._limits: dict[tuple[str, UUID, str | None], RiskLimits] = {}
+        self._states: dict[tuple[str, UUID], TradingState] = {}
+
+    async def limits(self, user_id: str, account_id: UUID, strategy_id: str | None) -> RiskLimits:
+        key = (user_id, account_id, strategy_id)
+        if key not in self._limits:
+            self._limits[key] = await self.risk.limits_for(user_id, account_id, strategy_id)
+        return self._limits[key]
+
+    async def trading_state(self, user_id: str, account_id: UUID) -> TradingState:
+        key = (user_id, account_id)
+        if key not in self._states:
+            self._states[key] = await self.risk.trading_state_for(user_id, account_id)
+        return self._states[key]
+
+    async def open_orders(self, user_id: str) -> int:
+        if user_id not in self._open:
+            self._open[user_id] = await self.risk.open_orders(user_id)
+        return self._open[user_id]
+
+    async def recent_orders_of_user(self, user_id: str) -> int:
+        if user_id not in self._recent_users:
+            self._recent_users[user_id] = await self.risk.recent_orders(user_id=user_id, window=RATE_WINDOW)
+        return self._recent_users[user_id]
+
+    async def recent_orders_of_account(self, account_id: UUID) -> int:
+        if account_id not in self._recent_accounts:
+            self._recent_accounts[account_id] = await self.risk.recent_orders(account_id=account_id,
+                                                                              window=RATE_WINDOW)
+        return self._recent_accounts[account_id]
+
+    def admitted(self, order: Order) -> None:
+        """Count an order placed in this unit of work (denied orders count towards the rates only)."""
+        self._recent_users[order.user_id] = self._recent_users.get(order.user_id, 0) + 1
+        self._recent_accounts[order.account_id] = self._recent_accounts.get(order.account_id, 0) + 1
+        if not order.status.is_final and order.user_id in self._open:
+            self._open[order.user_id] += 1
+
+
+class Placement:
+    """Admits and places new orders inside a unit of work."""
+
+    def __init__(self, *, accounts: AccountDirectory, instruments: InstrumentRegistry, prices: PriceSource,
+                 rules: TradingRules, clock: Callable[[], datetime]) -> None:
+        self.accounts = accounts
+        self.instruments = instruments
+        self.prices = prices
+        self.rules = rules
+        self.clock = clock
+
+    def figures(self, uow: UnitOfWork) -> RiskFigures:
+        return RiskFigures(uow, RiskRepository(uow.session, self.rules.default_limits, self.clock))
+
+    def instrument(self, exchange: str, symbol: str) -> Instrument:
+        if exchange not in self.instruments.exchanges():
+            known = ", ".join(self.instruments.exchanges())
+            raise InvalidOrder("exchange", "unknown_exchange", f"exchange: {exchange!r} is not configured ({known})")
+        instrument = self.instruments.get(exchange, symbol)
+        if instrument is None:
+            raise UnknownInstrument(symbol, exchange)
+        return instrument
+
+    async def place(self, uow: UnitOfWork, command: PlaceOrder, figures: RiskFigures | None = None) -> Placed:
+        """Admit ``command``: write the order with its lock and its submission scheduled, or as ``denied``.
+
+        A repeat of an earlier request under the same ``client_order_id`` returns that order (``created`` is
+        false); another request under it raises ``Conflict``."""
+        figures = figures or self.figures(uow)
+        command, instrument, account_id, mark = await self._resolve(uow, command)
+        fingerprint = command.fingerprint()
+        if command.client_order_id is not None:
+            existing = await uow.orders.get_by_client_id(account_id, command.client_order_id)
+            if existing is not None:
+                return self._same_request(existing, fingerprint)
+        assessment = await self._assess(figures, command, instrument, account_id, mark, fingerprint)
+        initialized = assessment.initialized
+        now = initialized.at
+        order_type = initialized.order_type
+        ORDERS_CREATED.labels(order_type.value).inc()
+        denial = assessment.denial
+        if denial is not None:
+            event = OrderDenied(at=now, reason=f"{denial.rule}: {denial.detail}", rule=denial.rule,
+                                limit=denial.limit, requested=denial.requested)
+            order = await uow.place(initialized, [event], scheduled(None, now))
+            RISK_DENIALS.labels(denial.rule).inc()
+        elif order_type in ALGORITHM_ORDER_TYPES:
+            order = await uow.place(initialized, [], scheduled(Action.ALGO, now))
+        elif order_type in HELD_ORDER_TYPES:
+            order = await uow.place(initialized, [OrderHeld(at=now)], scheduled(Action.TRIGGER, now))
+        else:
+            order = await uow.place(initialized, [], scheduled(Action.SUBMIT, now))
+        ORDER_TRANSITIONS.labels(order_type.value, order.status.value).inc()
+        figures.admitted(order)
+        return Placed(order, created=True, denial=denial)
+
+    async def assess(self, uow: UnitOfWork, command: PlaceOrder) -> Assessment:
+        """Run admission without writing anything: the verdict, the lock and the projected position."""
+        command, instrument, account_id, mark = await self._resolve(uow, command)
+        return await self._assess(self.figures(uow), command, instrument, account_id, mark, command.fingerprint())
+
+    async def _resolve(self, uow: UnitOfWork, command: PlaceOrder) -> tuple[PlaceOrder, Instrument, UUID, Decimal]:
+        principal = command.principal
+        principal.require_trading()
+        command = replace(command, symbol=normalize_symbol(command.symbol))
+        instrument = self.instrument(command.exchange, command.symbol)
+        mark = self.prices(command.exchange, command.symbol)
+        check_new_order(command, instrument, mark)
+        if mark is None:
+            raise InvalidOrder("symbol", "no_market_price", f"symbol: no market price for {command.symbol} yet")
+        if command.account_id is not None:
+            account_id = await self.accounts.owned_account(principal, command.account_id, command.exchange,
+                                                           uow.session)
+        else:
+            account_id = await self.accounts.default_account(principal, command.exchange, uow.session)
+        return command, instrument, account_id, mark
+
+    async def _assess(self, figures: RiskFigures, command: PlaceOrder, instrument: Instrument, account_id: UUID,
+                      mark: Decimal, fingerprint: str) -> Assessment:
+        initialized = self._initial_event(command, instrument, account_id, mark, fingerprint)
+        order = Order.initialize(initialized)
+        lock_asset = instrument.base if command.side is OrderSide.SELL else instrument.quote
+        lock_amount = order.requirement()
+        user_id = command.principal.user_id
+        position = await figures.risk.position_quantity(account_id, command.strategy_id, command.exchange,
+                                                        instrument.symbol)
+        context = RiskContext(
+            mark_price=mark,
+            position_quantity=position,
+            open_orders=await figures.open_orders(user_id),
+            recent_orders_user=await figures.recent_orders_of_user(user_id),
+            recent_orders_account=await figures.recent_orders_of_account(account_id),
+            required_lock=lock_amount,
+            available_balance=await figures.uow.settlements.ledger.available(account_id, lock_asset),
+            lock_asset=lock_asset,
+            trading_state=await figures.trading_state(user_id, account_id),
+        )
+        limits = await figures.limits(user_id, account_id, command.strategy_id)
+        intent = OrderIntent(side=command.side, quantity=command.quantity, price=command.price,
+                             reduce_only=command.reduce_only, is_market=command.price is None)
+        return Assessment(
+            initialized=initialized, order=order, lock_asset=lock_asset, lock_amount=lock_amount, mark=mark,
+            limits=limits, context=context,
+            denial=check_order(intent, context, limits),
+            projected_position=projected_position(position, command.side, command.quantity),
+        )
+
+    def _initial_event(self, command: PlaceOrder, instrument: Instrument, account_id: UUID, mark: Decimal,
+                       fingerprint: str) -> OrderInitialized:
+        order_id = new_id()
+        order_type = command.order_type
+        twap_slices, twap_interval = command.twap_slices, command.twap_interval
+        visible_ratio = command.iceberg_visible_ratio
+        if order_type is OrderType.TWAP:
+            twap_slices = twap_slices or self.rules.twap_default_slices
+            twap_interval = twap_interval or self.rules.twap_default_interval
+        if order_type is OrderType.ICEBERG and command.display_quantity is None:
+            visible_ratio = visible_ratio or self.rules.iceberg_default_visible_ratio
+        is_parent = order_type in ALGORITHM_ORDER_TYPES
+        return OrderInitialized(
+            at=self.clock(), order_id=order_id, client_order_id=command.client_order_id or order_id.hex,
+            user_id=command.principal.user_id, account_id=account_id, exchange=command.exchange,
+            symbol=command.symbol, side=command.side, order_type=order_type, quantity=command.quantity,
+            strategy_id=command.strategy_id, price=command.price, trigger_price=command.trigger_price,
+            trigger_type=command.trigger_type, trailing_offset=command.trailing_offset,
+            trailing_offset_type=command.trailing_offset_type, activation_price=command.activation_price,
+            stop_loss_price=command.stop_loss_price, take_profit_price=command.take_profit_price,
+            time_in_force=command.time_in_force, expire_at=command.expire_at, post_only=command.post_only,
+            reduce_only=command.reduce_only, priority=command.priority, parent_order_id=command.parent_order_id,
+            role=command.role, child_index=command.child_index, twap_slices=twap_slices,
+            twap_interval=twap_interval, iceberg_visible_ratio=visible_ratio,
+            display_quantity=command.display_quantity, reserve_price=self._reserve_price(command, instrument, mark),
+            fee_rate=self.rules.fee_rate(command.exchange),
+            locked_asset=None if is_parent else (instrument.base if command.side is OrderSide.SELL
+                                                 else instrument.quote),
+            request_fingerprint=fingerprint,
+        )
+
+    def _reserve_price(self, command: PlaceOrder, instrument: Instrument, mark: Decimal) -> Decimal:
+        """The price funds are reserved at: the limit price, or a protected price around the trigger or mark."""
+        if command.price is not None:
+            return command.price
+        reference = command.trigger_price if command.trigger_price is not None else mark
+        return protected_price(command.side, reference, self.rules.protection_band, instrument)
+
+    @staticmethod
+    def _same_request(existing: Order, fingerprint: str) -> Placed:
+        if existing.request_fingerprint != fingerprint:
+            raise Conflict(
+                f"client_order_id {existing.client_order_id!r} was already used for a different order",
+                field="client_order_id",
+                order_id=str(existing.id),
+            )
+        return Placed(existing, created=False)

@@ -1,0 +1,76 @@
+"""Persist a settlement: ledger postings into balances and entries, fills into positions and trades."""
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cashup.core.ids import new_id
+from cashup.core.money import ZERO
+from cashup.core.orders import Order
+from cashup.core.positions import PositionState, apply_fill
+from cashup.core.settlement import PositionChange, Settlement, TradeFacts
+from cashup.db.models import PositionRow, TradeRow
+from cashup.trading.ledger_store import LedgerStore
+
+
+def position_state(row: PositionRow) -> PositionState:
+    return PositionState(quantity=row.quantity, average_entry_price=row.average_entry_price,
+                         realized_pnl=row.realized_pnl, fees=row.fees)
+
+
+class SettlementWriter:
+    """Writes settlements inside the caller's transaction; the ledger refuses a posting that overdraws."""
+
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime]) -> None:
+        self.session = session
+        self.clock = clock
+        self.ledger = LedgerStore(session, clock)
+
+    async def write(self, order: Order, settlement: Settlement, *, source: str) -> None:
+        """Post the ledger entries first (they may raise ``InsufficientFunds`` before anything changes), then
+        move the position and record the trade of each fill."""
+        if settlement.postings:
+            await self.ledger.post(settlement.postings)
+        for position, trade in settlement.fills:
+            realized = await self.move_position(order.account_id, order.user_id, order.strategy_id, order.exchange,
+                                                order.symbol, position)
+            self.add_trade(order, trade, realized, source)
+
+    def add_trade(self, order: Order, trade: TradeFacts, realized: Decimal, source: str) -> TradeRow:
+        row = TradeRow(
+            id=new_id(), user_id=order.user_id, account_id=order.account_id, order_id=order.id,
+            execution_id=trade.execution_id, strategy_id=order.strategy_id, exchange=order.exchange,
+            symbol=order.symbol, side=trade.side.value, quantity=trade.quantity, price=trade.price, fee=trade.fee,
+            fee_currency=trade.fee_currency, liquidity=trade.liquidity.value, realized_pnl=realized,
+            executed_at=trade.executed_at, source=source,
+        )
+        self.session.add(row)
+        return row
+
+    async def move_position(self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str,
+                            symbol: str, change: PositionChange) -> Decimal:
+        """Apply a fill to the netting position; return the PnL it realized."""
+        row = await self.position_row(account_id, user_id, strategy_id, exchange, symbol)
+        new_state, realized = apply_fill(position_state(row), change.side, change.quantity, change.price, change.fee)
+        row.quantity = new_state.quantity
+        row.average_entry_price = new_state.average_entry_price
+        row.realized_pnl = new_state.realized_pnl
+        row.fees = new_state.fees
+        row.updated_at = self.clock()
+        return realized
+
+    async def position_row(self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str,
+                           symbol: str) -> PositionRow:
+        key = {"account_id": account_id, "strategy_id": strategy_id or "", "exchange": exchange, "symbol": symbol}
+        query = select(PositionRow).filter_by(**key).with_for_update()
+        row = (await self.session.execute(query)).scalar_one_or_none()
+        if row is None:
+            row = PositionRow(**key, user_id=user_id, quantity=ZERO, average_entry_price=None, realized_pnl=ZERO,
+                              fees=ZERO, updated_at=self.clock())
+            self.session.add(row)
+            await self.session.flush()  # later fills of the same unit of work must find it
+        return row
