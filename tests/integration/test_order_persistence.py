@@ -1,11 +1,13 @@
-"""Orders through ``OrderService`` and the journal on SQLite, PostgreSQL and MariaDB (SPEC §2, §3, §5).
+"""Orders through the write path on SQLite, PostgreSQL and MariaDB (SPEC §2, §3, §5).
 
-The service is built exactly as the API builds it (``api.deps.get_order_service`` over a ``Runtime``, not
-started, with the market price pinned); events go through ``orders.journal.record_event`` as the report
-applier sends them. Every step commits and the next one reads in a fresh session.
+Placements go through ``Placement.place`` inside a ``UnitOfWork``, exactly as the API's group-commit writer
+calls it (a ``Runtime`` not started, with the market price pinned); events go through ``UnitOfWork.record``
+and venue reports through ``engine.reports.apply_report``, as the report applier sends them. Every step
+commits and the next one reads in a fresh session.
 """
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -17,20 +19,24 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cashup.api.deps import get_order_service
+from cashup.api.app import placement_writer
 from cashup.config import Settings
 from cashup.core.enums import Liquidity, Role
 from cashup.core.errors import Conflict, InvalidTransition, NotFound
-from cashup.core.orders import EventKind, OrderAccepted, OrderFilled, OrderSubmitted
+from cashup.core.orders import EventKind, OrderEvent, OrderFilled, OrderSubmitted
 from cashup.core.principal import Principal
 from cashup.db.models import BalanceRow, ExecutionRow, LedgerEntryRow, OrderEventRow, OrderRow, PositionRow, TradeRow
+from cashup.engine.reports import apply_report
 from cashup.engine.worker import Worker
-from cashup.orders.journal import record_event
-from cashup.orders.repository import OrderFilter, OrderRepository, to_domain
+from cashup.execution.handlers import ExternalFill, book_external_fill
+from cashup.execution.placement import Placed
+from cashup.execution.uow import UnitOfWork
+from cashup.execution.work import Action
+from cashup.orders.repository import OrderFilter
 from cashup.orders.schemas import ExecutionCreate, OrderCreate
-from cashup.orders.service import Action, OrderService
+from cashup.orders.service import OrderQueries
 from cashup.runtime import Runtime, utc_now
-from cashup.trading.books import Books
+from cashup.venues.base import ExecutionReport, ReportKind
 from tests.integration.conftest import BACKENDS
 
 ALICE = Principal("alice", Role.TRADER)
@@ -62,6 +68,7 @@ async def runtimes(settings: Settings) -> AsyncIterator[Callable[..., Runtime]]:
     def make(clock: Callable[[], datetime] = utc_now) -> Runtime:
         runtime = Runtime(settings, clock=clock, run_worker=False)
         runtime.last_price = last_price  # type: ignore[method-assign]
+        runtime.placement.prices = last_price  # the placement holds the price source it was built with
         made.append(runtime)
         return runtime
 
@@ -83,29 +90,78 @@ def sessions(runtime: Runtime) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
-def service_for(runtime: Runtime) -> Callable[..., Any]:
-    """``async with service_for() as service``: the API's ``OrderService`` on one session, committed on exit."""
+def uow_for(runtime: Runtime) -> Callable[..., Any]:
+    """``async with uow_for() as uow``: a unit of work on a fresh session, committed on a clean exit."""
 
     @asynccontextmanager
-    async def make(on: Runtime = runtime) -> AsyncIterator[OrderService]:
+    async def make(on: Runtime = runtime) -> AsyncIterator[UnitOfWork]:
         async with on.sessions() as session:
-            yield get_order_service(on, session)
-            await session.commit()
+            uow = UnitOfWork(session, on.clock, on.signals)
+            yield uow
+            await uow.commit()
 
     return make
 
 
-async def apply_events(runtime: Runtime, order_id: UUID, *events: Any) -> list[Any]:
-    """Apply events in one transaction, as the report applier does, and commit; return their kinds."""
+@pytest.fixture
+def place(runtime: Runtime, uow_for: Callable[..., Any]) -> Callable[..., Any]:
+    """``await place(principal, body)``: one placement in a unit of work of its own, committed."""
+
+    async def make(principal: Principal, body: OrderCreate, on: Runtime = runtime) -> Placed:
+        async with uow_for(on) as uow:
+            return await on.placement.place(uow, body.to_command(principal))
+
+    return make
+
+
+@pytest.fixture
+def queries(runtime: Runtime) -> Callable[..., Any]:
+    """``async with queries() as orders``: the API's read side on a fresh session."""
+
+    @asynccontextmanager
+    async def make() -> AsyncIterator[OrderQueries]:
+        async with runtime.sessions() as session:
+            yield OrderQueries(session)
+
+    return make
+
+
+async def record_events(runtime: Runtime, order_id: UUID, *events: OrderEvent) -> list[EventKind]:
+    """Record events on the order in one unit of work and commit; return the kinds applied."""
     async with runtime.sessions() as session:
-        repository = OrderRepository(session)
-        books = Books(session, runtime.clock, runtime.instruments)
-        row = await repository.get(order_id, for_update=True)
-        assert row is not None
-        order = to_domain(row, await repository.execution_ids(order_id))
-        kinds = [await record_event(repository, books, row, order, item) for item in events]
-        await session.commit()
+        uow = UnitOfWork(session, runtime.clock, runtime.signals)
+        order = await uow.orders.get(order_id, for_update=True, with_executions=True)
+        assert order is not None
+        kinds = await uow.record(order, list(events))
+        await uow.commit()
     return kinds
+
+
+async def event_kinds(sessions: async_sessionmaker[AsyncSession], order_id: UUID) -> list[str]:
+    async with sessions() as session:
+        query = select(OrderEventRow.kind).where(OrderEventRow.order_id == order_id).order_by(OrderEventRow.seq)
+        return list((await session.execute(query)).scalars())
+
+
+async def apply_reports(runtime: Runtime, order_id: UUID, *reports: ExecutionReport) -> list[str | None]:
+    """Apply venue reports in one unit of work, as the report applier does, and commit; for each report, the
+    kind of the event it wrote (``None`` when ``apply_report`` did not apply it)."""
+    before = len(await event_kinds(runtime.sessions, order_id))
+    async with runtime.sessions() as session:
+        uow = UnitOfWork(session, runtime.clock, runtime.signals)
+        results = [await apply_report(uow, "paper", report) for report in reports]
+        await uow.commit()
+    written = iter((await event_kinds(runtime.sessions, order_id))[before:])
+    kinds = [next(written) if result == order_id else None for result in results]
+    assert next(written, None) is None
+    return kinds
+
+
+def fill_report(venue_id: str, at: datetime, execution_id: str, quantity: str, price: str, fee: str,
+                liquidity: Liquidity) -> ExecutionReport:
+    return ExecutionReport(kind=ReportKind.FILL, venue_client_order_id=venue_id, at=at, execution_id=execution_id,
+                           quantity=Decimal(quantity), price=Decimal(price), fee=Decimal(fee), fee_currency="USDT",
+                           liquidity=liquidity)
 
 
 async def count_rows(sessions: async_sessionmaker[AsyncSession], table: type, **where: Any) -> int:
@@ -141,17 +197,17 @@ async def ledger_sums(sessions: Sessions, account_id: UUID) -> Buckets:
 
 
 async def test_created_partially_filled_and_filled_order_is_persisted_exactly(
-    runtimes: Callable[..., Runtime], service_for: Callable[..., Any]
+    runtimes: Callable[..., Runtime], place: Callable[..., Any], queries: Callable[..., Any]
 ) -> None:
     fixed = runtimes(clock=lambda: T0)
-    async with service_for(fixed) as service:
-        created = await service.create(ALICE, limit_buy("life-1", quantity="0.5", symbol="btc-usdt",
-                                                        strategy_id="grid-7"))
-    assert created.created
-    order_id = created.row.id
-    account_id = created.row.account_id
+    body = limit_buy("life-1", quantity="0.5", symbol="btc-usdt", strategy_id="grid-7")
+    created = await place(ALICE, body, on=fixed)
+    assert created.created and created.denial is None
+    order_id = created.order.id
+    account_id = created.order.account_id
     sessions = fixed.sessions
     times = [T0 + timedelta(milliseconds=n, microseconds=n) for n in range(1, 5)]
+    venue_id = order_id.hex
 
     # Placing it locks what it may spend: 0.5 at the limit price plus the fee at the paper rate (0.1%).
     lock = Decimal("0.5") * Decimal("50000.1") * Decimal("1.001")
@@ -160,17 +216,19 @@ async def test_created_partially_filled_and_filled_order_is_persisted_exactly(
         "USDT": (Decimal("100000") - lock, lock), "BTC": (Decimal("1"), Decimal("0")),
         "ETH": (Decimal("10"), Decimal("0")),
     }
+    async with sessions() as session:
+        row = await session.get(OrderRow, order_id)
+        assert row is not None
+        assert (row.status, row.locked_asset, row.locked_amount, row.version) == ("pending_new", "USDT", lock, 1)
+        assert (row.pending_action, row.next_action_at, row.lease_owner) == (Action.SUBMIT, T0, None)
 
-    kinds = await apply_events(
-        fixed,
-        order_id,
-        OrderSubmitted(at=times[0], venue_client_order_id=order_id.hex),
-        OrderAccepted(at=times[1], exchange_order_id="paper-42"),
-    )
-    assert kinds == [EventKind.SUBMITTED, EventKind.ACCEPTED]
-    partial = OrderFilled(at=times[2], execution_id="fill-1", quantity=Decimal("0.2"), price=Decimal("50000.1"),
-                          fee=Decimal("10.00002"), fee_currency="USDT", liquidity=Liquidity.MAKER)
-    assert await apply_events(fixed, order_id, partial) == [EventKind.PARTIALLY_FILLED]
+    assert await record_events(fixed, order_id, OrderSubmitted(at=times[0], venue_client_order_id=venue_id)) == [
+        EventKind.SUBMITTED]
+    accepted = ExecutionReport(kind=ReportKind.ACCEPTED, venue_client_order_id=venue_id, at=times[1],
+                               exchange_order_id="paper-42")
+    assert await apply_reports(fixed, order_id, accepted) == ["accepted"]
+    partial = fill_report(venue_id, times[2], "fill-1", "0.2", "50000.1", "10.00002", Liquidity.MAKER)
+    assert await apply_reports(fixed, order_id, partial) == ["partially_filled"]
 
     async with sessions() as session:
         row = await session.get(OrderRow, order_id)
@@ -178,15 +236,22 @@ async def test_created_partially_filled_and_filled_order_is_persisted_exactly(
         assert (row.status, row.filled_quantity, row.remaining_quantity) == ("partially_filled", Decimal("0.2"),
                                                                             Decimal("0.3"))
         assert row.average_price == Decimal("50000.1") and row.version == 4
+        # The fill used its share of the lock: 0.3 at the limit price plus fee stays locked.
+        assert row.locked_amount == Decimal("0.3") * Decimal("50000.1") * Decimal("1.001")
 
-    # A repeated report of the same execution changes nothing; the rest of the quantity completes it.
-    assert await apply_events(fixed, order_id, partial) == [None]
-    full = OrderFilled(at=times[3], execution_id="fill-2", quantity=Decimal("0.3"), price=Decimal("49999.9"),
-                       fee=Decimal("14.99997"), fee_currency="USDT", liquidity=Liquidity.TAKER)
-    assert await apply_events(fixed, order_id, full) == [EventKind.FILLED]
+    # A repeated report of the same execution changes nothing, through the applier or recorded directly;
+    # the rest of the quantity completes it.
+    assert await apply_reports(fixed, order_id, partial) == [None]
+    repeated = OrderFilled(at=times[2], execution_id="fill-1", quantity=Decimal("0.2"), price=Decimal("50000.1"),
+                           fee=Decimal("10.00002"), fee_currency="USDT", liquidity=Liquidity.MAKER)
+    assert await record_events(fixed, order_id, repeated) == []
+    full = fill_report(venue_id, times[3], "fill-2", "0.3", "49999.9", "14.99997", Liquidity.TAKER)
+    assert await apply_reports(fixed, order_id, full) == ["filled"]
+    overfill = fill_report(venue_id, times[3], "fill-3", "0.00001", "50000", "0", Liquidity.TAKER)
+    assert await apply_reports(fixed, order_id, overfill) == [None]
     with pytest.raises(InvalidTransition):
-        await apply_events(fixed, order_id, OrderFilled(at=times[3], execution_id="fill-3",
-                                                        quantity=Decimal("0.00001"), price=Decimal("50000")))
+        await record_events(fixed, order_id, OrderFilled(at=times[3], execution_id="fill-3",
+                                                         quantity=Decimal("0.00001"), price=Decimal("50000")))
 
     async with sessions() as session:
         row = await session.get(OrderRow, order_id)
@@ -202,16 +267,17 @@ async def test_created_partially_filled_and_filled_order_is_persisted_exactly(
         assert row.average_price == Decimal("49999.98")
         assert str(row.average_price) == "49999.98"
         assert (row.fee, row.fee_currency) == (Decimal("24.99999"), "USDT")
-        assert (row.exchange_order_id, row.venue_client_order_id) == ("paper-42", order_id.hex)
+        assert (row.exchange_order_id, row.venue_client_order_id) == ("paper-42", venue_id)
         assert row.version == 5
         assert (row.created_at, row.updated_at, row.first_fill_at) == (T0, times[3], times[2])
         assert row.locked_amount == Decimal("0")
+        assert (row.pending_action, row.next_action_at) == (None, None)
 
-    async with service_for(fixed) as service:
-        executions = await service.executions(ALICE, order_id)
-        events = await service.events(ALICE, order_id)
+    async with queries() as orders:
+        executions = await orders.executions(ALICE, order_id)
+        events = await orders.events(ALICE, order_id)
         with pytest.raises(NotFound):
-            await service.events(BOB, order_id)
+            await orders.events(BOB, order_id)
     assert [
         (e.execution_id, e.quantity, e.price, e.fee, e.fee_currency, e.liquidity, e.executed_at, e.source)
         for e in executions
@@ -227,20 +293,23 @@ async def test_created_partially_filled_and_filled_order_is_persisted_exactly(
         (4, "partially_filled", "partially_filled", times[2]),
         (5, "filled", "filled", times[3]),
     ]
+    # The first event is the order as admitted: defaults applied and what it reserves.
     assert events[0].data == {
-        "client_order_id": "life-1", "strategy_id": "grid-7", "exchange": "paper", "symbol": "BTC/USDT",
-        "side": "buy", "order_type": "limit", "quantity": "0.5", "price": "50000.1", "trigger_type": "last",
-        "time_in_force": "GTC", "post_only": False, "reduce_only": False, "priority": 0,
+        "order_id": str(order_id), "client_order_id": "life-1", "user_id": "alice", "account_id": str(account_id),
+        "strategy_id": "grid-7", "exchange": "paper", "symbol": "BTC/USDT", "side": "buy", "order_type": "limit",
+        "quantity": "0.5", "price": "50000.1", "trigger_type": "last", "time_in_force": "GTC", "post_only": False,
+        "reduce_only": False, "priority": 0, "reserve_price": "50000.1", "fee_rate": "0.001",
+        "locked_asset": "USDT", "request_fingerprint": body.to_command(ALICE).fingerprint(),
     }
-    assert events[1].data == {"venue_client_order_id": order_id.hex}
-    assert events[2].data == {"exchange_order_id": "paper-42"}
+    assert events[1].data == {"venue_client_order_id": venue_id, "source": "venue"}
+    assert events[2].data == {"exchange_order_id": "paper-42", "source": "venue"}
     assert events[3].data == {
         "execution_id": "fill-1", "quantity": "0.2", "price": "50000.1", "fee": "10.00002", "fee_currency": "USDT",
-        "liquidity": "maker", "filled_quantity": "0.2",
+        "liquidity": "maker", "filled_quantity": "0.2", "source": "venue",
     }
     assert events[4].data == {
         "execution_id": "fill-2", "quantity": "0.3", "price": "49999.9", "fee": "14.99997", "fee_currency": "USDT",
-        "liquidity": "taker", "filled_quantity": "0.5",
+        "liquidity": "taker", "filled_quantity": "0.5", "source": "venue",
     }
     assert await count_rows(sessions, ExecutionRow, order_id=order_id) == 2
     assert await count_rows(sessions, OrderEventRow, order_id=order_id) == 5
@@ -270,87 +339,104 @@ async def test_created_partially_filled_and_filled_order_is_persisted_exactly(
 
 
 async def test_external_execution_is_booked_once(
-    runtime: Runtime, sessions: async_sessionmaker[AsyncSession], service_for: Callable[..., Any]
+    runtime: Runtime, sessions: async_sessionmaker[AsyncSession], place: Callable[..., Any],
+    uow_for: Callable[..., Any], queries: Callable[..., Any],
 ) -> None:
-    async with service_for() as service:
-        order_id = (await service.create(ALICE, limit_buy(quantity="0.3", price="49000"))).row.id
-    await apply_events(runtime, order_id, OrderSubmitted(at=utc_now(), venue_client_order_id=order_id.hex),
-                       OrderAccepted(at=utc_now(), exchange_order_id="x-1"))
+    order_id = (await place(ALICE, limit_buy(quantity="0.3", price="49000"))).order.id
+    assert await record_events(runtime, order_id, OrderSubmitted(at=utc_now(), venue_client_order_id=order_id.hex)) \
+        == [EventKind.SUBMITTED]
+    accepted = ExecutionReport(kind=ReportKind.ACCEPTED, venue_client_order_id=order_id.hex, at=utc_now(),
+                               exchange_order_id="x-1")
+    assert await apply_reports(runtime, order_id, accepted) == ["accepted"]
     body = ExecutionCreate(execution_id="drop-copy-1", quantity="0.1", price="48999.5", fee="4.89995",
                            executed_at=T0)
-    async with service_for() as service:
-        booked, new = await service.add_execution(ALICE, order_id, body)
-    async with service_for() as service:
-        again, new_again = await service.add_execution(ALICE, order_id, body)
+
+    async def book() -> bool:
+        async with uow_for() as uow:
+            _, new = await book_external_fill(uow, ExternalFill(principal=ALICE, order_id=order_id,
+                                                                fill=body.to_event(runtime.clock())))
+        return new
+
+    new, new_again = await book(), await book()
     assert (new, new_again) == (True, False)
-    assert again.id == booked.id
-    assert (booked.quantity, booked.price, booked.fee, booked.fee_currency, booked.source) == (
-        Decimal("0.1"), Decimal("48999.5"), Decimal("4.89995"), "USDT", "external")
+    async with queries() as orders:
+        booked = await orders.execution(order_id, "drop-copy-1")
+        again = await orders.execution(order_id, "drop-copy-1")
+    assert booked is not None and again is not None and again.id == booked.id
+    assert (booked.quantity, booked.price, booked.fee, booked.fee_currency, booked.source, booked.executed_at) == (
+        Decimal("0.1"), Decimal("48999.5"), Decimal("4.89995"), "USDT", "external", T0)
     async with sessions() as session:
         row = await session.get(OrderRow, order_id)
         assert row is not None
         assert (row.status, row.filled_quantity, row.average_price, row.fee) == (
             "partially_filled", Decimal("0.1"), Decimal("48999.5"), Decimal("4.89995"))
         assert row.version == 4
+        assert row.locked_amount == Decimal("0.2") * Decimal("49000") * Decimal("1.001")
     assert await count_rows(sessions, ExecutionRow, order_id=order_id) == 1
     assert await count_rows(sessions, TradeRow, order_id=order_id) == 1
     assert await count_rows(sessions, OrderEventRow, order_id=order_id) == 4
 
 
 async def test_client_order_id_returns_the_same_order_or_conflicts(
-    sessions: async_sessionmaker[AsyncSession], service_for: Callable[..., Any]
+    sessions: async_sessionmaker[AsyncSession], place: Callable[..., Any]
 ) -> None:
-    async with service_for() as service:
-        first = await service.create(ALICE, limit_buy("same-1"))
-    async with service_for() as service:
-        # Same request (the symbol spelled another accepted way): the original order, nothing new written.
-        second = await service.create(ALICE, limit_buy("same-1", symbol="BTC-USDT"))
-    async with service_for() as service:
-        with pytest.raises(Conflict) as conflict:
-            await service.create(ALICE, limit_buy("same-1", quantity="0.02"))
-    async with service_for() as service:
-        bobs = await service.create(BOB, limit_buy("same-1"))  # unique per account, not globally
+    first = await place(ALICE, limit_buy("same-1"))
+    # Same request (the symbol spelled another accepted way): the original order, nothing new written.
+    second = await place(ALICE, limit_buy("same-1", symbol="BTC-USDT"))
+    with pytest.raises(Conflict) as conflict:
+        await place(ALICE, limit_buy("same-1", quantity="0.02"))
+    bobs = await place(BOB, limit_buy("same-1"))  # unique per account, not globally
 
     assert first.created and not second.created and bobs.created
-    assert second.row.id == first.row.id
-    assert bobs.row.id != first.row.id
-    assert conflict.value.context == {"field": "client_order_id", "order_id": str(first.row.id)}
+    assert second.order.id == first.order.id
+    assert bobs.order.id != first.order.id
+    assert conflict.value.context == {"field": "client_order_id", "order_id": str(first.order.id)}
     assert await count_rows(sessions, OrderRow, client_order_id="same-1") == 2
     assert await count_rows(sessions, OrderRow, client_order_id="same-1", user_id="alice") == 1
-    assert await count_rows(sessions, OrderEventRow, order_id=first.row.id) == 1
+    assert await count_rows(sessions, OrderEventRow, order_id=first.order.id) == 1
     async with sessions() as session:
-        row = await session.get(OrderRow, first.row.id)
+        row = await session.get(OrderRow, first.order.id)
         assert row is not None and row.quantity == Decimal("0.01") and row.version == 1
     # Only one lock was taken for alice's order: 0.01 at 50000.1 plus 0.1% fee.
-    balances = await balances_of(sessions, first.row.account_id)
+    balances = await balances_of(sessions, first.order.account_id)
     assert balances["USDT"][1] == Decimal("0.01") * Decimal("50000.1") * Decimal("1.001")
 
 
+@pytest.mark.parametrize("writers", [1, 2], ids=["one-writer", "two-processes"])
 async def test_concurrent_creates_with_one_client_order_id_make_one_order(
-    runtime: Runtime, sessions: async_sessionmaker[AsyncSession], service_for: Callable[..., Any]
+    runtimes: Callable[..., Runtime], runtime: Runtime, sessions: async_sessionmaker[AsyncSession], writers: int
 ) -> None:
+    """Through the group-commit writer: one process batches both requests; two processes race in the database
+    and the loser's unique-key conflict is retried alone, finding the winner's order."""
     await runtime.accounts.default_account(ALICE, "paper")
-
-    async def create() -> Any:
-        async with service_for() as service:
-            return await service.create(ALICE, limit_buy("race-1"))
-
-    results = await asyncio.wait_for(asyncio.gather(create(), create()), timeout=30)
-    assert sorted(result.created for result in results) == [False, True]
-    assert results[0].row.id == results[1].row.id
+    processes = [runtime] + [runtimes() for _ in range(writers - 1)]
+    placements = [placement_writer(process) for process in processes]
+    try:
+        answers = await asyncio.wait_for(asyncio.gather(
+            *(placements[n % writers].place(limit_buy("race-1").to_command(ALICE)) for n in range(2))), timeout=30)
+    finally:
+        for writer in placements:
+            await writer.stop()
+    assert sorted(answer.status_code for answer in answers) == [200, 201]
+    bodies = [json.loads(answer.body) for answer in answers]
+    assert bodies[0]["id"] == bodies[1]["id"]
     assert await count_rows(sessions, OrderRow, client_order_id="race-1") == 1
     assert await count_rows(sessions, OrderEventRow) == 1
-    balances = await balances_of(sessions, results[0].row.account_id)
+    balances = await balances_of(sessions, UUID(bodies[0]["account_id"]))
     assert balances["USDT"][1] == Decimal("0.01") * Decimal("50000.1") * Decimal("1.001")
 
 
-async def test_keyset_pagination_returns_every_order_once_newest_first(service_for: Callable[..., Any]) -> None:
+async def test_keyset_pagination_returns_every_order_once_newest_first(
+    runtime: Runtime, uow_for: Callable[..., Any], queries: Callable[..., Any]
+) -> None:
     # One transaction per user: a first order of a user creates the account in a session of its own,
     # which would wait for the write lock this session holds on SQLite.
-    async with service_for() as service:
-        alices = [(await service.create(ALICE, limit_buy(f"page-{n}"))).row.id for n in range(23)]
-    async with service_for() as service:
-        bobs = [(await service.create(BOB, limit_buy(f"page-{n}"))).row.id for n in range(4)]
+    async with uow_for() as uow:
+        alices = [(await runtime.placement.place(uow, limit_buy(f"page-{n}").to_command(ALICE))).order.id
+                  for n in range(23)]
+    async with uow_for() as uow:
+        bobs = [(await runtime.placement.place(uow, limit_buy(f"page-{n}").to_command(BOB))).order.id
+                for n in range(4)]
     expected = sorted(alices, reverse=True)
     assert expected == alices[::-1]  # time-ordered ids: newest first is reverse creation order
 
@@ -359,8 +445,8 @@ async def test_keyset_pagination_returns_every_order_once_newest_first(service_f
         pages: list[list[UUID]] = []
         cursor: str | None = None
         while True:
-            async with service_for() as service:
-                rows, cursor = await service.list_keyset(principal, OrderFilter(), limit, cursor)
+            async with queries() as orders:
+                rows, cursor = await orders.list_keyset(principal, OrderFilter(), limit, cursor)
             pages.append([row.id for row in rows])
             if cursor is None:
                 return pages
@@ -383,15 +469,16 @@ async def test_keyset_pagination_returns_every_order_once_newest_first(service_f
     added: list[UUID] = []
 
     async def create_one() -> None:
-        async with service_for() as service:
-            added.append((await service.create(ALICE, limit_buy(f"late-{len(added)}"))).row.id)
+        async with uow_for() as uow:
+            placed = await runtime.placement.place(uow, limit_buy(f"late-{len(added)}").to_command(ALICE))
+        added.append(placed.order.id)
 
     pages = await walk(ALICE, 4, between_pages=create_one)
     assert [order_id for page in pages for order_id in page] == expected
     assert len(added) == 5
 
-    async with service_for() as service:
-        page_two, total = await service.list_page(ALICE, OrderFilter(), 2, 10)
+    async with queries() as orders:
+        page_two, total = await orders.list_page(ALICE, OrderFilter(), 2, 10)
     assert total == 28
     assert [row.id for row in page_two] == sorted(alices + added, reverse=True)[10:20]
 
@@ -418,21 +505,26 @@ def sql_log(runtimes: Callable[..., Runtime]) -> Iterator[Callable[[Runtime], li
             event.remove(engine, "before_cursor_execute", record)
 
 
-async def create_due_orders(service_for: Callable[..., Any], count: int) -> list[UUID]:
-    async with service_for() as service:
-        return [(await service.create(ALICE, limit_buy(f"due-{n}"))).row.id for n in range(count)]
+async def create_due_orders(runtime: Runtime, uow_for: Callable[..., Any], count: int) -> list[UUID]:
+    async with uow_for() as uow:
+        return [(await runtime.placement.place(uow, limit_buy(f"due-{n}").to_command(ALICE))).order.id
+                for n in range(count)]
+
+
+def due_order_selects(sent: list[str]) -> list[str]:
+    """The statements (or subqueries) that pick due orders from the queue: those with the due-time predicate."""
+    return [sql for sql in sent if "FROM ORDERS" in sql and "NEXT_ACTION_AT <=" in sql]
 
 
 async def test_two_workers_claiming_concurrently_never_claim_an_order_twice(
-    runtimes: Callable[..., Runtime], service_for: Callable[..., Any], sessions: async_sessionmaker[AsyncSession],
-    backend: str, sql_log: Callable[[Runtime], list[str]],
+    runtime: Runtime, runtimes: Callable[..., Runtime], uow_for: Callable[..., Any],
+    sessions: async_sessionmaker[AsyncSession], backend: str, sql_log: Callable[[Runtime], list[str]],
 ) -> None:
-    order_ids = await create_due_orders(service_for, 50)
+    order_ids = await create_due_orders(runtime, uow_for, 50)
     # Two processes' wiring: separate engines and pools, each with the worker Runtime configures.
     one, two = runtimes(), runtimes()
     first, second = one.worker, two.worker
     assert first.owner != second.owner
-    assert first.uses_skip_locked is second.uses_skip_locked is (backend != "sqlite")
     first_sent, second_sent = sql_log(one), sql_log(two)
     claimed_so_far: list[UUID] = []
 
@@ -461,12 +553,14 @@ async def test_two_workers_claiming_concurrently_never_claim_an_order_twice(
         # at a time, so one worker may take everything there.)
         assert by_owner[first.owner] and by_owner[second.owner], "the two workers did not both claim"
 
-    selects = [sql for sql in (*first_sent, *second_sent) if sql.startswith("SELECT") and "FROM ORDERS" in sql]
+    selects = due_order_selects([*first_sent, *second_sent])
     assert selects
     if backend == "sqlite":
         assert not any("FOR UPDATE" in sql for sql in selects)
     else:
-        assert all(sql.endswith("FOR UPDATE SKIP LOCKED") for sql in selects), selects[0]
+        assert all("FOR UPDATE SKIP LOCKED" in sql for sql in selects), selects[0]
+    if backend == "postgresql":  # one statement: UPDATE … WHERE id IN (SELECT … SKIP LOCKED) RETURNING
+        assert all(sql.startswith("UPDATE ORDERS") and "RETURNING" in sql for sql in selects), selects[0]
 
     async with sessions() as session:
         leases = dict((await session.execute(select(OrderRow.id, OrderRow.lease_owner))).all())
@@ -484,20 +578,12 @@ async def test_two_workers_claiming_concurrently_never_claim_an_order_twice(
     assert sorted(await later.claim(100)) == sorted(order_ids)
 
 
-
-@pytest.mark.parametrize(
-    "backend_url",
-    [
-        BACKENDS[1],
-        BACKENDS[2],
-    ],
-    indirect=True,
-)
+@server_backends
 async def test_claim_skips_rows_locked_by_another_transaction_without_waiting(
-    runtimes: Callable[..., Runtime], service_for: Callable[..., Any], sessions: async_sessionmaker[AsyncSession],
-    backend: str,
+    runtime: Runtime, runtimes: Callable[..., Runtime], uow_for: Callable[..., Any],
+    sessions: async_sessionmaker[AsyncSession], backend: str,
 ) -> None:
-    order_ids = await create_due_orders(service_for, 12)
+    order_ids = await create_due_orders(runtime, uow_for, 12)
     locked = order_ids[:5]
     claiming = runtimes()
     if backend == "mariadb":
