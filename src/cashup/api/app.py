@@ -1,12 +1,13 @@
 """The FastAPI application: lifespan, middleware, error handlers, routers."""
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cashup.api import system
 from cashup.api.errors import install_error_handlers
@@ -60,26 +61,41 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(trading_router, prefix="/api/v1")
     app.include_router(risk_router, prefix="/api/v1")
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("X-Request-ID") or new_id().hex
+    app.add_middleware(ObserveRequests)
+    return app
+
+
+class ObserveRequests:
+    """Bind a request id to the logs, answer it in ``X-Request-ID``, time the request and log it (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or new_id().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-ID"] = request_id
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(request)
-            REQUEST_LATENCY.labels(request.method, route, str(status)).observe(elapsed)
-            access_log.info("request", method=request.method, path=request.url.path, status=status,
+            REQUEST_LATENCY.labels(scope["method"], _route_template(scope), str(status)).observe(elapsed)
+            access_log.info("request", method=scope["method"], path=scope["path"], status=status,
                             duration_ms=round(elapsed * 1000, 2))
             structlog.contextvars.unbind_contextvars("request_id")
-
-    return app
 
 
 def placement_writer(runtime: Runtime) -> PlacementWriter:
@@ -89,11 +105,11 @@ def placement_writer(runtime: Runtime) -> PlacementWriter:
                            idempotency_ttl=timedelta(hours=runtime.settings.idempotency_ttl_hours))
 
 
-def _route_template(request: Request) -> str:
+def _route_template(scope: Scope) -> str:
     """The matched route with its parameters as placeholders (``/api/v1/orders/{order_id}``), for metric labels."""
-    if request.scope.get("route") is None:
+    if scope.get("route") is None:
         return "unmatched"
-    path = request.url.path
-    for name, value in request.path_params.items():
+    path = scope["path"]
+    for name, value in (scope.get("path_params") or {}).items():
         path = path.replace(str(value), "{" + name + "}", 1)
     return path

@@ -103,6 +103,7 @@ async def run_algorithm(ctx: EngineContext, uow: UnitOfWork, parent: Order) -> N
         ctx.done(uow, parent)
         await uow.commit()
         return
+    await uow.orders.load_execution_ids(parent)
     if parent.status is OrderStatus.PENDING_NEW:
         await uow.record(parent, [OrderSubmitted(at=ctx.clock(), venue_client_order_id=""),
                                   OrderAccepted(at=ctx.clock())], source="engine")

@@ -63,10 +63,10 @@ class EngineContext:
         """Keep the lease while a venue call follows; ``action`` falls due at the deadline if no answer came."""
         uow.schedule(order.id, leased(action, self.clock(), due_in, self.owner, self.lease, attempts))
 
-    async def release(self, order_id: UUID) -> None:
-        """Let other workers have the order again once our venue call has returned."""
+    async def release(self, order_ids: list[UUID]) -> None:
+        """Let other workers have the orders again once our venue calls have returned."""
         async with self.sessions() as session:
-            await WorkQueue(session).release(order_id, self.owner)
+            await WorkQueue(session).release(order_ids, self.owner)
             await session.commit()
 
     async def book(self, order_id: UUID, event: OrderEvent) -> None:

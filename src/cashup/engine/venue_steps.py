@@ -60,27 +60,41 @@ def venue_request(order: Order, client_id: str) -> VenueOrderRequest:
     )
 
 
-async def submit(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
-    if order.status not in (OrderStatus.PENDING_NEW, OrderStatus.TRIGGERED):
-        ctx.done(uow, order)
+Send = tuple[Order, Venue, str]
+"""An order whose submission intent is committed, its venue and the client id to send it under."""
+
+
+async def submit_many(ctx: EngineContext, order_ids: list[UUID]) -> list[Send]:
+    """Commit the submission intent of every claimed order still ours in one transaction; return what to send.
+
+    Each order is then ``submitted`` and due for reconciliation at the deadline, still leased to us."""
+    sends: list[Send] = []
+    async with ctx.unit_of_work() as uow:
+        for order in await uow.orders.get_many(order_ids, for_update=True):
+            queue = uow.orders.queue_of(order.id)
+            if queue is None or queue.lease_owner != ctx.owner or queue.action != Action.SUBMIT:
+                continue
+            if order.status not in (OrderStatus.PENDING_NEW, OrderStatus.TRIGGERED):
+                ctx.done(uow, order)
+                continue
+            client_id = venue_client_order_id(order.id)
+            venue = ctx.venues.get(order.exchange)
+            events: list[OrderEvent] = [OrderSubmitted(at=ctx.clock(), venue_client_order_id=client_id)]
+            if venue is None:
+                events.append(OrderRejected(at=ctx.clock(), reason=f"venue {order.exchange} is not running"))
+            await uow.record(order, events, source="engine")
+            if venue is None:
+                ctx.done(uow, order)
+                continue
+            ctx.holding(uow, order, Action.RECONCILE, ctx.action_timeout)
+            sends.append((order, venue, client_id))
         await uow.commit()
-        return
-    client_id = venue_client_order_id(order.id)
-    venue = ctx.venues.get(order.exchange)
-    events: list[OrderEvent] = [OrderSubmitted(at=ctx.clock(), venue_client_order_id=client_id)]
-    if venue is None:
-        events.append(OrderRejected(at=ctx.clock(), reason=f"venue {order.exchange} is not running"))
-    await uow.record(order, events, source="engine")
-    if venue is None:
-        ctx.done(uow, order)
-        await uow.commit()
-        return
-    ctx.holding(uow, order, Action.RECONCILE, ctx.action_timeout)
-    await uow.commit()
-    await send(ctx, order, venue, client_id)
+    return sends
 
 
 async def send(ctx: EngineContext, order: Order, venue: Venue, client_id: str) -> None:
+    """Send a submission whose intent is committed (the caller releases the lease after). Its outcome arrives as
+    a report; a refusal or an error is booked here."""
     crash_point(BEFORE_SEND, order.client_order_id)
     try:
         await venue.submit(venue_request(order, client_id))
@@ -88,21 +102,36 @@ async def send(ctx: EngineContext, order: Order, venue: Venue, client_id: str) -
         await ctx.book(order.id, OrderRejected(at=ctx.clock(), reason=str(error) or "rejected by venue"))
     except VenueError as error:
         await ctx.retry_later(order.id, venue.name, error, Action.RECONCILE)
-    finally:
-        await ctx.release(order.id)
 
 
 async def reconcile(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
-    """Ask the venue what it knows of an order whose outcome we never heard, before re-sending anything."""
+    """Ask the venue what it knows of an order whose outcome we never heard, before re-sending anything.
+
+    The venue is asked outside any transaction (the lease keeps other workers away meanwhile); the answer is
+    then applied to the order as it stands after the call."""
     venue = ctx.venues.get(order.exchange)
     if venue is None:
         ctx.again(uow, order, Action.RECONCILE, ctx.action_timeout)
         await uow.commit()
         return
     client_id = order.venue_client_order_id or venue_client_order_id(order.id)
+    await uow.session.rollback()
     try:
         state = await with_retries(lambda: venue.fetch_order(client_id, order.symbol))
-    except VenueError as error:
+        error = None
+    except VenueError as failure:
+        state, error = None, failure
+    async with ctx.unit_of_work() as uow:
+        order = await uow.orders.get(order.id, for_update=True)
+        queue = uow.orders.queue_of(order.id) if order is not None else None
+        if order is None or queue is None or queue.lease_owner != ctx.owner:
+            return
+        await _settle_reconciliation(ctx, uow, order, venue, client_id, state, error)
+
+
+async def _settle_reconciliation(ctx: EngineContext, uow: UnitOfWork, order: Order, venue: Venue, client_id: str,
+                                 state: VenueOrderState | None, error: VenueError | None) -> None:
+    if error is not None:
         await ctx.schedule_retry(uow, order, Action.RECONCILE, error)
         await uow.commit()
         return
@@ -116,7 +145,10 @@ async def reconcile(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
         ctx.holding(uow, order, Action.RECONCILE, ctx.action_timeout, attempts=attempts)
         await uow.commit()
         log.info("venue never received the order; sending it again", order_id=str(order.id))
-        await send(ctx, order, venue, client_id)
+        try:
+            await send(ctx, order, venue, client_id)
+        finally:
+            await ctx.release([order.id])
         return
     if state is not None:
         for report in reports_from_state(state, order, ctx.clock()):
@@ -195,7 +227,7 @@ async def request(
     except VenueError as error:
         await ctx.retry_later(order.id, venue.name, error, action)
     finally:
-        await ctx.release(order.id)
+        await ctx.release([order.id])
 
 
 def reports_from_state(state: VenueOrderState, order: Order, now: datetime) -> list[ExecutionReport]:

@@ -36,10 +36,10 @@ from cashup.venues.base import Venue
 log = structlog.get_logger("cashup.engine.worker")
 
 Step = Callable[[EngineContext, UnitOfWork, Order], Awaitable[None]]
+SUBMIT_BATCH = 64
 UNKNOWN_OUTCOME = (OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
 
 STEPS: dict[str, Step] = {
-    Action.SUBMIT: venue_steps.submit,
     Action.RECONCILE: venue_steps.reconcile,
     Action.CANCEL: venue_steps.cancel,
     Action.REPLACE: venue_steps.replace,
@@ -105,11 +105,39 @@ class Worker:
             await self._sign_off()
 
     async def run_once(self) -> int:
-        """Claim what is due and run one step of each; return how many were claimed."""
-        order_ids = await self.claim(self.concurrency * 4)
-        if order_ids:
-            await asyncio.gather(*(self._step_in_slot(order_id) for order_id in order_ids))
-        return len(order_ids)
+        """Claim what is due and run one step of each; return how many were claimed.
+
+        Submissions are stepped together (one transaction records all their intents, then each goes to its
+        venue); every other action runs on its own."""
+        claimed = await self._claim_work(max(self.concurrency * 4, SUBMIT_BATCH))
+        submits = [order_id for order_id, action in claimed if action == Action.SUBMIT]
+        others = [order_id for order_id, action in claimed if action != Action.SUBMIT]
+        steps = [self._step_in_slot(order_id) for order_id in others]
+        if submits:
+            steps.append(self._submit_batch(submits))
+        await asyncio.gather(*steps)
+        return len(claimed)
+
+    async def _submit_batch(self, order_ids: list[UUID]) -> None:
+        try:
+            sends = await venue_steps.submit_many(self.context, order_ids)
+        except Exception:
+            WORK_STEPS.labels(Action.SUBMIT.value, "crashed").inc()
+            log.exception("submission batch failed", orders=len(order_ids))
+            for order_id in order_ids:
+                await self._after_crash(order_id)
+            return
+        WORK_STEPS.labels(Action.SUBMIT.value, "done").inc(len(order_ids))
+
+        async def send(item: venue_steps.Send) -> None:
+            async with self._slots:
+                await venue_steps.send(self.context, *item)
+
+        try:
+            await asyncio.gather(*(send(item) for item in sends))
+        finally:
+            if sends:
+                await self.context.release([order.id for order, _, _ in sends])
 
     async def reconcile_unknown_outcomes(self) -> int:
         """Schedule a reconciliation, due now, of every unleased order whose venue outcome is unknown."""
@@ -124,10 +152,13 @@ class Worker:
 
     async def claim(self, limit: int) -> list[UUID]:
         """Lease up to ``limit`` due orders (see ``WorkQueue.claim``)."""
+        return [order_id for order_id, _ in await self._claim_work(limit)]
+
+    async def _claim_work(self, limit: int) -> list[tuple[UUID, str]]:
         async with self.sessions() as session:
-            order_ids = await WorkQueue(session).claim(self.owner, self.clock(), self.context.lease, limit)
+            claimed = await WorkQueue(session).claim(self.owner, self.clock(), self.context.lease, limit)
             await session.commit()
-        return order_ids
+        return claimed
 
     async def _step_in_slot(self, order_id: UUID) -> None:
         async with self._slots:
@@ -141,9 +172,13 @@ class Worker:
 
     async def step(self, order_id: UUID) -> None:
         async with self.context.unit_of_work() as uow:
-            order = await uow.orders.get(order_id, for_update=True, with_executions=True)
+            order = await uow.orders.get(order_id, for_update=True)
             queue = uow.orders.queue_of(order_id)
             if order is None or queue is None or queue.lease_owner != self.owner:
+                return
+            if queue.action == Action.SUBMIT:
+                await uow.session.rollback()
+                await self._submit_batch([order_id])
                 return
             handler = STEPS.get(queue.action or "")
             if handler is None:

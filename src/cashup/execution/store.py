@@ -119,6 +119,24 @@ class OrderStore:
             return known
         return await self._one(ORDERS.c.id == order_id, for_update, with_executions)
 
+    async def get_many(self, order_ids: Sequence[UUID], *, for_update: bool = False) -> list[Order]:
+        """Several orders in one query (those already loaded in this unit of work as they are now)."""
+        missing = [order_id for order_id in order_ids if order_id not in self._identity]
+        if missing:
+            query = select(ORDERS).where(ORDERS.c.id.in_(missing)).order_by(ORDERS.c.id)
+            if for_update:
+                query = query.with_for_update()
+            for row in (await self.session.execute(query)).mappings():
+                if for_update:
+                    self._locked.add(row["id"])
+                self._remember(row, ())
+        return [self._identity[order_id] for order_id in order_ids if order_id in self._identity]
+
+    async def load_execution_ids(self, order: Order) -> None:
+        """Fill in the ids of the fills already booked on ``order`` (to skip them when they come again)."""
+        query = select(EXECUTIONS.c.execution_id).where(EXECUTIONS.c.order_id == order.id)
+        order.execution_ids |= set((await self.session.execute(query)).scalars())
+
     async def get_by_venue_client_id(self, exchange: str, venue_client_order_id: str, *, for_update: bool = False,
                                      with_executions: bool = False) -> Order | None:
         for order in self._identity.values():

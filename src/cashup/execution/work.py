@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cashup.db.models import OrderRow
 
 ORDERS = OrderRow.__table__
+CLAIMED = (ORDERS.c.id, ORDERS.c.priority, ORDERS.c.next_action_at, ORDERS.c.pending_action)
 
 
 class Action(StrEnum):
@@ -77,7 +78,7 @@ class WorkQueue:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[UUID]:
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[tuple[UUID, str]]:
         """Lease up to ``limit`` due orders: cancels first, then by priority among the oldest due.
 
         Each query walks an index on the due time and stops at its limit; on PostgreSQL and MySQL ``SKIP
@@ -86,10 +87,10 @@ class WorkQueue:
         rest = await self._claim(owner, now, lease, limit - len(cancels),
                                  ORDERS.c.pending_action != Action.CANCEL.value)
         rest.sort(key=lambda row: (-row[1], row[2]))
-        return [row[0] for row in cancels] + [row[0] for row in rest]
+        return [(row[0], row[3]) for row in cancels + rest]
 
     async def _claim(self, owner: str, now: datetime, lease: timedelta, limit: int,
-                     condition: Any) -> list[tuple[UUID, int, datetime]]:
+                     condition: Any) -> list[tuple[UUID, int, datetime, str]]:
         if limit <= 0:
             return []
         due = (
@@ -108,16 +109,14 @@ class WorkQueue:
             if not ids:
                 return []
             await self.session.execute(update(ORDERS).where(ORDERS.c.id.in_(ids)).values(**values))
-            rows = await self.session.execute(
-                select(ORDERS.c.id, ORDERS.c.priority, ORDERS.c.next_action_at).where(ORDERS.c.id.in_(ids)))
+            rows = await self.session.execute(select(*CLAIMED).where(ORDERS.c.id.in_(ids)))
             return [tuple(row) for row in rows]
-        claimed = update(ORDERS).where(ORDERS.c.id.in_(due.scalar_subquery())).values(**values).returning(
-            ORDERS.c.id, ORDERS.c.priority, ORDERS.c.next_action_at)
+        claimed = update(ORDERS).where(ORDERS.c.id.in_(due.scalar_subquery())).values(**values).returning(*CLAIMED)
         return [tuple(row) for row in await self.session.execute(claimed)]
 
-    async def release(self, order_id: UUID, owner: str) -> None:
-        """Give up our lease of the order."""
-        await self.session.execute(update(ORDERS).where(ORDERS.c.id == order_id, ORDERS.c.lease_owner == owner)
+    async def release(self, order_ids: list[UUID], owner: str) -> None:
+        """Give up our leases of the orders."""
+        await self.session.execute(update(ORDERS).where(ORDERS.c.id.in_(order_ids), ORDERS.c.lease_owner == owner)
                                    .values(lease_owner=None, lease_expires_at=None))
 
     async def reconcile_unknown(self, statuses: list[str], now: datetime) -> int:
