@@ -41,8 +41,9 @@ async def created(client: httpx.AsyncClient, body: dict[str, Any], headers: dict
     return answer.json()
 
 
-async def busy_run(client: httpx.AsyncClient, runtime: Runtime, token_for: Callable[..., str]) -> None:
-    """Three users trading at once; returns when every order has reached the state the scenario leads it to."""
+async def busy_run(client: httpx.AsyncClient, runtime: Runtime, token_for: Callable[..., str]) -> int:
+    """Three users trading at once; returns, with the number of TWAP slices, when every order has reached the
+    state the scenario leads it to."""
     bob = {"Authorization": f"Bearer {token_for('bob')}"}
     carol = {"Authorization": f"Bearer {token_for('carol')}"}
     last = runtime.last_price("paper", "BTC/USDT")
@@ -86,7 +87,11 @@ async def busy_run(client: httpx.AsyncClient, runtime: Runtime, token_for: Calla
     assert (await wait_for_status(client, fired["id"], "filled"))["status"] == "filled"
     done = await wait_for_status(client, twap["id"], "filled", timeout=15, headers=bob)
     assert (done["status"], D(done["filled_quantity"])) == ("filled", D("0.00301"))
-    assert len(await children(client, twap["id"], bob)) == 3
+    slices = await children(client, twap["id"], bob)
+    # Three slices on schedule; a worker that falls behind places what is due at once, in fewer children.
+    assert 1 <= len(slices) <= 3 and all(child["status"] == "filled" for child in slices), slices
+    assert sum(D(child["quantity"]) for child in slices) == D("0.00301")
+    return len(slices)
 
 
 def rebuild(events: list[OrderEventRow]) -> Order:
@@ -107,7 +112,7 @@ def rebuild(events: list[OrderEventRow]) -> Order:
 async def test_every_order_row_is_its_event_log_folded(
     client: httpx.AsyncClient, runtime: Runtime, token_for: Callable[..., str], backend: str
 ) -> None:
-    await busy_run(client, runtime, token_for)
+    slices = await busy_run(client, runtime, token_for)
     await runtime.applier.drain()
 
     async with runtime.sessions() as session, session.begin():  # one snapshot of orders and events
@@ -118,15 +123,15 @@ async def test_every_order_row_is_its_event_log_folded(
     for row in logged:
         logs.setdefault(row.order_id, []).append(row)
 
-    # The run was as busy as intended: 3 users, 4 resting + 3 market + 2 stops + 1 denied + a TWAP and 3 slices.
-    assert len(rows) == 14 and set(logs) == {row["id"] for row in rows}
+    # The run was as busy as intended: 3 users, 4 resting + 3 market + 2 stops + 1 denied + a TWAP and its slices.
+    assert len(rows) == 11 + slices and set(logs) == {row["id"] for row in rows}
     assert {row["user_id"] for row in rows} == {"alice", "bob", "carol"}
     kinds = {row.kind for row in logged}
     assert kinds >= {"created", "denied", "held", "triggered", "submitted", "accepted", "partially_filled", "filled",
                      "cancel_requested", "canceled", "replace_requested", "replaced"}, kinds
     statuses = sorted(row["status"] for row in rows)
     assert statuses == sorted(["accepted", "accepted", "partially_filled", "canceled", "canceled", "denied"]
-                              + ["filled"] * 8), statuses
+                              + ["filled"] * (5 + slices)), statuses
 
     differences: dict[str, dict[str, tuple[Any, Any]]] = {}
     for row in rows:
