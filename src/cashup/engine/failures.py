@@ -51,10 +51,15 @@ class FailureStore:
 
     async def resolve(self, order_id: UUID) -> None:
         """The order's work went through: its retried failures succeeded."""
-        await self.session.execute(
-            update(FailureRow).where(FailureRow.order_id == order_id, FailureRow.status == FailureStatus.PROCESSING)
-            .values(status=FailureStatus.SUCCESS, updated_at=self.clock())
-        )
+        await self.resolve_many([order_id])
+
+    async def resolve_many(self, order_ids: list[UUID]) -> None:
+        """The work of these orders went through: their retried failures succeeded (one statement)."""
+        if order_ids:
+            await self.session.execute(
+                update(FailureRow).where(FailureRow.order_id.in_(order_ids),
+                                         FailureRow.status == FailureStatus.PROCESSING)
+                .values(status=FailureStatus.SUCCESS, updated_at=self.clock()))
 
     async def find(self, status: str | None, limit: int, after: UUID | None) -> list[FailureRow]:
         query = select(FailureRow)

@@ -1,7 +1,7 @@
 """Apply venue execution reports to orders, many per transaction, in the order they arrived."""
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -107,16 +107,24 @@ class ReportApplier:
         """Wait until every queued report has been applied (tests, shutdown)."""
         await self.queue.join()
 
-    async def _apply_batch(self, batch: Iterable[tuple[str, ExecutionReport]]) -> None:
+    async def _apply_batch(self, batch: list[tuple[str, ExecutionReport]]) -> None:
         async with self.sessions() as session:
             uow = UnitOfWork(session, self.clock, self.signals)
+            await uow.orders.prefetch_venue_client_ids(
+                {(venue_name, report.venue_client_order_id) for venue_name, report in batch}, for_update=True)
+            settled: list[UUID] = []
             for venue_name, report in batch:
-                await apply_report(uow, venue_name, report)
+                await apply_report(uow, venue_name, report, settled=settled)
+            await FailureStore(session, self.clock).resolve_many(settled)
             await uow.commit()
 
 
-async def apply_report(uow: UnitOfWork, venue_name: str, report: ExecutionReport) -> UUID | None:
-    """Apply one report in ``uow``; return the order id it changed, or ``None`` if it did not apply."""
+async def apply_report(uow: UnitOfWork, venue_name: str, report: ExecutionReport, *,
+                       settled: list[UUID] | None = None) -> UUID | None:
+    """Apply one report in ``uow``; return the order id it changed, or ``None`` if it did not apply.
+
+    An order the report leaves working or final has no work left, and its retried failures have succeeded:
+    they are resolved here, or, when the caller passes ``settled``, by the caller for many orders at once."""
     order = await uow.orders.get_by_venue_client_id(venue_name, report.venue_client_order_id, for_update=True)
     if order is None:
         IGNORED_REPORTS.labels("unknown_order").inc()
@@ -142,5 +150,8 @@ async def apply_report(uow: UnitOfWork, venue_name: str, report: ExecutionReport
         ACK_TO_FILL.observe(max((report.at - order.created_at).total_seconds(), 0))
     if order.status.is_final or order.status in WORKING_STATUSES:
         uow.schedule(order.id, scheduled(None, uow.clock()))
-        await FailureStore(uow.session, uow.clock).resolve(order.id)
+        if settled is None:
+            await FailureStore(uow.session, uow.clock).resolve(order.id)
+        else:
+            settled.append(order.id)
     return order.id

@@ -18,10 +18,10 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cashup.core.errors import DomainError
+from cashup.core.errors import DomainError, IdempotencyConflict
 from cashup.core.orders.commands import PlaceOrder
 from cashup.execution.idempotency import IdempotencyRecords, StoredAnswer
-from cashup.execution.placement import Placed, Placement, RiskFigures
+from cashup.execution.placement import Placed, Placement, Resolved, RiskFigures
 from cashup.execution.signals import Signals
 from cashup.execution.uow import UnitOfWork
 
@@ -113,47 +113,59 @@ class PlacementWriter:
         now = self.clock()
         async with self.sessions() as session:
             uow = UnitOfWork(session, self.clock, self.signals)
-            figures = self.placement.figures(uow)
             records = IdempotencyRecords(session, self.idempotency_ttl)
-            new_records: list[dict] = []
+            resolved: list[tuple[_Request, Resolved]] = []
             for request in batch:
                 key = request.key
                 if key is not None and key in first_of_key:
                     followers.append((request, first_of_key[key]))
                     continue
                 try:
-                    answer = await self._place_one(uow, figures, records, request, now, new_records)
+                    resolved.append((request, await self.placement.resolve(uow, request.command)))
                 except DomainError as error:
                     answers.append((request, error))
                     continue
                 if key is not None:
                     first_of_key[key] = request
-                answers.append((request, answer))
+            await records.prefetch({request.key for request, _ in resolved if request.key is not None})
+            figures = self.placement.figures(uow)
+            await figures.prefetch([item for _, item in resolved])
+            new_records: list[dict] = []
+            for request, item in resolved:
+                try:
+                    answers.append((request, await self._admit(uow, figures, records, request, item, now,
+                                                               new_records)))
+                except DomainError as error:
+                    answers.append((request, error))
             await records.insert_all(new_records)
             await uow.commit()
         outcome = {id(request): answer for request, answer in answers}
         for request, answer in answers:
             _settle(request, answer)
         for follower, first in followers:
-            answer = outcome[id(first)]
-            if isinstance(answer, Answer):
-                answer = Answer(answer.status_code, answer.body, replayed=True)
-            _settle(follower, answer)
+            _settle(follower, _replay(outcome[id(first)], follower, first))
 
-    async def _place_one(self, uow: UnitOfWork, figures: RiskFigures, records: IdempotencyRecords, request: _Request,
-                         now: datetime, new_records: list[dict]) -> Answer:
-        command = request.command
-        fingerprint = command.fingerprint()
+    async def _admit(self, uow: UnitOfWork, figures: RiskFigures, records: IdempotencyRecords, request: _Request,
+                     resolved: Resolved, now: datetime, new_records: list[dict]) -> Answer:
         key = request.key
         if key is not None:
-            stored = await records.find(key[0], key[1], fingerprint, now)
+            stored = await records.find(key[0], key[1], resolved.fingerprint, now)
             if stored is not None:
                 return Answer(stored.status_code, stored.body, replayed=True)
-        placed = await self.placement.place(uow, command, figures)
+        placed = await self.placement.admit(uow, resolved, figures)
         stored = self.render(placed)
         if key is not None:
-            new_records.append(records.stage(key[0], key[1], fingerprint, stored, now))
+            new_records.append(records.stage(key[0], key[1], resolved.fingerprint, stored, now))
         return Answer(stored.status_code, stored.body)
+
+
+def _replay(answer: Answer | BaseException, follower: _Request, first: _Request) -> Answer | BaseException:
+    """What a request gets that came in the same batch as an earlier one under the same ``Idempotency-Key``."""
+    if follower.command.fingerprint() != first.command.fingerprint():
+        return IdempotencyConflict("Idempotency-Key was already used with a different request body")
+    if isinstance(answer, Answer):
+        return Answer(answer.status_code, answer.body, replayed=True)
+    return answer
 
 
 def _settle(request: _Request, answer: Answer | BaseException) -> None:

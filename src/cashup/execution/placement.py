@@ -29,6 +29,7 @@ from cashup.core.risk import (
     projected_position,
 )
 from cashup.core.rules import TradingRules
+from cashup.db.models import OrderRow
 from cashup.execution.uow import UnitOfWork
 from cashup.execution.validation import check_new_order
 from cashup.execution.work import Action, scheduled
@@ -47,6 +48,33 @@ class Placed:
     order: Order
     created: bool
     denial: RiskDenial | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A command checked against its instrument, with its account and market price found."""
+
+    command: PlaceOrder
+    instrument: Instrument
+    account_id: UUID
+    mark: Decimal
+    fingerprint: str
+
+    @property
+    def lock_asset(self) -> str:
+        return self.instrument.base if self.command.side is OrderSide.SELL else self.instrument.quote
+
+    @property
+    def limits_key(self) -> tuple[str, UUID, str | None]:
+        return self.command.principal.user_id, self.account_id, self.command.strategy_id
+
+    @property
+    def state_key(self) -> tuple[str, UUID]:
+        return self.command.principal.user_id, self.account_id
+
+    @property
+    def position_key(self) -> tuple[UUID, str, str, str]:
+        return self.account_id, self.command.strategy_id or "", self.command.exchange, self.instrument.symbol
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +101,7 @@ class RiskFigures:
         self._open: dict[str, int] = {}
         self._recent_users: dict[str, int] = {}
         self._recent_accounts: dict[UUID, int] = {}
+        self._positions: dict[tuple[UUID, str, str, str], Decimal] = {}
         self._limits: dict[tuple[str, UUID, str | None], RiskLimits] = {}
         self._states: dict[tuple[str, UUID], TradingState] = {}
 
@@ -87,6 +116,34 @@ class RiskFigures:
         if key not in self._states:
             self._states[key] = await self.risk.trading_state_for(user_id, account_id)
         return self._states[key]
+
+    async def prefetch(self, batch: list["Resolved"]) -> None:
+        """Read the figures of a whole batch at once: one query per kind of figure, not one per order."""
+        users = {item.command.principal.user_id for item in batch} - self._open.keys()
+        accounts = {item.account_id for item in batch} - self._recent_accounts.keys()
+        positions = {item.position_key for item in batch} - self._positions.keys()
+        if users:
+            self._open |= await self.risk.open_orders_of(users)
+            self._recent_users |= await self.risk.recent_orders_of(OrderRow.user_id, users, RATE_WINDOW)
+        if accounts:
+            self._recent_accounts |= await self.risk.recent_orders_of(OrderRow.account_id, accounts, RATE_WINDOW)
+        if positions:
+            self._positions |= await self.risk.positions_of(positions)
+        limits = {item.limits_key for item in batch} - self._limits.keys()
+        if limits:
+            self._limits |= await self.risk.limits_for_many(limits)
+        states = {item.state_key for item in batch} - self._states.keys()
+        if states:
+            self._states |= await self.risk.trading_states_for_many(states)
+        await self.uow.settlements.ledger.balances({(item.account_id, item.lock_asset) for item in batch})
+        await self.uow.orders.prefetch_client_ids(
+            {(item.account_id, item.command.client_order_id) for item in batch if item.command.client_order_id})
+
+    async def position(self, key: tuple[UUID, str, str, str]) -> Decimal:
+        if key not in self._positions:
+            account_id, strategy_id, exchange, symbol = key
+            self._positions[key] = await self.risk.position_quantity(account_id, strategy_id, exchange, symbol)
+        return self._positions[key]
 
     async def open_orders(self, user_id: str) -> int:
         if user_id not in self._open:
@@ -140,14 +197,16 @@ class Placement:
 
         A repeat of an earlier request under the same ``client_order_id`` returns that order (``created`` is
         false); another request under it raises ``Conflict``."""
-        figures = figures or self.figures(uow)
-        command, instrument, account_id, mark = await self._resolve(uow, command)
-        fingerprint = command.fingerprint()
+        return await self.admit(uow, await self.resolve(uow, command), figures or self.figures(uow))
+
+    async def admit(self, uow: UnitOfWork, resolved: Resolved, figures: RiskFigures) -> Placed:
+        """Place a resolved command (see ``place``); several may share ``figures`` in one unit of work."""
+        command, fingerprint = resolved.command, resolved.fingerprint
         if command.client_order_id is not None:
-            existing = await uow.orders.get_by_client_id(account_id, command.client_order_id)
+            existing = await uow.orders.get_by_client_id(resolved.account_id, command.client_order_id)
             if existing is not None:
                 return self._same_request(existing, fingerprint)
-        assessment = await self._assess(figures, command, instrument, account_id, mark, fingerprint)
+        assessment = await self._assess(figures, resolved)
         initialized = assessment.initialized
         now = initialized.at
         order_type = initialized.order_type
@@ -170,10 +229,11 @@ class Placement:
 
     async def assess(self, uow: UnitOfWork, command: PlaceOrder) -> Assessment:
         """Run admission without writing anything: the verdict, the lock and the projected position."""
-        command, instrument, account_id, mark = await self._resolve(uow, command)
-        return await self._assess(self.figures(uow), command, instrument, account_id, mark, command.fingerprint())
+        return await self._assess(self.figures(uow), await self.resolve(uow, command))
 
-    async def _resolve(self, uow: UnitOfWork, command: PlaceOrder) -> tuple[PlaceOrder, Instrument, UUID, Decimal]:
+    async def resolve(self, uow: UnitOfWork, command: PlaceOrder) -> Resolved:
+        """Check ``command`` against its instrument and find its account and market price (``InvalidOrder``,
+        ``NotFound`` or ``Forbidden`` otherwise)."""
         principal = command.principal
         principal.require_trading()
         command = replace(command, symbol=normalize_symbol(command.symbol))
@@ -187,17 +247,17 @@ class Placement:
                                                            uow.session)
         else:
             account_id = await self.accounts.default_account(principal, command.exchange, uow.session)
-        return command, instrument, account_id, mark
+        return Resolved(command, instrument, account_id, mark, command.fingerprint())
 
-    async def _assess(self, figures: RiskFigures, command: PlaceOrder, instrument: Instrument, account_id: UUID,
-                      mark: Decimal, fingerprint: str) -> Assessment:
-        initialized = self._initial_event(command, instrument, account_id, mark, fingerprint)
+    async def _assess(self, figures: RiskFigures, resolved: Resolved) -> Assessment:
+        command, instrument, account_id, mark = resolved.command, resolved.instrument, resolved.account_id, \
+            resolved.mark
+        initialized = self._initial_event(command, instrument, account_id, mark, resolved.fingerprint)
         order = Order.initialize(initialized)
-        lock_asset = instrument.base if command.side is OrderSide.SELL else instrument.quote
+        lock_asset = resolved.lock_asset
         lock_amount = order.requirement()
         user_id = command.principal.user_id
-        position = await figures.risk.position_quantity(account_id, command.strategy_id, command.exchange,
-                                                        instrument.symbol)
+        position = await figures.position(resolved.position_key)
         context = RiskContext(
             mark_price=mark,
             position_quantity=position,

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.enums import OrderSide, OrderStatus, OrderType, TimeInForce, TrailingOffsetType, TriggerType
@@ -32,6 +32,7 @@ _ENUMS: dict[str, Any] = {
     "trigger_type": TriggerType, "trailing_offset_type": TrailingOffsetType,
 }
 _COLUMN_OF = {"request_fingerprint": "request_hash", "pending_amend": "pending_changes"}
+_UNSET = object()
 ORDER_FIELDS = tuple(item.name for item in fields(Order) if item.name != "execution_ids")
 
 
@@ -102,6 +103,7 @@ class OrderStore:
         self.session = session
         self._identity: dict[UUID, Order] = {}
         self._locked: set[UUID] = set()
+        self._absent_client_ids: set[tuple[UUID, str]] = set()
         self._loaded: dict[UUID, dict[str, Any]] = {}
         self._queues: dict[UUID, QueueState] = {}
         self._new: dict[UUID, Order] = {}
@@ -137,6 +139,20 @@ class OrderStore:
         query = select(EXECUTIONS.c.execution_id).where(EXECUTIONS.c.order_id == order.id)
         order.execution_ids |= set((await self.session.execute(query)).scalars())
 
+    async def prefetch_venue_client_ids(self, exchange_ids: set[tuple[str, str]], *, for_update: bool = False) -> None:
+        """Load, in one query, the orders of many (exchange, venue client order id) pairs."""
+        known = {(order.exchange, order.venue_client_order_id) for order in self._identity.values()}
+        wanted = [pair for pair in exchange_ids if pair not in known]
+        if not wanted:
+            return
+        query = select(ORDERS).where(tuple_(ORDERS.c.exchange, ORDERS.c.venue_client_order_id).in_(wanted))
+        if for_update:
+            query = query.with_for_update()
+        for row in (await self.session.execute(query.order_by(ORDERS.c.id))).mappings():
+            if for_update:
+                self._locked.add(row["id"])
+            self._remember(row, ())
+
     async def get_by_venue_client_id(self, exchange: str, venue_client_order_id: str, *, for_update: bool = False,
                                      with_executions: bool = False) -> Order | None:
         for order in self._identity.values():
@@ -149,8 +165,21 @@ class OrderStore:
         for order in self._identity.values():
             if order.account_id == account_id and order.client_order_id == client_order_id:
                 return order
+        if (account_id, client_order_id) in self._absent_client_ids:
+            return None
         condition = (ORDERS.c.account_id == account_id) & (ORDERS.c.client_order_id == client_order_id)
         return await self._one(condition, False, False)
+
+    async def prefetch_client_ids(self, keys: set[tuple[UUID, str]]) -> None:
+        """Load, in one query, the orders of many (account, client order id) pairs; remember those not found."""
+        keys = {key for key in keys if key not in self._absent_client_ids}
+        if not keys:
+            return
+        pair = tuple_(ORDERS.c.account_id, ORDERS.c.client_order_id)
+        for row in (await self.session.execute(select(ORDERS).where(pair.in_(list(keys))))).mappings():
+            self._remember(row, ())
+            keys.discard((row["account_id"], row["client_order_id"]))
+        self._absent_client_ids |= keys
 
     async def children(self, parent_id: UUID) -> list[Order]:
         query = select(ORDERS).where(ORDERS.c.parent_order_id == parent_id).order_by(ORDERS.c.id)
@@ -248,22 +277,32 @@ class OrderStore:
                 columns.setdefault("attempts", 0)
                 rows.append(columns)
             await self.session.execute(insert(ORDERS), rows)
-        for order_id in set(self._dirty) | set(self._work):
-            changes = dict(self._work.get(order_id, WorkItem(None, None)).columns()) if order_id in self._work \
-                else {}
-            order = self._dirty.get(order_id)
-            if order is not None:
-                current = order_columns(order)
-                before = self._loaded.get(order_id, {})
-                changes |= {name: value for name, value in current.items() if before.get(name, object()) != value}
-                self._loaded[order_id] = current
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for order_id in sorted(set(self._dirty) | set(self._work)):
+            changes = self._changes(order_id)
             if changes:
-                await self.session.execute(update(ORDERS).where(ORDERS.c.id == order_id).values(**changes))
+                updates.setdefault(tuple(sorted(changes)), []).append({"_order_id": order_id, **changes})
+        for columns, rows in updates.items():  # orders changed alike go in one executemany
+            statement = update(ORDERS).where(ORDERS.c.id == bindparam("_order_id")).values(
+                {name: bindparam(name) for name in columns})
+            await self.session.execute(statement, rows)
         if self._events:
             await self.session.execute(insert(EVENTS), self._events)
         if self._executions:
             await self.session.execute(insert(EXECUTIONS), self._executions)
         self._clear()
+
+    def _changes(self, order_id: UUID) -> dict[str, Any]:
+        """The columns of a staged order that differ from what was read, with its staged queue columns."""
+        work = self._work.get(order_id)
+        changes: dict[str, Any] = dict(work.columns()) if work is not None else {}
+        order = self._dirty.get(order_id)
+        if order is not None:
+            current = order_columns(order)
+            before = self._loaded.get(order_id, {})
+            changes |= {name: value for name, value in current.items() if before.get(name, _UNSET) != value}
+            self._loaded[order_id] = current
+        return changes
 
     def _clear(self) -> None:
         self._new.clear()

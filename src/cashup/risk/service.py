@@ -1,10 +1,11 @@
 """Load limits and trading states, gather the figures the risk rules need, and keep the settings."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, select, tuple_
@@ -47,21 +48,38 @@ class RiskRepository:
 
     async def limits_for(self, user_id: str, account_id: UUID | None, strategy_id: str | None) -> RiskLimits:
         """The most restrictive of the defaults and every global / user / account / strategy row that applies."""
-        keys = scope_keys(user_id, account_id, strategy_id)
-        query = select(RiskLimitRow).where(tuple_(RiskLimitRow.scope, RiskLimitRow.scope_id).in_(keys))
-        rows = (await self.session.execute(query)).scalars()
-        global_rows = []
-        others = []
-        for row in rows:
-            (global_rows if row.scope == Scope.GLOBAL else others).append(limits_of(row))
-        base = global_rows[0] if global_rows else self.defaults
-        return merge_limits(base, *others)
+        key = (user_id, account_id, strategy_id)
+        return (await self.limits_for_many([key]))[key]
+
+    async def limits_for_many(self, keys: Collection[tuple[str, UUID | None, str | None]]
+                              ) -> dict[tuple[str, UUID | None, str | None], RiskLimits]:
+        """``limits_for`` of many (user, account, strategy) triples, from one query."""
+        scopes = {scope for key in keys for scope in scope_keys(*key)}
+        query = select(RiskLimitRow).where(tuple_(RiskLimitRow.scope, RiskLimitRow.scope_id).in_(list(scopes)))
+        rows = {(row.scope, row.scope_id): limits_of(row) for row in (await self.session.execute(query)).scalars()}
+        result = {}
+        for key in keys:
+            found = [rows[scope] for scope in scope_keys(*key) if scope in rows]
+            base = rows.get((Scope.GLOBAL.value, ""), self.defaults)
+            result[key] = merge_limits(base, *[limits for limits in found if limits is not base])
+        return result
+
+    async def trading_states_for_many(self, keys: Collection[tuple[str, UUID | None]]
+                                      ) -> dict[tuple[str, UUID | None], TradingState]:
+        """``trading_state_for`` of many (user, account) pairs, from one query."""
+        scopes = {scope for key in keys for scope in scope_keys(key[0], key[1], None)}
+        query = select(TradingStateRow.scope, TradingStateRow.scope_id, TradingStateRow.state).where(
+            tuple_(TradingStateRow.scope, TradingStateRow.scope_id).in_(list(scopes)))
+        rows = {(scope, scope_id): TradingState(state) for scope, scope_id, state in await self.session.execute(query)}
+        return {
+            key: max((rows[scope] for scope in scope_keys(key[0], key[1], None) if scope in rows),
+                     key=STATE_SEVERITY.__getitem__, default=TradingState.ACTIVE)
+            for key in keys
+        }
 
     async def trading_state_for(self, user_id: str, account_id: UUID | None) -> TradingState:
-        keys = [key for key in scope_keys(user_id, account_id, None)]
-        query = select(TradingStateRow.state).where(tuple_(TradingStateRow.scope, TradingStateRow.scope_id).in_(keys))
-        states = [TradingState(state) for state in (await self.session.execute(query)).scalars()]
-        return max(states, key=STATE_SEVERITY.__getitem__, default=TradingState.ACTIVE)
+        """The most severe state set globally, for the user or for the account."""
+        return (await self.trading_states_for_many([(user_id, account_id)]))[(user_id, account_id)]
 
     async def open_orders(self, user_id: str) -> int:
         query = select(func.count()).select_from(OrderRow).where(
@@ -85,6 +103,30 @@ class RiskRepository:
             PositionRow.exchange == exchange, PositionRow.symbol == symbol,
         )
         return (await self.session.scalar(query)) or Decimal(0)
+
+    async def open_orders_of(self, user_ids: Collection[str]) -> dict[str, int]:
+        """Open orders per user, for many users in one query."""
+        query = (select(OrderRow.user_id, func.count()).where(
+            OrderRow.user_id.in_(user_ids), OrderRow.status.in_([status.value for status in OPEN_STATUSES]))
+            .group_by(OrderRow.user_id))
+        counts = dict((await self.session.execute(query)).tuples().all())
+        return {user_id: int(counts.get(user_id, 0)) for user_id in user_ids}
+
+    async def recent_orders_of(self, column: Any, keys: Collection[Any],
+                               window: timedelta = timedelta(minutes=1)) -> dict[Any, int]:
+        """Orders created in the last ``window`` per user (``OrderRow.user_id``) or account, in one query."""
+        since = id_floor(int((self.clock() - window).timestamp() * 1000))
+        query = (select(column, func.count()).where(OrderRow.id >= since, column.in_(keys)).group_by(column))
+        counts = dict((await self.session.execute(query)).tuples().all())
+        return {key: int(counts.get(key, 0)) for key in keys}
+
+    async def positions_of(self, keys: Collection[tuple[UUID, str, str, str]]) -> dict[tuple[UUID, str, str, str],
+                                                                                          Decimal]:
+        """Position quantities per (account, strategy or '', exchange, symbol), in one query."""
+        columns = (PositionRow.account_id, PositionRow.strategy_id, PositionRow.exchange, PositionRow.symbol)
+        query = select(*columns, PositionRow.quantity).where(tuple_(*columns).in_(list(keys)))
+        found = {tuple(row[:4]): row[4] for row in (await self.session.execute(query)).all()}
+        return {key: found.get(key, Decimal(0)) for key in keys}
 
     async def limit_rows(self) -> Sequence[RiskLimitRow]:
         return list((await self.session.execute(select(RiskLimitRow).order_by(RiskLimitRow.scope,
