@@ -9,15 +9,18 @@ from decimal import Decimal
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cashup.accounts.cache import AccountCache
 from cashup.accounts.service import AccountDirectory
 from cashup.config import Settings
 from cashup.core.instruments import InstrumentRegistry
 from cashup.core.risk import RiskLimits
+from cashup.db.cache_versions import CacheVersions, session_info
 from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
 from cashup.engine.signals import Signals
 from cashup.engine.worker import Worker
 from cashup.orders.admission import TradingRules
+from cashup.risk.cache import RiskCache
 from cashup.venues.base import Venue
 from cashup.venues.registry import build_venues
 
@@ -35,9 +38,11 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.engine: AsyncEngine = create_engine(settings)
-        self.sessions = create_sessionmaker(self.engine)
+        self.cache_versions = CacheVersions(settings.cache_check_interval_ms / 1000)
+        self.sessions = create_sessionmaker(self.engine, info=session_info(self.cache_versions))
         self.signals = Signals()
-        self.accounts = AccountDirectory(self.sessions, clock, paper_funding=settings.initial_paper_balances)
+        self.account_cache = AccountCache(self.cache_versions)
+        self.accounts = AccountDirectory(self.account_cache, clock, paper_funding=settings.initial_paper_balances)
         self.venues: dict[str, Venue] = build_venues(settings)
         self.instruments = InstrumentRegistry({name: venue.instruments() for name, venue in self.venues.items()})
         self.rules = TradingRules(
@@ -55,6 +60,7 @@ class Runtime:
                 max_orders_per_minute_account=settings.max_orders_per_minute_account,
             ),
         )
+        self.risk_cache = RiskCache(self.cache_versions, self.rules.default_limits)
         self.applier = ReportApplier(self.sessions, self.signals, clock, self.instruments)
         self.run_worker = settings.embedded_worker if run_worker is None else run_worker
         if self.run_worker or not settings.paper_exchange_url:
@@ -74,6 +80,7 @@ class Runtime:
             max_attempts=settings.worker_max_attempts,
             heartbeat_seconds=settings.worker_heartbeat_seconds,
             accounts=self.accounts,
+            risk_cache=self.risk_cache,
             rules=self.rules,
             trigger_poll_seconds=settings.trigger_poll_seconds,
             uses_skip_locked=not settings.is_sqlite,

@@ -52,6 +52,7 @@ def get_order_service(runtime: RuntimeDep, session: SessionDep) -> OrderService:
     return OrderService(
         session,
         accounts=runtime.accounts,
+        risk_cache=runtime.risk_cache,
         instruments=runtime.instruments,
         prices=runtime.last_price,
         rules=runtime.rules,

@@ -221,5 +221,5 @@ async def _quietly(call: Awaitable[object]) -> None:
 
 
 def _service(ctx: EngineContext, session: AsyncSession) -> OrderService:
-    return OrderService(session, accounts=ctx.accounts, instruments=ctx.instruments, prices=ctx.last_price,
-                        rules=ctx.rules, clock=ctx.clock)
+    return OrderService(session, accounts=ctx.accounts, risk_cache=ctx.risk_cache, instruments=ctx.instruments,
+                        prices=ctx.last_price, rules=ctx.rules, clock=ctx.clock)

@@ -21,6 +21,7 @@ from cashup.metrics import RETRIES, VENUE_ERRORS
 from cashup.orders.admission import TradingRules
 from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderRepository, to_domain
+from cashup.risk.cache import RiskCache
 from cashup.trading.books import Books
 from cashup.venues.base import Venue
 from cashup.venues.errors import VenueError
@@ -42,6 +43,7 @@ class EngineContext:
     trigger_poll: timedelta
     protection_band: Decimal
     accounts: AccountDirectory
+    risk_cache: RiskCache
     rules: TradingRules
 
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:

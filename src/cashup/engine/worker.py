@@ -31,6 +31,7 @@ from cashup.metrics import WORK_STEPS
 from cashup.orders.admission import TradingRules
 from cashup.orders.repository import OrderRepository
 from cashup.orders.service import Action
+from cashup.risk.cache import RiskCache
 from cashup.venues.base import Venue
 
 log = structlog.get_logger("cashup.engine.worker")
@@ -64,6 +65,7 @@ class Worker:
         max_attempts: int = 6,
         heartbeat_seconds: float = 5.0,
         accounts: AccountDirectory,
+        risk_cache: RiskCache,
         rules: TradingRules,
         trigger_poll_seconds: float = 0.25,
         uses_skip_locked: bool = False,
@@ -81,7 +83,7 @@ class Worker:
             owner=self.owner, lease=timedelta(seconds=lease_seconds),
             action_timeout=timedelta(seconds=action_timeout_seconds), max_attempts=max_attempts,
             trigger_poll=timedelta(seconds=trigger_poll_seconds), protection_band=rules.protection_band,
-            accounts=accounts, rules=rules,
+            accounts=accounts, risk_cache=risk_cache, rules=rules,
         )
         self._slots = asyncio.Semaphore(concurrency)
 

@@ -14,6 +14,7 @@ from cashup.core.reservation import Reservation, protected_price, required_lock
 from cashup.core.risk import OrderIntent, RiskContext, RiskDenial, RiskLimits, check_order, projected_position
 from cashup.db.models import BalanceRow
 from cashup.orders.schemas import OrderCreate
+from cashup.risk.cache import RiskCache
 from cashup.risk.service import RiskRepository
 
 
@@ -44,10 +45,11 @@ class Assessment:
 
 
 class Admission:
-    def __init__(self, session: AsyncSession, risk: RiskRepository, rules: TradingRules) -> None:
+    def __init__(self, session: AsyncSession, risk: RiskRepository, rules: TradingRules, cache: RiskCache) -> None:
         self.session = session
         self.risk = risk
         self.rules = rules
+        self.cache = cache
 
     async def assess(
         self, principal: Principal, body: OrderCreate, instrument: Instrument, account_id: UUID, mark: Decimal,
@@ -59,7 +61,7 @@ class Admission:
         reserve_price = self.reserve_price(body, instrument, mark)
         reservation = required_lock(body.side, body.quantity, reserve_price, fee_rate, instrument)
         available = await self._available(account_id, reservation.asset, lock_balance)
-        limits = await self.risk.limits_for(principal.user_id, account_id, body.strategy_id)
+        limits = await self.cache.limits_for(principal.user_id, account_id, body.strategy_id, session=self.session)
         position = await self.risk.position_quantity(account_id, body.strategy_id, body.exchange, instrument.symbol)
         context = RiskContext(
             mark_price=mark,
@@ -70,7 +72,7 @@ class Admission:
             required_lock=reservation.amount,
             available_balance=available,
             lock_asset=reservation.asset,
-            trading_state=await self.risk.trading_state_for(principal.user_id, account_id),
+            trading_state=await self.cache.trading_state_for(principal.user_id, account_id, session=self.session),
         )
         intent = OrderIntent(side=body.side, quantity=body.quantity, price=body.price,
                              reduce_only=body.reduce_only, is_market=body.price is None)

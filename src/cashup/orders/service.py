@@ -45,6 +45,7 @@ from cashup.orders.repository import OrderFilter, OrderRepository, copy_to_row, 
 from cashup.orders.schemas import ExecutionCreate, OrderAmend, OrderCreate, StatusUpdate
 from cashup.orders.statistics import summarize
 from cashup.orders.validation import check_amend, check_new_order
+from cashup.risk.cache import RiskCache
 from cashup.risk.service import RiskRepository
 from cashup.trading.books import Books
 
@@ -121,6 +122,7 @@ class OrderService:
         session: AsyncSession,
         *,
         accounts: AccountDirectory,
+        risk_cache: RiskCache,
         instruments: InstrumentRegistry,
         prices: PriceSource,
         rules: TradingRules,
@@ -134,7 +136,7 @@ class OrderService:
         self.clock = clock
         self.rules = rules
         self.books = Books(session, clock, instruments)
-        self.admission = Admission(session, RiskRepository(session, rules.default_limits, clock), rules)
+        self.admission = Admission(session, RiskRepository(session, rules.default_limits, clock), rules, risk_cache)
 
     def instrument(self, exchange: str, symbol: str) -> Instrument:
         if exchange not in self.instruments.exchanges():

@@ -4,7 +4,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from uuid import UUID
 
 from sqlalchemy import func, select, tuple_
@@ -12,27 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.enums import OPEN_STATUSES
 from cashup.core.ids import id_floor
-from cashup.core.risk import RiskLimits, TradingState, merge_limits
+from cashup.core.risk import (
+    RiskLimits,
+    Scope,
+    TradingState,
+    resolve_limits,
+    scope_keys,
+    strictest_state,
+)
+from cashup.db.cache_versions import CacheName, bump_versions
 from cashup.db.models import OrderRow, PositionRow, RiskLimitRow, TradingStateRow
 
 LIMIT_FIELDS = tuple(item.name for item in fields(RiskLimits))
-STATE_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
-
-
-class Scope(StrEnum):
-    GLOBAL = "global"
-    USER = "user"
-    ACCOUNT = "account"
-    STRATEGY = "strategy"
-
-
-def scope_keys(user_id: str, account_id: UUID | None, strategy_id: str | None) -> list[tuple[str, str]]:
-    keys = [(Scope.GLOBAL.value, ""), (Scope.USER.value, user_id)]
-    if account_id is not None:
-        keys.append((Scope.ACCOUNT.value, str(account_id)))
-    if strategy_id:
-        keys.append((Scope.STRATEGY.value, strategy_id))
-    return keys
 
 
 def limits_of(row: RiskLimitRow) -> RiskLimits:
@@ -50,18 +40,12 @@ class RiskRepository:
         keys = scope_keys(user_id, account_id, strategy_id)
         query = select(RiskLimitRow).where(tuple_(RiskLimitRow.scope, RiskLimitRow.scope_id).in_(keys))
         rows = (await self.session.execute(query)).scalars()
-        global_rows = []
-        others = []
-        for row in rows:
-            (global_rows if row.scope == Scope.GLOBAL else others).append(limits_of(row))
-        base = global_rows[0] if global_rows else self.defaults
-        return merge_limits(base, *others)
+        return resolve_limits(self.defaults, {(row.scope, row.scope_id): limits_of(row) for row in rows}, keys)
 
     async def trading_state_for(self, user_id: str, account_id: UUID | None) -> TradingState:
-        keys = [key for key in scope_keys(user_id, account_id, None)]
+        keys = scope_keys(user_id, account_id, None)
         query = select(TradingStateRow.state).where(tuple_(TradingStateRow.scope, TradingStateRow.scope_id).in_(keys))
-        states = [TradingState(state) for state in (await self.session.execute(query)).scalars()]
-        return max(states, key=STATE_SEVERITY.__getitem__, default=TradingState.ACTIVE)
+        return strictest_state(TradingState(state) for state in (await self.session.execute(query)).scalars())
 
     async def open_orders(self, user_id: str) -> int:
         query = select(func.count()).select_from(OrderRow).where(
@@ -95,6 +79,8 @@ class RiskRepository:
         return list((await self.session.execute(query)).scalars())
 
     async def put_limits(self, scope: Scope, scope_id: str, limits: RiskLimits, by: str) -> RiskLimitRow:
+        """Set the limits of one scope, and invalidate every process's limits cache when the transaction commits."""
+        await bump_versions(self.session, CacheName.RISK_LIMITS)
         row = await self.session.get(RiskLimitRow, (scope.value, scope_id), with_for_update=True)
         if row is None:
             row = RiskLimitRow(scope=scope.value, scope_id=scope_id)
@@ -107,6 +93,9 @@ class RiskRepository:
 
     async def put_state(self, scope: Scope, scope_id: str, state: TradingState, reason: str | None,
                         by: str) -> TradingStateRow:
+        """Set the trading state of one scope, and invalidate every process's state cache when the transaction
+        commits."""
+        await bump_versions(self.session, CacheName.TRADING_STATES)
         row = await self.session.get(TradingStateRow, (scope.value, scope_id), with_for_update=True)
         if row is None:
             row = TradingStateRow(scope=scope.value, scope_id=scope_id)
