@@ -34,7 +34,7 @@ class AccountCache:
         self._owners: dict[UUID, AccountOwner] = {}
         self._defaults: dict[tuple[str, str], UUID] = {}
 
-    async def owner(self, session: AsyncSession, account_id: UUID) -> AccountOwner | None:
+    async def owner(self, account_id: UUID, *, session: AsyncSession) -> AccountOwner | None:
         """The owner and exchange of ``account_id``; ``None`` if there is no such account."""
         await self._refresh(session)
         owner = self._owners.get(account_id)
@@ -50,7 +50,7 @@ class AccountCache:
             self._owners[account_id] = owner
         return owner
 
-    async def default_account(self, session: AsyncSession, user_id: str, exchange: str) -> UUID | None:
+    async def default_account(self, user_id: str, exchange: str, *, session: AsyncSession) -> UUID | None:
         """The id of the user's default account on ``exchange``; ``None`` if it does not exist yet."""
         await self._refresh(session)
         found = self._defaults.get((user_id, exchange))
@@ -64,7 +64,7 @@ class AccountCache:
             self._remember(account_id, user_id, exchange)
         return account_id
 
-    def created(self, session: AsyncSession, account_id: UUID, user_id: str, exchange: str) -> None:
+    def created(self, account_id: UUID, user_id: str, exchange: str, *, session: AsyncSession) -> None:
         """Note a default account created in the session's transaction: remembered once that commits."""
         transaction_info(session).setdefault(_CREATED, set()).add(account_id)
         version = self._version

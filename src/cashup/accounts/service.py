@@ -40,7 +40,7 @@ class AccountDirectory:
 
     async def default_account(self, principal: Principal, exchange: str, session: AsyncSession) -> UUID:
         """The user's default account on ``exchange``, created (and, on paper, funded) on first use."""
-        found = await self.cache.default_account(session, principal.user_id, exchange)
+        found = await self.cache.default_account(principal.user_id, exchange, session=session)
         attempts = 0
         while found is None:
             attempts += 1
@@ -50,9 +50,9 @@ class AccountDirectory:
             except IntegrityError:  # a concurrent transaction created the account, or the user row, first
                 if attempts == CREATE_ATTEMPTS:
                     raise
-                found = await self.cache.default_account(session, principal.user_id, exchange)
+                found = await self.cache.default_account(principal.user_id, exchange, session=session)
                 continue
-            self.cache.created(session, account_id, principal.user_id, exchange)
+            self.cache.created(account_id, principal.user_id, exchange, session=session)
             return account_id
         return found
 
@@ -60,7 +60,7 @@ class AccountDirectory:
         self, principal: Principal, account_id: UUID, exchange: str, session: AsyncSession
     ) -> UUID:
         """Check that ``account_id`` is the caller's account on ``exchange`` (admins may use any)."""
-        owner = await self.cache.owner(session, account_id)
+        owner = await self.cache.owner(account_id, session=session)
         if owner is None or (owner.user_id != principal.user_id and not principal.role.reads_everything):
             raise NotFound(f"account {account_id} not found")
         if owner.exchange != exchange:
