@@ -329,7 +329,9 @@ async def test_client_order_id_returns_the_same_order_or_conflicts(
 async def test_concurrent_creates_with_one_client_order_id_make_one_order(
     runtime: Runtime, sessions: async_sessionmaker[AsyncSession], service_for: Callable[..., Any]
 ) -> None:
-    await runtime.accounts.default_account(ALICE, "paper")
+    async with sessions() as session:
+        await runtime.accounts.default_account(ALICE, "paper", session)
+        await session.commit()
 
     async def create() -> Any:
         async with service_for() as service:
@@ -345,8 +347,6 @@ async def test_concurrent_creates_with_one_client_order_id_make_one_order(
 
 
 async def test_keyset_pagination_returns_every_order_once_newest_first(service_for: Callable[..., Any]) -> None:
-    # One transaction per user: a first order of a user creates the account in a session of its own,
-    # which would wait for the write lock this session holds on SQLite.
     async with service_for() as service:
         alices = [(await service.create(ALICE, limit_buy(f"page-{n}"))).row.id for n in range(23)]
     async with service_for() as service:
