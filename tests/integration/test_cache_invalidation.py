@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -117,6 +118,40 @@ async def test_limits_changed_by_another_process_apply_from_the_next_check_and_n
     assert after_check == RiskLimits(max_order_value=D("100000"), max_open_orders=3)
     assert bob == DEFAULTS
     assert (versions.checks, cache.loads) == (2, 2)
+
+
+async def test_the_cache_answers_exactly_as_the_database_reads_for_every_scope(
+    local: async_sessionmaker[AsyncSession], versions: CacheVersions,
+) -> None:
+    account = UUID("01a22ae4-320c-724a-908a-a75e1140ab8c")
+    other_account = UUID("01a22ae4-320c-724a-908a-a75e1140ab8d")
+    async with local() as session:
+        repository = RiskRepository(session, DEFAULTS, utc_now)
+        await repository.put_limits(Scope.GLOBAL, "", RiskLimits(max_order_value=D("200000"), price_band=D("0.2")), "r")
+        await repository.put_limits(Scope.USER, "alice", RiskLimits(max_open_orders=5, price_band=D("0.3")), "r")
+        await repository.put_limits(Scope.ACCOUNT, str(account), RiskLimits(max_order_value=D("900.5")), "r")
+        await repository.put_limits(Scope.STRATEGY, "grid", RiskLimits(max_orders_per_minute_user=7), "r")
+        await repository.put_state(Scope.USER, "alice", TradingState.REDUCING, None, "r")
+        await repository.put_state(Scope.ACCOUNT, str(other_account), TradingState.HALTED, None, "r")
+        await session.commit()
+    cache = RiskCache(versions, DEFAULTS)
+    cases = [(user, account_id, strategy) for user in ("alice", "bob") for account_id in (None, account, other_account)
+             for strategy in (None, "grid", "mean")]
+
+    async with local() as session:
+        repository = RiskRepository(session, DEFAULTS, utc_now)
+        from_database = [(await repository.limits_for(*case), await repository.trading_state_for(*case[:2]))
+                         for case in cases]
+        from_cache = [(await cache.limits_for(*case, session=session),
+                       await cache.trading_state_for(*case[:2], session=session)) for case in cases]
+
+    assert from_cache == from_database
+    assert from_cache[cases.index(("alice", account, "grid"))] == (
+        RiskLimits(max_order_value=D("900.5"), max_open_orders=5, price_band=D("0.2"), max_orders_per_minute_user=7),
+        TradingState.REDUCING)
+    assert from_cache[cases.index(("bob", other_account, None))] == (
+        RiskLimits(max_order_value=D("200000"), price_band=D("0.2")), TradingState.HALTED)
+    assert cache.loads == 1
 
 
 async def test_answers_between_checks_come_from_memory_and_an_unchanged_check_reloads_nothing(
