@@ -14,6 +14,7 @@ from cashup.accounts.service import AccountDirectory
 from cashup.config import Settings
 from cashup.core.instruments import InstrumentRegistry
 from cashup.core.risk import RiskLimits
+from cashup.db.cache_notifications import can_listen, listen_for_changes
 from cashup.db.cache_versions import CacheVersions, session_info
 from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
@@ -95,6 +96,9 @@ class Runtime:
         for venue in self.venues.values():
             await venue.start()
         self._tasks.append(asyncio.create_task(self.applier.run(), name="report-applier"))
+        if can_listen(self.engine):
+            self._tasks.append(asyncio.create_task(listen_for_changes(self.engine, self.cache_versions),
+                                                   name="cache-notifications"))
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
         log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker)

@@ -8,6 +8,7 @@ shows that a halt reaches the other app within one second.
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +28,7 @@ from cashup.core.enums import Role
 from cashup.core.errors import NotFound
 from cashup.core.principal import Principal
 from cashup.core.risk import RiskLimits, Scope, TradingState
+from cashup.db.cache_notifications import listen_for_changes
 from cashup.db.cache_versions import CacheName, CacheVersions, bump_versions, session_info
 from cashup.db.models import AccountRow, CacheVersionRow
 from cashup.db.session import create_engine, create_sessionmaker
@@ -34,6 +36,7 @@ from cashup.risk.cache import RiskCache
 from cashup.risk.service import RiskRepository
 from cashup.runtime import Runtime
 from tests.api.helpers import API, limit_buy, recorded_statements
+from tests.integration.conftest import BACKENDS
 
 D = Decimal
 INTERVAL = 0.25
@@ -192,6 +195,39 @@ async def test_a_change_committed_in_this_process_applies_at_once_and_a_rolled_b
     assert after_rollback is TradingState.ACTIVE
     assert checks_after_rollback == 1
     assert after_commit is TradingState.HALTED
+    assert (versions.checks, cache.loads) == (2, 2)
+
+
+@pytest.mark.parametrize("backend_url", [param for param in BACKENDS if param.id == "postgresql"], indirect=True)
+async def test_on_postgresql_a_change_elsewhere_is_heard_before_the_next_check(
+    engine: AsyncEngine, local: async_sessionmaker[AsyncSession], other_process: async_sessionmaker[AsyncSession],
+    versions: CacheVersions, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    heard = asyncio.Event()
+    invalidate = versions.invalidate
+
+    def invalidate_and_tell() -> None:
+        invalidate()
+        heard.set()
+
+    monkeypatch.setattr(versions, "invalidate", invalidate_and_tell)
+    cache = RiskCache(versions, DEFAULTS)
+    listener = asyncio.create_task(listen_for_changes(engine, versions))
+    try:
+        await asyncio.wait_for(heard.wait(), timeout=10)  # listening
+        async with local() as session:
+            before = await cache.trading_state_for("alice", None, session=session)
+        heard.clear()
+        await put_state(other_process, TradingState.HALTED)
+        await asyncio.wait_for(heard.wait(), timeout=10)
+        async with local() as session:
+            after = await cache.trading_state_for("alice", None, session=session)
+    finally:
+        listener.cancel()
+        with suppress(asyncio.CancelledError):
+            await listener
+
+    assert (before, after) == (TradingState.ACTIVE, TradingState.HALTED)  # the manual clock never moved
     assert (versions.checks, cache.loads) == (2, 2)
 
 

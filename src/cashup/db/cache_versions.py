@@ -4,7 +4,8 @@ Each cache has a row in ``cache_versions``. A write of the data a cache holds ad
 the same transaction (``bump_versions``), so the new version becomes visible exactly when the data does.
 Every process reads all versions with one small query, at most once per check interval
 (``CacheVersions.current``), and a cache whose version moved reloads before it answers. The process
-that commits a change does not wait for the interval: the commit itself makes its next read check.
+that commits a change does not wait for the interval: the commit itself makes its next read check; on
+PostgreSQL the other processes hear of it at once too (``cache_notifications``).
 """
 
 import itertools
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Update, event, select, update
+from sqlalchemy import Update, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
@@ -22,6 +23,8 @@ from cashup.db.models import CacheVersionRow
 
 SESSION_INFO_KEY = "cashup.cache_versions"
 """Where a session finds the ``CacheVersions`` of its process (put there by the session factory)."""
+NOTIFY_CHANNEL = "cashup_cache_versions"
+"""The PostgreSQL channel a committed bump notifies (see ``cache_notifications``)."""
 _TRANSACTION_INFO = "cashup.transaction"
 _AFTER_COMMIT = "after_commit"
 
@@ -60,12 +63,15 @@ async def bump_versions(session: AsyncSession, *names: CacheName) -> None:
     """Add one to the version of each named cache, in the session's transaction.
 
     The row lock this takes serialises the writers of one cache until they commit, which is fine for
-    data that changes rarely. A missing row (a database emptied by hand) is created.
+    data that changes rarely. A missing row (a database emptied by hand) is created. On PostgreSQL the
+    transaction also notifies the listening processes, which PostgreSQL does only if it commits.
     """
     for name in names:
         bumped = await session.execute(_increment(name))
         if bumped.rowcount == 0:  # type: ignore[attr-defined]  # an UPDATE answers a CursorResult
             await _insert_version(session, name)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, ",".join(names))))
     versions = session.info.get(SESSION_INFO_KEY)
     if isinstance(versions, CacheVersions):
         run_after_commit(session, versions.invalidate)
