@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     max_orders_per_minute_user: int | None = 1200
     max_orders_per_minute_account: int | None = 1200
     market_protection_band: Decimal = Decimal("0.05")
+    cache_check_interval_ms: int = Field(
+        default=250, ge=0, le=1000,
+        description="how often each process re-reads the cache versions: a limit, a trading state (the kill switch) "
+        "or an account changed by another process takes effect within this time",
+    )
     paper_initial_balances: str = "USDT=100000,BTC=1,ETH=10"
 
     embedded_worker: bool = True

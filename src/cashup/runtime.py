@@ -9,16 +9,20 @@ from decimal import Decimal
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cashup.accounts.cache import AccountCache
 from cashup.accounts.service import AccountDirectory
 from cashup.config import Settings
 from cashup.core.instruments import InstrumentRegistry
 from cashup.core.risk import RiskLimits
 from cashup.core.rules import TradingRules
+from cashup.db.cache_notifications import can_listen, listen_for_changes
+from cashup.db.cache_versions import CacheVersions, session_info
 from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
 from cashup.engine.worker import Worker
 from cashup.execution.placement import Placement
 from cashup.execution.signals import Signals
+from cashup.risk.cache import RiskCache
 from cashup.venues.base import Venue
 from cashup.venues.registry import build_venues
 
@@ -36,9 +40,11 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self.engine: AsyncEngine = create_engine(settings)
-        self.sessions = create_sessionmaker(self.engine)
+        self.cache_versions = CacheVersions(settings.cache_check_interval_ms / 1000)
+        self.sessions = create_sessionmaker(self.engine, info=session_info(self.cache_versions))
         self.signals = Signals()
-        self.accounts = AccountDirectory(self.sessions, clock, paper_funding=settings.initial_paper_balances)
+        self.account_cache = AccountCache(self.cache_versions)
+        self.accounts = AccountDirectory(self.account_cache, clock, paper_funding=settings.initial_paper_balances)
         self.venues: dict[str, Venue] = build_venues(settings)
         self.instruments = InstrumentRegistry({name: venue.instruments() for name, venue in self.venues.items()})
         self.rules = TradingRules(
@@ -56,8 +62,10 @@ class Runtime:
                 max_orders_per_minute_account=settings.max_orders_per_minute_account,
             ),
         )
+        self.risk_cache = RiskCache(self.cache_versions, self.rules.default_limits)
         self.placement = Placement(accounts=self.accounts, instruments=self.instruments, prices=self.last_price,
-                                   rules=self.rules, clock=clock)
+                                   rules=self.rules, risk_cache=self.risk_cache,
+                                   clock=clock)
         self.applier = ReportApplier(self.sessions, self.signals, clock)
         self.run_worker = settings.embedded_worker if run_worker is None else run_worker
         if self.run_worker or not settings.paper_exchange_url:
@@ -90,6 +98,9 @@ class Runtime:
         for venue in self.venues.values():
             await venue.start()
         self._tasks.append(asyncio.create_task(self.applier.run(), name="report-applier"))
+        if can_listen(self.engine):
+            self._tasks.append(asyncio.create_task(listen_for_changes(self.engine, self.cache_versions),
+                                                   name="cache-notifications"))
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
         log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker)

@@ -5,10 +5,10 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from cashup.accounts.cache import DEFAULT_ACCOUNT, AccountCache
 from cashup.core import ledger
 from cashup.core.errors import NotFound
 from cashup.core.ids import new_id
@@ -16,80 +16,56 @@ from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, UserRow
 from cashup.trading.ledger_store import LedgerStore
 
-DEFAULT_ACCOUNT = "default"
 PAPER = "paper"
+CREATE_ATTEMPTS = 3
 
 
 class AccountDirectory:
-    """Resolves accounts, creating a user's default account on first use; remembers what it has seen."""
+    """Resolves accounts through an ``AccountCache``, creating a user's default account on first use.
+
+    Everything happens in the caller's session and transaction: a default account created for an order
+    commits or rolls back with that order.
+    """
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        cache: AccountCache,
         clock: Callable[[], datetime],
         *,
         paper_funding: Mapping[str, Decimal] | None = None,
     ) -> None:
-        self._sessions = sessions
+        self.cache = cache
         self._clock = clock
         self._paper_funding = dict(paper_funding or {})
-        self._default_accounts: dict[tuple[str, str], UUID] = {}
-        self._account_owners: dict[UUID, tuple[str, str]] = {}
 
-    async def default_account(self, principal: Principal, exchange: str, session: AsyncSession | None = None) -> UUID:
-        """The user's default account on ``exchange``, created (and, on paper, funded) on first use.
-
-        A ``session`` already inside a transaction is used as it is (SQLite allows one writer, so a second
-        session would wait for this one): the account is then created in the caller's transaction.
-        """
-        key = (principal.user_id, exchange)
-        if key in self._default_accounts:
-            return self._default_accounts[key]
-        if session is not None and session.in_transaction():
-            found = await self._find(session, principal.user_id, exchange)
-            return found if found is not None else await self._create(session, principal, exchange)
-        self._default_accounts[key] = await self._ensure(principal, exchange)
-        self._account_owners[self._default_accounts[key]] = key
-        return self._default_accounts[key]
+    async def default_account(self, principal: Principal, exchange: str, session: AsyncSession) -> UUID:
+        """The user's default account on ``exchange``, created (and, on paper, funded) on first use."""
+        found = await self.cache.default_account(principal.user_id, exchange, session=session)
+        attempts = 0
+        while found is None:
+            attempts += 1
+            try:
+                async with session.begin_nested():
+                    account_id = await self._create(session, principal, exchange)
+            except IntegrityError:  # a concurrent transaction created the account, or the user row, first
+                if attempts == CREATE_ATTEMPTS:
+                    raise
+                found = await self.cache.default_account(principal.user_id, exchange, session=session)
+                continue
+            self.cache.created(account_id, principal.user_id, exchange, session=session)
+            return account_id
+        return found
 
     async def owned_account(
-        self, principal: Principal, account_id: UUID, exchange: str, session: AsyncSession | None = None
+        self, principal: Principal, account_id: UUID, exchange: str, session: AsyncSession
     ) -> UUID:
-        """Check that ``account_id`` is the caller's account on ``exchange`` (admins may use any).
-
-        Pass the caller's ``session`` when it may already hold a transaction (SQLite allows one writer).
-        """
-        owner = self._account_owners.get(account_id)
-        if owner is None:
-            if session is not None:
-                row = await session.get(AccountRow, account_id)
-            else:
-                async with self._sessions() as own_session:
-                    row = await own_session.get(AccountRow, account_id)
-            if row is None:
-                raise NotFound(f"account {account_id} not found")
-            owner = (row.user_id, row.exchange)
-            self._account_owners[account_id] = owner
-        user_id, account_exchange = owner
-        if user_id != principal.user_id and not principal.role.reads_everything:
+        """Check that ``account_id`` is the caller's account on ``exchange`` (admins may use any)."""
+        owner = await self.cache.owner(account_id, session=session)
+        if owner is None or (owner.user_id != principal.user_id and not principal.role.reads_everything):
             raise NotFound(f"account {account_id} not found")
-        if account_exchange != exchange:
+        if owner.exchange != exchange:
             raise NotFound(f"account {account_id} is not on exchange {exchange}")
         return account_id
-
-    async def _ensure(self, principal: Principal, exchange: str) -> UUID:
-        for _ in range(3):
-            async with self._sessions() as session:
-                found = await self._find(session, principal.user_id, exchange)
-                if found is not None:
-                    return found
-                try:
-                    account_id = await self._create(session, principal, exchange)
-                    await session.commit()
-                    return account_id
-                except IntegrityError:
-                    await session.rollback()
-        raise RuntimeError(f"could not create the {exchange} account of {principal.user_id}")
 
     async def _create(self, session: AsyncSession, principal: Principal, exchange: str) -> UUID:
         if await session.get(UserRow, principal.user_id) is None:
@@ -111,10 +87,3 @@ class AccountDirectory:
             if amount > 0
         ]
         await LedgerStore(session, self._clock).post(postings)
-
-    @staticmethod
-    async def _find(session: AsyncSession, user_id: str, exchange: str) -> UUID | None:
-        query = select(AccountRow.id).where(
-            AccountRow.user_id == user_id, AccountRow.exchange == exchange, AccountRow.name == DEFAULT_ACCOUNT
-        )
-        return (await session.execute(query)).scalar_one_or_none()

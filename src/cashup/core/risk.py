@@ -8,6 +8,7 @@ and the requested figure as canonical decimal strings. The caller gathers the fi
 position, counters, balance) into a ``RiskContext``; nothing here reads a clock or a database.
 """
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal, localcontext
 from enum import StrEnum
@@ -50,6 +51,53 @@ def merge_limits(*limits: RiskLimits) -> RiskLimits:
         defined = [getattr(scope, field.name) for scope in limits if getattr(scope, field.name) is not None]
         merged[field.name] = min(defined) if defined else None
     return RiskLimits(**merged)
+
+
+class Scope(StrEnum):
+    """What a limit or a trading state applies to; the global scope has the empty id."""
+
+    GLOBAL = "global"
+    USER = "user"
+    ACCOUNT = "account"
+    STRATEGY = "strategy"
+
+
+ScopeKey = tuple[str, str]
+"""``(scope, scope_id)`` as stored."""
+STATE_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+def scope_keys(user_id: str, account_id: UUID | None, strategy_id: str | None) -> list[ScopeKey]:
+    """The scopes that apply to an order of ``user_id`` in ``account_id`` for ``strategy_id``, global first."""
+    keys = [(Scope.GLOBAL.value, ""), (Scope.USER.value, user_id)]
+    if account_id is not None:
+        keys.append((Scope.ACCOUNT.value, str(account_id)))
+    if strategy_id:
+        keys.append((Scope.STRATEGY.value, strategy_id))
+    return keys
+
+
+def resolve_limits(
+    defaults: RiskLimits, by_scope: Mapping[ScopeKey, RiskLimits], keys: Iterable[ScopeKey]
+) -> RiskLimits:
+    """The limits in force for the scopes ``keys``: a global row replaces the defaults, then the most restrictive
+    of it and every other scope's row wins, field by field."""
+    base = defaults
+    scoped = []
+    for key in keys:
+        limits = by_scope.get(key)
+        if limits is None:
+            continue
+        if key[0] == Scope.GLOBAL:
+            base = limits
+        else:
+            scoped.append(limits)
+    return merge_limits(base, *scoped)
+
+
+def strictest_state(states: Iterable[TradingState]) -> TradingState:
+    """The most severe of the states that apply (halted over reducing over active); active when none is set."""
+    return max(states, key=STATE_SEVERITY.__getitem__, default=TradingState.ACTIVE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,3 +284,12 @@ class WorkerRow(Base):
     concurrency: Mapped[int]
     started_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]
+
+
+class CacheVersionRow(Base):
+    """The version of one in-process cache; a write of the data it holds adds one in the same transaction."""
+
+    __tablename__ = "cache_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)

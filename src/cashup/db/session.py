@@ -1,5 +1,6 @@
 """Engine and session factory; SQLite gets WAL, a busy timeout and write-locking transactions."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import event
@@ -47,5 +48,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(
+    engine: AsyncEngine, *, info: Mapping[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; each starts with a copy of ``info`` (what its commits must notify, for one)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=dict(info or {}))

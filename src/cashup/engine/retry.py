@@ -1,20 +1,16 @@
-"""Retries of venue calls: the inline retry of idempotent calls (stamina) and the delays of durable retries."""
+"""Retries of venue calls: the inline retry of idempotent calls (stamina); durable retries wait ``retry_delay``."""
 
-import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import stamina
 
+from cashup.core.backoff import retry_delay
 from cashup.venues.errors import VenueError
 
+__all__ = ["is_transient", "retry_delay", "with_retries"]
+
 T = TypeVar("T")
-
-
-def retry_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> float:
-    """Seconds to wait before durable retry number ``attempt`` (1-based): exponential with jitter, capped."""
-    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
-    return (rng or random).uniform(ceiling / 2, ceiling)
 
 
 def is_transient(error: Exception) -> bool:

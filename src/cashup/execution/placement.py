@@ -34,6 +34,7 @@ from cashup.execution.uow import UnitOfWork
 from cashup.execution.validation import check_new_order
 from cashup.execution.work import Action, scheduled
 from cashup.metrics import ORDER_TRANSITIONS, ORDERS_CREATED, RISK_DENIALS
+from cashup.risk.cache import RiskCache, RiskSnapshot
 from cashup.risk.service import RiskRepository
 
 PriceSource = Callable[[str, str], Decimal | None]
@@ -65,14 +66,6 @@ class Resolved:
         return self.instrument.base if self.command.side is OrderSide.SELL else self.instrument.quote
 
     @property
-    def limits_key(self) -> tuple[str, UUID, str | None]:
-        return self.command.principal.user_id, self.account_id, self.command.strategy_id
-
-    @property
-    def state_key(self) -> tuple[str, UUID]:
-        return self.command.principal.user_id, self.account_id
-
-    @property
     def position_key(self) -> tuple[UUID, str, str, str]:
         return self.account_id, self.command.strategy_id or "", self.command.exchange, self.instrument.symbol
 
@@ -95,27 +88,27 @@ class Assessment:
 class RiskFigures:
     """The figures the risk rules read, loaded once per unit of work and counted on as orders are admitted."""
 
-    def __init__(self, uow: UnitOfWork, risk: RiskRepository) -> None:
+    def __init__(self, uow: UnitOfWork, risk: RiskRepository, cache: RiskCache) -> None:
         self.uow = uow
         self.risk = risk
+        self.cache = cache
+        self._snapshot: RiskSnapshot | None = None
         self._open: dict[str, int] = {}
         self._recent_users: dict[str, int] = {}
         self._recent_accounts: dict[UUID, int] = {}
         self._positions: dict[tuple[UUID, str, str, str], Decimal] = {}
-        self._limits: dict[tuple[str, UUID, str | None], RiskLimits] = {}
-        self._states: dict[tuple[str, UUID], TradingState] = {}
 
     async def limits(self, user_id: str, account_id: UUID, strategy_id: str | None) -> RiskLimits:
-        key = (user_id, account_id, strategy_id)
-        if key not in self._limits:
-            self._limits[key] = await self.risk.limits_for(user_id, account_id, strategy_id)
-        return self._limits[key]
+        return (await self._cached()).limits_for(user_id, account_id, strategy_id)
 
     async def trading_state(self, user_id: str, account_id: UUID) -> TradingState:
-        key = (user_id, account_id)
-        if key not in self._states:
-            self._states[key] = await self.risk.trading_state_for(user_id, account_id)
-        return self._states[key]
+        return (await self._cached()).trading_state_for(user_id, account_id)
+
+    async def _cached(self) -> RiskSnapshot:
+        """Limits and trading states as the process cache has them (checked against the database's versions)."""
+        if self._snapshot is None:
+            self._snapshot = await self.cache.snapshot(self.uow.session)
+        return self._snapshot
 
     async def prefetch(self, batch: list["Resolved"]) -> None:
         """Read the figures of a whole batch at once: one query per kind of figure, not one per order."""
@@ -129,12 +122,7 @@ class RiskFigures:
             self._recent_accounts |= await self.risk.recent_orders_of(OrderRow.account_id, accounts, RATE_WINDOW)
         if positions:
             self._positions |= await self.risk.positions_of(positions)
-        limits = {item.limits_key for item in batch} - self._limits.keys()
-        if limits:
-            self._limits |= await self.risk.limits_for_many(limits)
-        states = {item.state_key for item in batch} - self._states.keys()
-        if states:
-            self._states |= await self.risk.trading_states_for_many(states)
+        await self._cached()
         await self.uow.settlements.ledger.balances({(item.account_id, item.lock_asset) for item in batch})
         await self.uow.orders.prefetch_client_ids(
             {(item.account_id, item.command.client_order_id) for item in batch if item.command.client_order_id})
@@ -173,15 +161,16 @@ class Placement:
     """Admits and places new orders inside a unit of work."""
 
     def __init__(self, *, accounts: AccountDirectory, instruments: InstrumentRegistry, prices: PriceSource,
-                 rules: TradingRules, clock: Callable[[], datetime]) -> None:
+                 rules: TradingRules, risk_cache: RiskCache, clock: Callable[[], datetime]) -> None:
         self.accounts = accounts
+        self.risk_cache = risk_cache
         self.instruments = instruments
         self.prices = prices
         self.rules = rules
         self.clock = clock
 
     def figures(self, uow: UnitOfWork) -> RiskFigures:
-        return RiskFigures(uow, RiskRepository(uow.session, self.rules.default_limits, self.clock))
+        return RiskFigures(uow, RiskRepository(uow.session, self.rules.default_limits, self.clock), self.risk_cache)
 
     def instrument(self, exchange: str, symbol: str) -> Instrument:
         if exchange not in self.instruments.exchanges():

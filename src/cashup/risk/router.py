@@ -8,7 +8,7 @@ from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, RuntimeDep, Sessi
 from cashup.api.errors import ERROR_RESPONSES
 from cashup.core.enums import Role
 from cashup.core.principal import Principal
-from cashup.core.risk import RiskLimits, TradingState
+from cashup.core.risk import RiskLimits, Scope, TradingState
 from cashup.execution.handlers import cancel_many
 from cashup.orders.repository import OrderFilter
 from cashup.risk.schemas import (
@@ -19,7 +19,7 @@ from cashup.risk.schemas import (
     TradingStateOut,
     TradingStateView,
 )
-from cashup.risk.service import LIMIT_FIELDS, RiskRepository, Scope, limits_of
+from cashup.risk.service import LIMIT_FIELDS, RiskRepository, limits_of
 
 router = APIRouter(tags=["risk"], responses=ERROR_RESPONSES)
 

@@ -7,8 +7,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cashup.api.types import Amount, PositiveAmount
-from cashup.core.risk import TradingState
-from cashup.risk.service import Scope
+from cashup.core.risk import Scope, TradingState
 
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 

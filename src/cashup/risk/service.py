@@ -4,7 +4,6 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -13,27 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.enums import OPEN_STATUSES
 from cashup.core.ids import id_floor
-from cashup.core.risk import RiskLimits, TradingState, merge_limits
+from cashup.core.risk import (
+    RiskLimits,
+    Scope,
+    TradingState,
+    resolve_limits,
+    scope_keys,
+    strictest_state,
+)
+from cashup.db.cache_versions import CacheName, bump_versions
 from cashup.db.models import OrderRow, PositionRow, RiskLimitRow, TradingStateRow
 
 LIMIT_FIELDS = tuple(item.name for item in fields(RiskLimits))
-STATE_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
-
-
-class Scope(StrEnum):
-    GLOBAL = "global"
-    USER = "user"
-    ACCOUNT = "account"
-    STRATEGY = "strategy"
-
-
-def scope_keys(user_id: str, account_id: UUID | None, strategy_id: str | None) -> list[tuple[str, str]]:
-    keys = [(Scope.GLOBAL.value, ""), (Scope.USER.value, user_id)]
-    if account_id is not None:
-        keys.append((Scope.ACCOUNT.value, str(account_id)))
-    if strategy_id:
-        keys.append((Scope.STRATEGY.value, strategy_id))
-    return keys
 
 
 def limits_of(row: RiskLimitRow) -> RiskLimits:
@@ -48,38 +38,15 @@ class RiskRepository:
 
     async def limits_for(self, user_id: str, account_id: UUID | None, strategy_id: str | None) -> RiskLimits:
         """The most restrictive of the defaults and every global / user / account / strategy row that applies."""
-        key = (user_id, account_id, strategy_id)
-        return (await self.limits_for_many([key]))[key]
-
-    async def limits_for_many(self, keys: Collection[tuple[str, UUID | None, str | None]]
-                              ) -> dict[tuple[str, UUID | None, str | None], RiskLimits]:
-        """``limits_for`` of many (user, account, strategy) triples, from one query."""
-        scopes = {scope for key in keys for scope in scope_keys(*key)}
-        query = select(RiskLimitRow).where(tuple_(RiskLimitRow.scope, RiskLimitRow.scope_id).in_(list(scopes)))
-        rows = {(row.scope, row.scope_id): limits_of(row) for row in (await self.session.execute(query)).scalars()}
-        result = {}
-        for key in keys:
-            found = [rows[scope] for scope in scope_keys(*key) if scope in rows]
-            base = rows.get((Scope.GLOBAL.value, ""), self.defaults)
-            result[key] = merge_limits(base, *[limits for limits in found if limits is not base])
-        return result
-
-    async def trading_states_for_many(self, keys: Collection[tuple[str, UUID | None]]
-                                      ) -> dict[tuple[str, UUID | None], TradingState]:
-        """``trading_state_for`` of many (user, account) pairs, from one query."""
-        scopes = {scope for key in keys for scope in scope_keys(key[0], key[1], None)}
-        query = select(TradingStateRow.scope, TradingStateRow.scope_id, TradingStateRow.state).where(
-            tuple_(TradingStateRow.scope, TradingStateRow.scope_id).in_(list(scopes)))
-        rows = {(scope, scope_id): TradingState(state) for scope, scope_id, state in await self.session.execute(query)}
-        return {
-            key: max((rows[scope] for scope in scope_keys(key[0], key[1], None) if scope in rows),
-                     key=STATE_SEVERITY.__getitem__, default=TradingState.ACTIVE)
-            for key in keys
-        }
+        keys = scope_keys(user_id, account_id, strategy_id)
+        query = select(RiskLimitRow).where(tuple_(RiskLimitRow.scope, RiskLimitRow.scope_id).in_(keys))
+        rows = (await self.session.execute(query)).scalars()
+        return resolve_limits(self.defaults, {(row.scope, row.scope_id): limits_of(row) for row in rows}, keys)
 
     async def trading_state_for(self, user_id: str, account_id: UUID | None) -> TradingState:
-        """The most severe state set globally, for the user or for the account."""
-        return (await self.trading_states_for_many([(user_id, account_id)]))[(user_id, account_id)]
+        keys = scope_keys(user_id, account_id, None)
+        query = select(TradingStateRow.state).where(tuple_(TradingStateRow.scope, TradingStateRow.scope_id).in_(keys))
+        return strictest_state(TradingState(state) for state in (await self.session.execute(query)).scalars())
 
     async def open_orders(self, user_id: str) -> int:
         query = select(func.count()).select_from(OrderRow).where(
@@ -109,7 +76,7 @@ class RiskRepository:
         query = (select(OrderRow.user_id, func.count()).where(
             OrderRow.user_id.in_(user_ids), OrderRow.status.in_([status.value for status in OPEN_STATUSES]))
             .group_by(OrderRow.user_id))
-        counts = dict((await self.session.execute(query)).tuples().all())
+        counts = dict((await self.session.execute(query)).all())
         return {user_id: int(counts.get(user_id, 0)) for user_id in user_ids}
 
     async def recent_orders_of(self, column: Any, keys: Collection[Any],
@@ -117,7 +84,7 @@ class RiskRepository:
         """Orders created in the last ``window`` per user (``OrderRow.user_id``) or account, in one query."""
         since = id_floor(int((self.clock() - window).timestamp() * 1000))
         query = (select(column, func.count()).where(OrderRow.id >= since, column.in_(keys)).group_by(column))
-        counts = dict((await self.session.execute(query)).tuples().all())
+        counts = dict((await self.session.execute(query)).all())
         return {key: int(counts.get(key, 0)) for key in keys}
 
     async def positions_of(self, keys: Collection[tuple[UUID, str, str, str]]) -> dict[tuple[UUID, str, str, str],
@@ -137,6 +104,8 @@ class RiskRepository:
         return list((await self.session.execute(query)).scalars())
 
     async def put_limits(self, scope: Scope, scope_id: str, limits: RiskLimits, by: str) -> RiskLimitRow:
+        """Set the limits of one scope, and invalidate every process's limits cache when the transaction commits."""
+        await bump_versions(self.session, CacheName.RISK_LIMITS)
         row = await self.session.get(RiskLimitRow, (scope.value, scope_id), with_for_update=True)
         if row is None:
             row = RiskLimitRow(scope=scope.value, scope_id=scope_id)
@@ -149,6 +118,9 @@ class RiskRepository:
 
     async def put_state(self, scope: Scope, scope_id: str, state: TradingState, reason: str | None,
                         by: str) -> TradingStateRow:
+        """Set the trading state of one scope, and invalidate every process's state cache when the transaction
+        commits."""
+        await bump_versions(self.session, CacheName.TRADING_STATES)
         row = await self.session.get(TradingStateRow, (scope.value, scope_id), with_for_update=True)
         if row is None:
             row = TradingStateRow(scope=scope.value, scope_id=scope_id)

@@ -71,6 +71,7 @@ async def list_balances(
 ) -> list[BalanceOut]:
     """The caller's balances per account and asset: available, locked by open orders, total."""
     rows = await balances.find(principal, account_id)
+    await balances.session.commit()  # keeps the paper account a first call creates
     return [balance_out(row) for row in rows]
 
 
@@ -97,6 +98,7 @@ async def ledger_entries(
         limit=limit + 1,
         after=decode_cursor(cursor) if cursor else None,
     )
+    await balances.session.commit()  # keeps the paper account a first call creates
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return LedgerPage(
         items=[LedgerEntryOut.model_validate(row, from_attributes=True) for row in rows[:limit]],
@@ -109,7 +111,9 @@ async def get_balance(
     asset: Annotated[str, Path(min_length=1, max_length=16)], principal: CurrentPrincipal, balances: Balances
 ) -> list[BalanceOut]:
     """The caller's balance of one asset in each of their accounts."""
-    return [balance_out(row) for row in await balances.find(principal, asset=asset)]
+    rows = await balances.find(principal, asset=asset)
+    await balances.session.commit()  # keeps the paper account a first call creates
+    return [balance_out(row) for row in rows]
 
 
 @router.post("/balances", response_model=BalanceOut, tags=["balances"])

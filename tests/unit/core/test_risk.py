@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from decimal import Decimal
+from uuid import UUID
 
 import pytest
 
@@ -12,10 +13,14 @@ from cashup.core.risk import (
     RiskContext,
     RiskDenial,
     RiskLimits,
+    Scope,
     TradingState,
     check_order,
     merge_limits,
     projected_position,
+    resolve_limits,
+    scope_keys,
+    strictest_state,
 )
 
 D = Decimal
@@ -265,3 +270,33 @@ def test_projected_position_adds_the_signed_quantity(
 def test_order_intent_needs_a_positive_quantity() -> None:
     with pytest.raises(ValueError):
         limit_order(BUY, "0")
+
+
+def test_scope_keys_list_global_user_and_only_the_given_account_and_strategy() -> None:
+    account = UUID("01a22ae4-320c-724a-908a-a75e1140ab8c")
+
+    assert scope_keys("alice", None, None) == [("global", ""), ("user", "alice")]
+    assert scope_keys("alice", account, "grid") == [
+        ("global", ""), ("user", "alice"), ("account", str(account)), ("strategy", "grid")]
+
+
+def test_resolve_limits_lets_a_global_row_replace_the_defaults_and_other_scopes_only_tighten() -> None:
+    defaults = RiskLimits(max_order_value=D("100000"), max_open_orders=1000)
+    by_scope = {
+        (Scope.GLOBAL.value, ""): RiskLimits(max_order_value=D("200000")),
+        (Scope.USER.value, "alice"): RiskLimits(max_open_orders=5),
+        (Scope.USER.value, "bob"): RiskLimits(max_order_value=D("1")),
+        (Scope.STRATEGY.value, "grid"): RiskLimits(max_order_value=D("150000"), max_open_orders=50),
+    }
+
+    alice = resolve_limits(defaults, by_scope, scope_keys("alice", None, "grid"))
+    without_global = resolve_limits(defaults, {}, scope_keys("alice", None, None))
+
+    assert alice == RiskLimits(max_order_value=D("150000"), max_open_orders=5)
+    assert without_global == defaults
+
+
+def test_strictest_state_is_halted_over_reducing_over_active_and_active_when_none_is_set() -> None:
+    assert strictest_state([TradingState.REDUCING, TradingState.HALTED, TradingState.ACTIVE]) is TradingState.HALTED
+    assert strictest_state([TradingState.ACTIVE, TradingState.REDUCING]) is TradingState.REDUCING
+    assert strictest_state([]) is TradingState.ACTIVE

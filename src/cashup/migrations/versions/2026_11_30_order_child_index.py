@@ -1,7 +1,7 @@
 """Orders keep the index of an algorithm's child (instead of parsing it out of the client order id).
 
 Revision ID: 5d1f0c2a7b11
-Revises: b490139ca76d
+Revises: 1f1e43e01e20
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5d1f0c2a7b11"
-down_revision: str | None = "b490139ca76d"
+down_revision: str | None = "1f1e43e01e20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
