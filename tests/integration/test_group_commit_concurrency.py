@@ -194,9 +194,6 @@ async def test_a_request_that_fails_inside_a_batch_fails_alone(
 
 
 @every_backend
-@pytest.mark.xfail(strict=True, reason="execution/group_commit.py PlacementWriter._write: a request that shares an "
-                   "Idempotency-Key with an earlier request of the same batch gets that request's answer without "
-                   "its body being compared, so a different body is answered with the other order, not 409")
 async def test_one_key_with_two_bodies_in_one_batch_answers_the_second_409(runtime: Runtime, backend: str) -> None:
     """Serially, a key reused with another body answers 409 (tests/api/test_idempotency.py); in one batch too."""
     writer = placement_writer(runtime)

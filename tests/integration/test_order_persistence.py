@@ -408,7 +408,9 @@ async def test_concurrent_creates_with_one_client_order_id_make_one_order(
 ) -> None:
     """Through the group-commit writer: one process batches both requests; two processes race in the database
     and the loser's unique-key conflict is retried alone, finding the winner's order."""
-    await runtime.accounts.default_account(ALICE, "paper")
+    async with runtime.sessions() as session:  # alice's account exists before the race
+        await runtime.accounts.default_account(ALICE, "paper", session)
+        await session.commit()
     processes = [runtime] + [runtimes() for _ in range(writers - 1)]
     placements = [placement_writer(process) for process in processes]
     try:
