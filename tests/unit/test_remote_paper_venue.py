@@ -12,10 +12,10 @@ import pytest
 
 from cashup.config import Settings
 from cashup.core.enums import OrderSide, OrderType
-from cashup.core.instruments import PAPER_INSTRUMENTS
 from cashup.venues.base import ExecutionReport, ReportKind, VenueOrderRequest, VenueOrderStatus
 from cashup.venues.errors import VenueOrderNotFound, VenueRateLimited, VenueRejected, VenueUnavailable
 from cashup.venues.paper import FaultConfig, PaperExchange, PaperExchangeConfig
+from cashup.venues.paper.instruments import PAPER_INSTRUMENTS
 from cashup.venues.paper.server import create_app
 from cashup.venues.registry import build_venues
 from cashup.venues.remote import RemotePaperVenue, venue_error
