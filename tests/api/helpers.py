@@ -3,8 +3,12 @@
 import asyncio
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import httpx
+
+from cashup.runtime import Runtime
+from tests.conftest import TestClock
 
 API = "/api/v1"
 
@@ -37,3 +41,15 @@ async def wait_for_status(
         if body["status"] in statuses or loop.time() > deadline:
             return body
         await asyncio.sleep(0.02)
+
+
+async def worker_steps(runtime: Runtime, clock: TestClock, order_id: str, steps: int = 2, *, skip: float = 1.0,
+                       timeout: float = 5.0) -> None:
+    """Skip the clock ``skip`` seconds and wake the worker, ``steps`` times, each time waiting until it has
+    stepped the order: after two, the worker has surely looked at the order after the call began."""
+    with runtime.signals.watching(UUID(order_id)) as changed:
+        for _ in range(steps):
+            changed.clear()
+            clock.skip(skip)
+            runtime.signals.wake_worker()
+            await asyncio.wait_for(changed.wait(), timeout)

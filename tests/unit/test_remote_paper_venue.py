@@ -288,3 +288,18 @@ def test_build_venues_follows_the_settings(tmp_path: Path) -> None:
     assert isinstance(plain, PaperExchange) and plain.journal_path is None and not plain.config.faults.enabled
     with pytest.raises(ValueError):
         Settings(paper_reject_rate=2, _env_file=None)
+
+
+def test_instruments_never_wait_on_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+
+    def blocking_call(*args: object, **_: object) -> None:
+        calls.append(args)
+        raise httpx.ConnectError("nothing listens there")
+
+    monkeypatch.setattr(httpx, "get", blocking_call)
+    monkeypatch.setattr(httpx.Client, "send", blocking_call)
+    venue = RemotePaperVenue("http://127.0.0.1:9")
+
+    assert venue.instruments() == PAPER_INSTRUMENTS  # until start has read the exchange's own list
+    assert calls == []

@@ -49,7 +49,8 @@ def utc_now() -> datetime:
 class PaperExchange:
     """A simulated exchange behind the ``Venue`` protocol (see the module docstring).
 
-    ``clock`` returns the current aware UTC time: report timestamps and GTD expiry read it.
+    ``clock`` returns the current aware UTC time: report timestamps and GTD expiry read it (it may be
+    replaced, e.g. by the clock of the runtime the exchange runs in).
     ``feeds`` replaces the default price feed of some symbols (scripted prices in tests).
     A sink that raises is logged and does not stop later reports. With ``config.journal_path`` the
     state survives the process; a journaled exchange restored from a snapshot uses the price feeds
@@ -68,7 +69,7 @@ class PaperExchange:
     ) -> None:
         self.config = config = config or PaperExchangeConfig()
         self.simulator = PaperSimulator(config, instruments=instruments, feeds=feeds)
-        self._clock = clock
+        self.clock = clock
         self._sink: ReportSink | None = None
         self._task: asyncio.Task[None] | None = None
         self._broken: Exception | None = None
@@ -217,7 +218,7 @@ class PaperExchange:
         journal = self._journal
         if journal is not None:
             self._reopen(journal)
-        at = self._clock()
+        at = self.clock()
         reports = self.simulator.apply(kind, body, at)
         if journal is not None:
             try:
