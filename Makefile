@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench demo clean
 
 install: $(STAMP)
 
@@ -20,7 +20,10 @@ test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/cashup bench api
+	$(BIN)/python benchmarks/bench_api.py $(BENCH_ARGS)
+
+demo: install
+	$(BIN)/python tools/demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) cashup.db .cashup

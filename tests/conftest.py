@@ -1,9 +1,14 @@
-"""Shared fixtures: a migrated database per test, a running runtime, an ASGI client, tokens."""
+"""Shared fixtures: a migrated database per test, a running runtime, an ASGI client, tokens.
+
+The runtime's paper market does not tick on its own: a test moves it with the ``market`` fixture, and
+its clock (``clock``) reads real time plus whatever the test has skipped ahead.
+"""
 
 import os
 import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,6 +21,7 @@ from cashup.config import Settings
 from cashup.core.enums import Role
 from cashup.db.migrate import upgrade_to_head
 from cashup.runtime import Runtime
+from cashup.venues.paper import PaperExchange
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -57,7 +63,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         debug=True,
         jwt_secret_key=JWT_SECRET,
         state_dir=tmp_path / "state",
-        paper_tick_seconds=0.05,
+        paper_manual_market=True,  # tests move the market themselves (the ``market`` fixture)
         worker_poll_seconds=0.05,
         order_timeout_seconds=5,
         risk_price_band=None,  # tests place orders far from the market; the band has tests of its own
@@ -65,14 +71,59 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
+class TestClock:
+    """Real time plus an offset the test moves forward with ``skip`` (timers, TWAP slices, expiries)."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def skip(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+class Market:
+    """The runtime's paper market, moved by the test: ``advance`` runs market steps and books what they caused."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.exchange = paper_exchange(runtime)
+
+    async def advance(self, steps: int = 1) -> None:
+        """Move every price ``steps`` steps (a quarter of a bar each), then wait until its fills are booked."""
+        self.exchange.advance(steps)
+        await self.runtime.applier.drain()
+
+
+def paper_exchange(runtime: Runtime) -> PaperExchange:
+    exchange = runtime.venues["paper"]
+    assert isinstance(exchange, PaperExchange) and exchange.config.manual, "the tests' paper market is manual"
+    return exchange
+
+
 @pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = Runtime(settings)
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture
+async def runtime(settings: Settings, clock: TestClock) -> AsyncIterator[Runtime]:
+    runtime = Runtime(settings, clock=clock)
+    paper_exchange(runtime).clock = clock  # the exchange's reports follow the test's clock too
     await runtime.start()
     try:
         yield runtime
     finally:
         await runtime.stop()
+
+
+@pytest.fixture
+def market(runtime: Runtime) -> Market:
+    return Market(runtime)
 
 
 @pytest.fixture

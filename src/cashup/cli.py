@@ -10,8 +10,6 @@ from cashup.config import Settings, get_settings
 from cashup.core.enums import Role
 
 app = typer.Typer(help="CashUp Order Service", no_args_is_help=True, pretty_exceptions_enable=False)
-bench_app = typer.Typer(help="Benchmarks that print the service's figures beside a baseline", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 
 
@@ -165,95 +163,6 @@ def paper_exchange(
                     access_log=False, timeout_graceful_shutdown=2)
     finally:
         exchange.close()
-
-
-@app.command()
-def demo(
-    url: Annotated[str | None, typer.Option(
-        help="A running service on this machine (e.g. http://127.0.0.1:8002); default: start one in-process")] = None,
-    token: Annotated[str | None, typer.Option(
-        help="Bearer token for --url (default: one minted with the configured secret, as `cashup token`)")] = None,
-    speed: Annotated[float | None, typer.Option(
-        min=1, max=240, help="Replay speed of the embedded paper exchange, bars per second (default 40)")] = None,
-    seconds: Annotated[float, typer.Option(min=5, max=3600, help="Stop (canceling what is open) after this long")] = 60,
-) -> None:
-    """A scripted session: TWAP, iceberg, bracket and trailing stop on the paper exchange, with live progress."""
-    import asyncio
-    import tempfile
-    from pathlib import Path
-    from urllib.parse import urlparse
-
-    from cashup.demo import DemoError, embedded_settings, run_embedded, run_remote
-
-    out = Console()
-    budget = seconds + 90  # setup, cancels and the closing report are bounded too; this is the hard stop
-    try:
-        if url is not None:
-            parsed = urlparse(url)
-            if parsed.scheme not in ("http", "https") or parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
-                _fail(f"--url must be a service on this machine (http://127.0.0.1:PORT), not {url!r}")
-            if speed is not None:
-                console.print("[yellow]note:[/] --speed only applies to the embedded service; "
-                              "the running one replays at its own PAPER_REPLAY_SPEED")
-            bearer = token
-            if bearer is None:  # the same secret `cashup token` signs with
-                from cashup.api.auth import issue_token
-
-                settings = get_settings()
-                secret, _ = _secret(settings, read_state_file=True)
-                bearer = issue_token(secret, "demo", Role.TRADER, algorithm=settings.jwt_algorithm, minutes=60)
-            target = url
-
-            async def remote() -> None:
-                async with asyncio.timeout(budget):
-                    await run_remote(target, bearer, out, seconds=seconds)
-
-            asyncio.run(remote())
-            return
-        from cashup.db.migrate import upgrade_to_head
-        from cashup.logging import configure_logging
-
-        with tempfile.TemporaryDirectory(prefix="cashup-demo-") as directory:
-            settings = embedded_settings(Path(directory), speed=40 if speed is None else speed)
-            configure_logging(settings)
-            upgrade_to_head(settings.database_url)  # before the event loop: it runs one of its own
-
-            async def embedded() -> None:
-                async with asyncio.timeout(budget):
-                    await run_embedded(settings, out, seconds=seconds)
-
-            asyncio.run(embedded())
-    except DemoError as error:
-        console.print(f"[bold red]demo failed:[/] {error}")
-        raise typer.Exit(1) from None
-    except TimeoutError:
-        console.print(f"[bold red]error:[/] the demo did not finish within {budget:.0f} s")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        raise typer.Exit(130) from None
-
-
-@bench_app.command("api")
-def bench_api(
-    requests: Annotated[int, typer.Option(min=1, help="Order creates per target")] = 2000,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight")] = 32,
-    postgres_url: Annotated[str | None, typer.Option(
-        help="Also run on this PostgreSQL URL; all its tables are dropped. Default: "
-             "postgresql+asyncpg://postgres@127.0.0.1:5432/cashup_bench (created if missing) if the server answers; "
-             "'' to skip PostgreSQL")] = None,
-    timeout: Annotated[float, typer.Option(min=1, help="Seconds allowed for the measured requests of a target")] = 120,
-    client: Annotated[str, typer.Option(help="Load generator: raw (prebuilt HTTP/1.1 on asyncio) or httpx")] = "raw",
-) -> None:
-    """Order creates/s and p50/p99 of the service against a bare FastAPI insert endpoint, side by side."""
-    from cashup.bench.api import CLIENTS, run_api_benchmark
-
-    if client not in CLIENTS:
-        _fail(f"--client must be one of {', '.join(CLIENTS)}")
-    results = run_api_benchmark(requests=requests, concurrency=concurrency, postgres_url=postgres_url,
-                                timeout=timeout, client=client)
-    if any(result.failure or result.error_count or result.timed_out or result.disturbed for result in results):
-        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     paper_taker_fee_rate: Decimal = Decimal("0.001")
     paper_tick_seconds: float = 0.25
     paper_replay_speed: float = Field(default=1.0, description="bars of market time per second of real time")
+    paper_manual_market: bool = Field(
+        default=False, description="the embedded paper exchange's market moves only when advanced (tests)"
+    )
     paper_exchange_url: str | None = Field(
         default=None, description="a `cashup paper-exchange` process to use instead of the embedded exchange"
     )

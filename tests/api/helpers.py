@@ -5,10 +5,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import httpx
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cashup.runtime import Runtime
+from tests.conftest import TestClock
 
 API = "/api/v1"
 
@@ -56,3 +60,15 @@ def recorded_statements(engine: AsyncEngine) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def worker_steps(runtime: Runtime, clock: TestClock, order_id: str, steps: int = 2, *, skip: float = 1.0,
+                       timeout: float = 5.0) -> None:
+    """Skip the clock ``skip`` seconds and wake the worker, ``steps`` times, each time waiting until it has
+    stepped the order: after two, the worker has surely looked at the order after the call began."""
+    with runtime.signals.watching(UUID(order_id)) as changed:
+        for _ in range(steps):
+            changed.clear()
+            clock.skip(skip)
+            runtime.signals.wake_worker()
+            await asyncio.wait_for(changed.wait(), timeout)

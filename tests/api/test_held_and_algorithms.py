@@ -1,12 +1,14 @@
 """Orders the service holds (stops, trailing) and algorithms (TWAP, iceberg, bracket) through the API."""
 
 import asyncio
+import contextlib
 from decimal import Decimal as D
 
 import httpx
 
 from cashup.runtime import Runtime
-from tests.api.helpers import API, wait_for_status
+from tests.api.helpers import API, wait_for_status, worker_steps
+from tests.conftest import Market, TestClock
 
 
 async def children(client: httpx.AsyncClient, parent_id: str) -> list[dict]:
@@ -14,7 +16,7 @@ async def children(client: httpx.AsyncClient, parent_id: str) -> list[dict]:
 
 
 async def test_stop_rests_untriggered_locks_nothing_then_triggers_once_and_fills(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Runtime, market: Market, clock: TestClock
 ) -> None:
     last = runtime.last_price("paper", "BTC/USDT")
     far = (last * D("1.5")).quantize(D("0.1"))
@@ -33,17 +35,19 @@ async def test_stop_rests_untriggered_locks_nothing_then_triggers_once_and_fills
     kinds = [event["kind"] for event in (await client.get(f"{API}/orders/{fired['id']}/events")).json()]
     assert kinds.count("triggered") == 1
     assert kinds[:5] == ["created", "held", "triggered", "submitted", "accepted"]
-    await asyncio.sleep(0.5)
+    await market.advance(20)  # five bars: the market moves, nowhere near half as high again
+    await worker_steps(runtime, clock, held["id"])
     assert (await client.get(f"{API}/orders/{held['id']}")).json()["status"] == "untriggered"
     canceled = await client.delete(f"{API}/orders/{held['id']}")
     assert canceled.json()["status"] == "canceled"
 
 
-async def test_twap_slices_sum_exactly_and_roll_up_into_the_parent(client: httpx.AsyncClient) -> None:
+async def test_twap_slices_sum_exactly_and_roll_up_into_the_parent(client: httpx.AsyncClient, market: Market) -> None:
     parent = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "twap",
                                                        "quantity": "0.00301", "twap_slices": 3,
                                                        "twap_interval": 1})).json()
-    done = await wait_for_status(client, parent["id"], "filled", timeout=10)
+    await market.advance(8)  # market steps inside the TWAP's window, for its market VWAP
+    done = await wait_for_status(client, parent["id"], "filled", timeout=10)  # slices a second apart
 
     assert done["status"] == "filled"
     slices = await children(client, parent["id"])
@@ -141,11 +145,19 @@ async def test_bracket_take_profit_fill_cancels_the_stop_loss(client: httpx.Asyn
     assert (done["status"], D(done["filled_quantity"])) == ("filled", D("0.01"))
 
 
-async def test_trailing_stop_follows_the_market_and_fires_once(client: httpx.AsyncClient) -> None:
+async def test_trailing_stop_follows_the_market_and_fires_once(
+    client: httpx.AsyncClient, runtime: Runtime, market: Market, clock: TestClock
+) -> None:
     stop = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "sell",
                                                      "order_type": "trailing_stop", "quantity": "0.01",
                                                      "trailing_offset": "1", "trailing_offset_type": "bps"})).json()
-    final = await wait_for_status(client, stop["id"], "filled", timeout=20)
+    for _ in range(200):  # the replay falls 1 bps from a high within a few steps; bounded all the same
+        if (await client.get(f"{API}/orders/{stop['id']}")).json()["status"] != "untriggered":
+            break
+        await market.advance(1)
+        with contextlib.suppress(TimeoutError):  # it may have fired before the watch began
+            await worker_steps(runtime, clock, stop["id"], steps=1, timeout=1)
+    final = await wait_for_status(client, stop["id"], "filled")
 
     assert final["status"] == "filled"
     events = (await client.get(f"{API}/orders/{stop['id']}/events")).json()
@@ -153,13 +165,17 @@ async def test_trailing_stop_follows_the_market_and_fires_once(client: httpx.Asy
     assert D(triggered["data"]["market_price"]) <= D(triggered["data"]["trigger_price"])
 
 
-async def test_paused_twap_places_no_new_slice_until_resumed(client: httpx.AsyncClient) -> None:
+async def test_paused_twap_places_no_new_slice_until_resumed(
+    client: httpx.AsyncClient, runtime: Runtime, clock: TestClock
+) -> None:
     parent = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "twap",
                                                        "quantity": "0.003", "twap_slices": 3,
                                                        "twap_interval": 1})).json()
     assert (await client.post(f"{API}/orders/{parent['id']}/pause")).status_code == 204
-    await asyncio.sleep(2.5)
     paused = await children(client, parent["id"])
+    await worker_steps(runtime, clock, parent["id"], steps=2, skip=1.5)  # past the times of every slice
+
+    assert await children(client, parent["id"]) == paused
     progress = (await client.get(f"{API}/orders/{parent['id']}/twap-progress")).json()
     assert progress["paused"] is True
     assert len(paused) <= 1

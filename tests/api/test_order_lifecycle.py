@@ -1,12 +1,12 @@
 """The order lifecycle through the API on the paper exchange."""
 
-import asyncio
 from decimal import Decimal
 
 import httpx
 
 from cashup.runtime import Runtime
 from tests.api.helpers import API, wait_for_status
+from tests.conftest import Market
 
 
 async def test_market_buy_fills_near_the_replay_price_with_a_tenth_percent_fee(
@@ -54,7 +54,7 @@ async def test_market_buy_fills_near_the_replay_price_with_a_tenth_percent_fee(
 
 
 async def test_limit_far_below_rests_then_amend_across_the_market_fills(
-    client: httpx.AsyncClient, runtime: Runtime
+    client: httpx.AsyncClient, runtime: Runtime, market: Market
 ) -> None:
     last = runtime.last_price("paper", "BTC/USDT")
     far_below = (last * Decimal("0.5")).quantize(Decimal("0.1"))
@@ -64,7 +64,7 @@ async def test_limit_far_below_rests_then_amend_across_the_market_fills(
     )).json()
     order = await wait_for_status(client, created["id"], "accepted")
     assert order["status"] == "accepted"
-    await asyncio.sleep(0.3)
+    await market.advance(20)  # five bars of market: nowhere near half the price
     assert (await client.get(f"{API}/orders/{created['id']}")).json()["status"] == "accepted"
 
     crossing = (runtime.last_price("paper", "BTC/USDT") * Decimal("1.02")).quantize(Decimal("0.1"))

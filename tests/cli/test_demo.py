@@ -1,4 +1,4 @@
-"""``cashup demo`` in a subprocess: the embedded service, the scripted session and its closing table.
+"""``tools/demo.py`` in a subprocess: the embedded service, the scripted session and its closing table.
 
 The process runs in a temporary working directory with an environment stripped of the service's settings;
 the embedded service listens on no socket (it is reached through ASGI). Every wait is bounded.
@@ -25,9 +25,12 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_cashup(*args: str, cwd: Path, timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
+DEMO = Path(__file__).resolve().parents[2] / "tools" / "demo.py"
+
+
+def run_demo(*args: str, cwd: Path, timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "cashup.cli", *args], cwd=cwd, env=clean_env(),
+    result = subprocess.run([sys.executable, str(DEMO), *args], cwd=cwd, env=clean_env(),
                             capture_output=True, text=True, timeout=timeout, check=False)
     return result, time.monotonic() - started
 
@@ -43,7 +46,7 @@ def table_rows(output: str) -> dict[str, list[str]]:
 
 
 def test_embedded_demo_places_four_algorithms_and_ends_with_the_table(tmp_path: Path) -> None:
-    result, elapsed = run_cashup("demo", "--seconds", str(SECONDS), cwd=tmp_path, timeout=BOUND + 30)
+    result, elapsed = run_demo("--seconds", str(SECONDS), cwd=tmp_path, timeout=BOUND + 30)
     described = (f"exit code {result.returncode}\n--- stdout ---\n{result.stdout}\n"
                  f"--- stderr ---\n{result.stderr[-4000:]}")
 
@@ -74,7 +77,7 @@ def test_embedded_demo_places_four_algorithms_and_ends_with_the_table(tmp_path: 
 
 
 def test_demo_refuses_a_service_that_is_not_on_this_machine(tmp_path: Path) -> None:
-    result, _ = run_cashup("demo", "--url", "http://example.com:8002", "--token", "x", cwd=tmp_path, timeout=60)
+    result, _ = run_demo("--url", "http://example.com:8002", "--token", "x", cwd=tmp_path, timeout=60)
 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--url must be a service on this machine" in result.stderr

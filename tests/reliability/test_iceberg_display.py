@@ -10,7 +10,7 @@ import statistics
 import time
 from decimal import Decimal
 
-from cashup.core.instruments import PAPER_INSTRUMENTS
+from cashup.venues.paper.instruments import PAPER_INSTRUMENTS
 from cashup.venues.paper.market_data import BarReplay, load_bundled_bars
 from tests.reliability.cluster import (
     Cluster,

@@ -393,3 +393,25 @@ async def test_start_advances_the_market_until_stop() -> None:
 
     assert exchange.book(ETH).depth(1) != before
     assert exchange.last_price(ETH) == stopped
+
+
+async def test_a_manual_market_runs_no_timer_and_moves_only_when_advanced() -> None:
+    reports: list[ExecutionReport] = []
+    exchange = PaperExchange(PaperExchangeConfig(seed=7, tick_seconds=0.001, manual=True), clock=lambda: T0)
+    exchange.set_report_sink(reports.append)
+    price = exchange.last_price(BTC)
+    assert price is not None
+    await exchange.submit(VenueOrderRequest("manual-1", BTC, OrderSide.BUY, OrderType.LIMIT, Decimal("0.01"),
+                                            price - Decimal("1000")))
+
+    await exchange.start()
+    timers = [task for task in asyncio.all_tasks() if task.get_name() == "paper-exchange-market-data"]
+    untouched = exchange.last_price(BTC)
+    exchange.advance(STEPS_PER_BAR)
+    await exchange.stop()
+
+    replay = BarReplay(load_bundled_bars(), Decimal("0.1"))
+    assert timers == []
+    assert untouched == price == replay.price
+    assert exchange.last_price(BTC) == [replay.step() for _ in range(STEPS_PER_BAR)][-1]
+    assert [report.kind for report in reports] == [ReportKind.ACCEPTED]  # resting far below: no fill

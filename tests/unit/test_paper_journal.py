@@ -312,7 +312,7 @@ async def test_market_vwap_weighs_replayed_bars_by_volume_and_survives_a_restart
         sum(price * volume for price, volume in steps[:3]) / sum(volume for _, volume in steps[:3])
     )
     eth = exchange.market_vwap(ETH, start, end)
-    assert eth is not None and eth * 8 == sum(step[1] for step in exchange._history[ETH]) * Decimal("1e-12")
+    assert eth is not None and eth * 8 == sum(step[1] for step in exchange.simulator._history[ETH]) * Decimal("1e-12")
     assert exchange.market_vwap(BTC, end + timedelta(seconds=1), end + timedelta(seconds=2)) is None
     exchange.close()
 

@@ -12,10 +12,10 @@ import pytest
 
 from cashup.config import Settings
 from cashup.core.enums import OrderSide, OrderType
-from cashup.core.instruments import PAPER_INSTRUMENTS
 from cashup.venues.base import ExecutionReport, ReportKind, VenueOrderRequest, VenueOrderStatus
 from cashup.venues.errors import VenueOrderNotFound, VenueRateLimited, VenueRejected, VenueUnavailable
 from cashup.venues.paper import FaultConfig, PaperExchange, PaperExchangeConfig
+from cashup.venues.paper.instruments import PAPER_INSTRUMENTS
 from cashup.venues.paper.server import create_app
 from cashup.venues.registry import build_venues
 from cashup.venues.remote import RemotePaperVenue, venue_error
@@ -288,3 +288,18 @@ def test_build_venues_follows_the_settings(tmp_path: Path) -> None:
     assert isinstance(plain, PaperExchange) and plain.journal_path is None and not plain.config.faults.enabled
     with pytest.raises(ValueError):
         Settings(paper_reject_rate=2, _env_file=None)
+
+
+def test_instruments_never_wait_on_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+
+    def blocking_call(*args: object, **_: object) -> None:
+        calls.append(args)
+        raise httpx.ConnectError("nothing listens there")
+
+    monkeypatch.setattr(httpx, "get", blocking_call)
+    monkeypatch.setattr(httpx.Client, "send", blocking_call)
+    venue = RemotePaperVenue("http://127.0.0.1:9")
+
+    assert venue.instruments() == PAPER_INSTRUMENTS  # until start has read the exchange's own list
+    assert calls == []

@@ -91,10 +91,3 @@ class InstrumentRegistry:
     def symbols(self, exchange: str) -> list[str]:
         return sorted(self._by_exchange.get(exchange, {}))
 
-
-PAPER_INSTRUMENTS = [
-    Instrument("BTC/USDT", tick_size=Decimal("0.1"), lot_size=Decimal("0.00001"),
-               min_quantity=Decimal("0.00001"), min_notional=Decimal("5")),
-    Instrument("ETH/USDT", tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"),
-               min_quantity=Decimal("0.0001"), min_notional=Decimal("5")),
-]

@@ -1,5 +1,6 @@
 """The venue interface every exchange adapter implements, and the messages it exchanges with the engine."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -9,6 +10,8 @@ from typing import Protocol
 
 from cashup.core.enums import Liquidity, OrderSide, OrderType, TimeInForce
 from cashup.core.instruments import Instrument
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,16 @@ class VenueOrderState:
 ReportSink = Callable[[ExecutionReport], None]
 
 
+def deliver(sink: ReportSink | None, report: ExecutionReport, venue: str) -> None:
+    """Hand a report to the sink, if there is one; a sink that raises is logged and stops nothing."""
+    if sink is None:
+        return
+    try:
+        sink(report)
+    except Exception:
+        logger.exception("%s: the report sink failed on %s", venue, report.kind)
+
+
 class Venue(Protocol):
     """An exchange as the engine sees it. Outcomes of actions arrive as ``ExecutionReport``s on the sink."""
 
@@ -107,6 +120,10 @@ class Venue(Protocol):
     async def fetch_order(self, venue_client_order_id: str, symbol: str) -> VenueOrderState | None: ...
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrderState]: ...
+
+    async def fetch_market_vwap(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        """The market's volume-weighted average price over ``[start, end]`` (``None`` if nothing traded)."""
+        ...
 
     def last_price(self, symbol: str) -> Decimal | None: ...
 

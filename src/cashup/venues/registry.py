@@ -2,7 +2,8 @@
 
 from cashup.config import Settings
 from cashup.venues.base import Venue
-from cashup.venues.paper.exchange import PaperExchange, PaperExchangeConfig
+from cashup.venues.paper.config import PaperExchangeConfig
+from cashup.venues.paper.exchange import PaperExchange
 from cashup.venues.paper.faults import FaultConfig
 from cashup.venues.remote import RemotePaperVenue
 
@@ -15,6 +16,7 @@ def paper_exchange_config(settings: Settings, *, journal_path: str | None = None
         taker_fee_rate=settings.paper_taker_fee_rate,
         tick_seconds=settings.paper_tick_seconds,
         replay_speed=settings.paper_replay_speed,
+        manual=settings.paper_manual_market,
         journal_path=journal_path,
         faults=FaultConfig(
             latency_seconds=settings.paper_latency_seconds,

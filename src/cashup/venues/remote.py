@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 import httpx
 
-from cashup.core.instruments import PAPER_INSTRUMENTS, Instrument
-from cashup.venues.base import ExecutionReport, ReportSink, VenueOrderRequest, VenueOrderState
+from cashup.core.instruments import Instrument
+from cashup.venues.base import ReportSink, VenueOrderRequest, VenueOrderState, deliver
 from cashup.venues.errors import (
     VenueError,
     VenueOrderNotFound,
@@ -29,6 +29,7 @@ from cashup.venues.errors import (
     VenueRejected,
     VenueUnavailable,
 )
+from cashup.venues.paper.instruments import PAPER_INSTRUMENTS
 from cashup.venues.paper.wire import (
     dec,
     decode_instrument,
@@ -75,8 +76,8 @@ class RemotePaperVenue:
     """The ``Venue`` protocol against a paper exchange process at ``base_url`` (``http://127.0.0.1:8003``).
 
     ``timeout`` bounds every request (the report long poll gets ``poll_wait`` on top). ``instruments``
-    skips asking the exchange for its list; otherwise the first ``instruments()`` call asks it
-    (synchronously, once) and falls back to the built-in paper instruments if it does not answer.
+    skips asking the exchange for its list; otherwise ``start`` asks it, and until then ``instruments()``
+    (which never waits on the network) answers the built-in paper instruments.
     ``transport`` is for tests (an ``httpx.ASGITransport`` on the server app).
     """
 
@@ -111,16 +112,8 @@ class RemotePaperVenue:
     # -- Venue protocol --------------------------------------------------------------------------
 
     def instruments(self) -> list[Instrument]:
-        if self._instruments is None:
-            try:
-                response = httpx.get(f"{self.base_url}/instruments", timeout=min(self.timeout, 5.0))
-                response.raise_for_status()
-                self._instruments = [decode_instrument(item) for item in response.json()["instruments"]]
-            except Exception as error:
-                logger.warning("paper exchange at %s did not list its instruments (%s); assuming the built-in ones",
-                               self.base_url, error)
-                return list(PAPER_INSTRUMENTS)
-        return list(self._instruments)
+        """The exchange's instruments as ``start`` read them; the built-in paper instruments before that."""
+        return list(PAPER_INSTRUMENTS if self._instruments is None else self._instruments)
 
     def set_report_sink(self, sink: ReportSink) -> None:
         self._sink = sink
@@ -132,9 +125,7 @@ class RemotePaperVenue:
         head = await self.report_head()
         self._cursor = head
         if self._instruments is None:
-            with contextlib.suppress(VenueError, KeyError, ValueError):
-                data = await self._call("GET", "/instruments")
-                self._instruments = [decode_instrument(item) for item in data["instruments"]]
+            await self._load_instruments()
         with contextlib.suppress(VenueError):
             await self.refresh_prices()
         self._tasks = [
@@ -215,6 +206,19 @@ class RemotePaperVenue:
 
     # -- plumbing --------------------------------------------------------------------------------
 
+    async def _load_instruments(self) -> None:
+        try:
+            data = await self._call("GET", "/instruments")
+            listed = [decode_instrument(item) for item in data["instruments"]]
+        except (VenueError, KeyError, TypeError, ValueError) as error:
+            logger.warning("paper exchange at %s did not list its instruments (%s); assuming the built-in ones",
+                           self.base_url, error)
+            return
+        if listed != PAPER_INSTRUMENTS:
+            logger.warning("paper exchange at %s lists %s, not the built-in instruments this process assumed "
+                           "before it started", self.base_url, ", ".join(item.symbol for item in listed))
+        self._instruments = listed
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout, transport=self._transport)
@@ -286,17 +290,9 @@ class RemotePaperVenue:
                 if seq <= self._cursor:
                     continue
                 self._cursor = seq
-                self._deliver(report)
+                deliver(self._sink, report, "remote paper venue")
             event, self._progress = self._progress, asyncio.Event()
             event.set()
-
-    def _deliver(self, report: ExecutionReport) -> None:
-        if self._sink is None:
-            return
-        try:
-            self._sink(report)
-        except Exception:
-            logger.exception("remote paper venue: the report sink failed on %s", report.kind)
 
     async def _refresh_prices_forever(self) -> None:
         while True:

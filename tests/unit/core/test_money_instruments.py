@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cashup.core import ids
 from cashup.core.errors import InvalidOrder
 from cashup.core.ids import new_id
-from cashup.core.instruments import PAPER_INSTRUMENTS, Instrument, InstrumentRegistry, normalize_symbol
+from cashup.core.instruments import Instrument, InstrumentRegistry, normalize_symbol
 from cashup.core.money import (
     canonical,
     fits_storage,
@@ -24,6 +24,7 @@ from cashup.core.money import (
     to_decimal,
     weighted_average,
 )
+from cashup.venues.paper.instruments import PAPER_INSTRUMENTS
 
 BTC_USDT = PAPER_INSTRUMENTS[0]
 QUICK = settings(max_examples=200, deadline=None)

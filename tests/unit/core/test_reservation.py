@@ -7,9 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cashup.core.enums import OrderSide
-from cashup.core.instruments import PAPER_INSTRUMENTS, Instrument
+from cashup.core.instruments import Instrument
 from cashup.core.money import ZERO, fits_storage, is_multiple_of
 from cashup.core.reservation import Reservation, lock_for_fill, protected_price, relock_for_amend, required_lock
+from cashup.venues.paper.instruments import PAPER_INSTRUMENTS
 
 D = Decimal
 BUY, SELL = OrderSide.BUY, OrderSide.SELL

@@ -1,9 +1,10 @@
-"""The paper exchange's durable memory: an append-only journal of the commands it applied, in SQLite.
+"""The paper exchange's durable memory: an append-only journal of the commands its simulator applied.
 
-The exchange is deterministic for its configuration and a sequence of commands (each stamped with the
-clock reading it ran at), so the journal of those commands *is* its state: replaying it rebuilds the
-same books, orders, fills, received client order ids, prices and reports. A command is written (and,
-with ``synchronous=FULL``, fsync'ed) before its call returns or anyone hears its reports.
+The simulator (``simulator.PaperSimulator``) is deterministic for its configuration and a sequence of
+commands (each stamped with the clock reading it ran at), so the journal of those commands *is* its
+state: replaying it rebuilds the same books, orders, fills, received client order ids, prices and
+reports. A command is written (and, with ``synchronous=FULL``, fsync'ed) before its call returns or
+anyone hears its reports.
 
 Market ticks are kept compact: consecutive *quiet* advances (ones that filled or expired nothing of a
 client) are one row whose step count grows. Replaying such a run at its last clock reading gives the
@@ -13,18 +14,27 @@ that cannot be read (another version of the code wrote it) is ignored and the wh
 
 The journal belongs to one configuration: its fingerprint (seed, fees, instruments, feeds, liquidity)
 is stored on creation, and opening it with another raises ``JournalMismatch``.
+
+``PaperJournal`` is that journal for one simulator: it restores the simulator when it opens, records each
+command after the simulator applied it, and takes the snapshots. ``JournalFile`` is its SQLite file.
 """
 
 import json
+import logging
+import pickle
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cashup.venues.paper.simulator import ADVANCE, PaperSimulator
 from cashup.venues.paper.wire import iso, uniso_required
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
 _SCHEMA = """
@@ -53,6 +63,10 @@ class JournalLocked(RuntimeError):
     """Another exchange (in this process or another) has the journal open."""
 
 
+class JournalDiverged(RuntimeError):
+    """Another exchange wrote to the journal while this one had released it: this one's state is out of date."""
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     id: int
@@ -71,8 +85,8 @@ class Snapshot:
     state: bytes
 
 
-class PaperJournal:
-    """One SQLite file. Safe to call from several threads (one lock); not from several processes at once."""
+class JournalFile:
+    """The journal's SQLite file. Safe to call from several threads (one lock); not from several processes at once."""
 
     def __init__(self, path: str | Path, fingerprint: str) -> None:
         self.path = Path(path)
@@ -199,3 +213,130 @@ class _Transaction:
 
     def __exit__(self, kind: object, *_: object) -> None:
         self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+class PaperJournal:
+    """The durable journal of one simulator: opening it restores the simulator from the file at ``path``.
+
+    ``record`` writes a command the simulator has just applied (before anyone hears its reports); every
+    ``snapshot_every_steps`` market steps or ``snapshot_every_commands`` order commands it saves a
+    snapshot. ``release`` closes the file (after a snapshot) so that another exchange may open it, and
+    ``reopen`` takes it back, refusing with ``JournalDiverged`` if someone wrote to it meanwhile.
+    """
+
+    def __init__(self, path: str | Path, simulator: PaperSimulator) -> None:
+        self.path = Path(path)
+        self._simulator = simulator
+        self._file: JournalFile | None = JournalFile(self.path, simulator.fingerprint())
+        self._head: tuple[int, int] = (0, 0)
+        """The last command written: (row id, steps of that row if it is an advance)."""
+        self._open_run: tuple[int, int] | None = None
+        """The journal row of the quiet advance run still growing: (id, steps)."""
+        self._since_snapshot = (0, 0)
+        self._snapshots_failing = False
+        try:
+            self._restore()
+        except BaseException:
+            self._file.close()
+            raise
+
+    @property
+    def is_open(self) -> bool:
+        return self._file is not None
+
+    def record(self, kind: str, at: datetime, body: dict[str, Any], *, quiet: bool) -> None:
+        """Write one applied command durably; a quiet advance extends the quiet run before it."""
+        file = self._opened()
+        steps = int(body["steps"]) if kind == ADVANCE else 0
+        if kind == ADVANCE and quiet and self._open_run is not None:
+            entry_id, run_steps = self._open_run
+            file.extend_advance(entry_id, run_steps + steps, at)
+            self._open_run = self._head = (entry_id, run_steps + steps)
+        else:
+            entry_id = file.append(kind, at, body, quiet=quiet and kind == ADVANCE)
+            self._head = (entry_id, steps)
+            self._open_run = (entry_id, steps) if kind == ADVANCE and quiet else None
+        snapshot_steps, snapshot_commands = self._since_snapshot
+        self._since_snapshot = (snapshot_steps + steps, snapshot_commands + (kind != ADVANCE))
+        config = self._simulator.config
+        if (
+            self._since_snapshot[0] >= config.snapshot_every_steps
+            or self._since_snapshot[1] >= config.snapshot_every_commands
+        ):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Save a snapshot of the simulator, so a restart replays only what follows."""
+        file = self._file
+        if file is None or self._head[0] == 0:
+            return
+        started = time.perf_counter()
+        try:
+            state = pickle.dumps(self._simulator.snapshot_state(), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            if not self._snapshots_failing:
+                logger.warning("paper exchange: the state cannot be pickled; restarts replay the whole journal",
+                               exc_info=True)
+            self._snapshots_failing = True
+            return
+        file.save_snapshot(*self._head, state)
+        self._since_snapshot = (0, 0)
+        if (took := time.perf_counter() - started) > 0.5:
+            logger.warning("paper exchange: a snapshot of %d bytes took %.1fs (%d orders kept)",
+                           len(state), took, self._simulator.order_count)
+
+    def release(self) -> None:
+        """Close the file; ``reopen`` takes it back."""
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
+
+    def reopen(self) -> None:
+        """Open the file again after ``release``, if it still ends where this journal left it."""
+        if self._file is not None:
+            return
+        file = JournalFile(self.path, self._simulator.fingerprint())
+        last = file.last_entry()
+        head = (0, 0) if last is None else (last.id, int(last.body["steps"]) if last.kind == ADVANCE else 0)
+        if head != self._head:
+            file.close()
+            raise JournalDiverged("another paper exchange wrote to the journal since this one released it")
+        self._file = file
+
+    def _opened(self) -> JournalFile:
+        if self._file is None:
+            raise RuntimeError(f"the journal {self.path} is released")
+        return self._file
+
+    def _restore(self) -> None:
+        """Rebuild the simulator from the file: its snapshot, if readable, then every command after it."""
+        file, simulator = self._opened(), self._simulator
+        after = 0
+        snapshot = file.load_snapshot()
+        if snapshot is not None:
+            fresh = simulator.snapshot_state()
+            try:
+                simulator.load_snapshot_state(pickle.loads(snapshot.state))
+            except Exception:
+                logger.warning("paper exchange: the journal's snapshot cannot be read; replaying it all",
+                               exc_info=True)
+                simulator.load_snapshot_state(fresh)
+            else:
+                after = snapshot.command_id
+                entry = file.entry(after)
+                if entry is not None and entry.kind == ADVANCE and int(entry.body["steps"]) > snapshot.steps:
+                    # The quiet run the snapshot ended in grew afterwards: replay its remaining steps.
+                    simulator.apply(ADVANCE, {"steps": int(entry.body["steps"]) - snapshot.steps}, entry.at)
+        replayed = 0
+        for entry in file.entries(after):
+            simulator.apply(entry.kind, entry.body, entry.at)
+            replayed += 1
+        last = file.last_entry()
+        if last is not None:
+            steps = int(last.body["steps"]) if last.kind == ADVANCE else 0
+            self._head = (last.id, steps)
+            self._open_run = (last.id, steps) if last.kind == ADVANCE and last.quiet else None
+        if replayed:
+            logger.info("paper exchange: replayed %d journal commands from %s", replayed, self.path)
+        if replayed >= 100:
+            self.checkpoint()

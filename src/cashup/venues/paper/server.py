@@ -38,7 +38,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from cashup.venues.errors import VenueUnavailable
-from cashup.venues.paper.exchange import PaperExchange, PaperExchangeConfig
+from cashup.venues.paper.config import PaperExchangeConfig
+from cashup.venues.paper.exchange import PaperExchange
 from cashup.venues.paper.faults import InjectedTimeout
 from cashup.venues.paper.wire import (
     dec,

@@ -1,25 +1,30 @@
-"""``cashup bench api``: order creates per second and p50/p99 of the service beside two baselines (SPEC §12).
+"""``make bench``: the service's order path measured beside a FastAPI validate-and-echo endpoint (SPEC §12).
 
-In one run, for SQLite (a fresh file) and, when a PostgreSQL URL is given or the local test server
-answers, for PostgreSQL (all tables dropped, then migrated), each target runs as its own process on a
-free 127.0.0.1 port and gets the same load from the same client:
+In one run, for SQLite (a fresh file) and, when a PostgreSQL URL is given or the local server answers,
+for PostgreSQL (all tables dropped, then migrated), each target runs as its own process on a free
+127.0.0.1 port and gets the same load from the same client:
 
 * ``service``: ``python -m cashup.cli serve`` after ``cashup migrate`` (DEBUG=false, LOG_LEVEL=WARNING,
-  a 48-character JWT secret, the embedded worker and paper exchange running as in production);
-* ``insert baseline``: :mod:`cashup.bench.baseline_app`, a bare FastAPI endpoint that validates the same
+  a 48-character JWT secret, the embedded worker and paper exchange running as ``make run`` starts them);
+* ``insert baseline``: ``benchmarks/baseline_app.py``, a bare FastAPI endpoint that validates the same
   JSON with the same ``OrderCreate`` model and inserts one row per request, committed per request;
-* ``no-db baseline``: the same endpoint with no database at all (run once; it does not depend on one).
+* ``echo endpoint``: the same endpoint with no database: it validates the order and echoes it as JSON
+  (run once; it does not depend on a database).
 
 Each request is ``POST /api/v1/orders`` with a limit buy of 0.001 BTC/USDT at 30000 (well below the
 market but inside the risk price band, so it is accepted, rests and never fills), a unique
-``client_order_id`` and the bearer token of one of a few users.
+``client_order_id`` and the bearer token of one of many users.
 ``concurrency`` requests are kept in flight (closed loop, one keep-alive HTTP/1.1 connection each),
 after a warm-up that is not counted. Only 2xx answers count as orders; anything else is an error.
 
+The same run also prints, on PostgreSQL, market orders created *and filled* per second by the running
+service, the statements and transactions per order counted inside the service on both databases
+(``bench_statements.py``), and list and statistics latency at two sizes of the orders table
+(``bench_reads.py``). See benchmarks/README.md for what the figures mean and how to skip parts.
+
 The client is ``raw`` by default: ready-made HTTP/1.1 requests over asyncio streams, cheap enough that the
 figures are the servers'. ``httpx`` (one ``httpx.AsyncClient``, limits sized to the concurrency) is there
-for comparison; on a small machine it saturates a core long before the no-db endpoint does.
-See benchmarks/README.md for what the figures mean.
+for comparison; on a small machine it saturates a core long before the echo endpoint does.
 """
 
 import asyncio
@@ -39,7 +44,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -54,6 +59,7 @@ T = TypeVar("T")
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/cashup_bench"
 """A database of its own: the benchmark drops every table of the database it runs on."""
 HOST = "127.0.0.1"
+BASELINE_APP = Path(__file__).resolve().with_name("baseline_app.py")
 MIN_USERS = 8
 ORDERS_PER_USER = 200  # per target: under the service's limits of 1000 open orders and 1200 orders a minute a user
 # A limit buy that rests: the paper exchange replays BTC/USDT between 45,700 and 48,080, and the risk check
@@ -65,8 +71,12 @@ STOP_TIMEOUT = 15.0
 MIGRATE_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
 
-SERVICE, INSERT_BASELINE, NO_DB_BASELINE = "service", "insert baseline", "no-db baseline"
+SERVICE, INSERT_BASELINE, ECHO = "service", "insert baseline", "echo endpoint"
 CLIENTS = ("raw", "httpx")
+PARTS = ("sqlite", "postgresql", "insert", "fills", "statements", "reads")
+"""What ``--skip`` can leave out: a database, the insert baselines, or one of the extra measurements."""
+MARKET_ORDER = {"symbol": "BTC/USDT", "side": "buy", "order_type": "market", "quantity": "0.001"}
+FINAL_STATUSES = ("filled", "canceled", "rejected", "denied", "expired")
 
 
 @dataclass
@@ -117,86 +127,6 @@ class Target:
 # --- entry point ---------------------------------------------------------------------------------
 
 
-def run_api_benchmark(
-    requests: int = 2000,
-    concurrency: int = 32,
-    postgres_url: str | None = None,
-    *,
-    timeout: float = 120.0,
-    warmup: int | None = None,
-    client: str = "raw",
-    console: Console | None = None,
-) -> list[Measurement]:
-    """Measure every target, print the table and return the measurements.
-
-    ``postgres_url``: ``None`` uses :data:`DEFAULT_POSTGRES_URL` if that server answers, ``""`` skips
-    PostgreSQL, anything else must answer. ``timeout`` bounds the measured phase of each target (seconds);
-    ``warmup`` defaults to a tenth of ``requests`` but at least four per connection. ``client`` is the load
-    generator: ``raw`` (ready-made HTTP/1.1 requests over asyncio streams, the default) or ``httpx``
-    (an ``httpx.AsyncClient``, which on a small machine saturates a core before the server does).
-    """
-    if requests < 1 or concurrency < 1:
-        raise ValueError("requests and concurrency must be at least 1")
-    if client not in CLIENTS:
-        raise ValueError(f"client must be one of {', '.join(CLIENTS)}")
-    out = console or Console()
-    if console is None and not out.is_terminal:
-        out = Console(width=max(out.width, 140))  # a file or pipe: keep each row on one line
-    log = Console(stderr=True)
-    warmup = max(concurrency * 4, requests // 10) if warmup is None else max(0, warmup)
-
-    notes: list[str] = []
-    postgres, postgres_note = _resolve_postgres(postgres_url)
-    if postgres_note:
-        notes.append(postgres_note)
-
-    workdir = Path(tempfile.mkdtemp(prefix="cashup-bench-"))
-    keep_workdir = False
-    secret = secrets.token_urlsafe(36)  # 48 characters
-    users = max(MIN_USERS, math.ceil((warmup + requests) / ORDERS_PER_USER))
-    load = _Load(requests, warmup, concurrency, timeout, client, secret, _tokens(secret, users))
-    targets = [Target(NO_DB_BASELINE, "none", None)]
-    targets += [Target(SERVICE, "sqlite", _sqlite_url(workdir / "service.db")),
-                Target(INSERT_BASELINE, "sqlite", _sqlite_url(workdir / "baseline.db"))]
-    if postgres is not None:
-        targets += [Target(SERVICE, "postgresql", postgres), Target(INSERT_BASELINE, "postgresql", postgres)]
-
-    results: list[Measurement] = []
-    try:
-        for index, target in enumerate(targets):
-            log.print(f"[bold]{target.name}[/] on {target.database}: starting")
-            prefix = f"bench{index}-{secrets.token_hex(3)}"
-            measurement = Measurement(target.name, target.database, requests)
-            try:
-                _measure(target, measurement, workdir, load, prefix, log)
-            except _TargetFailed as error:
-                measurement.failure = str(error)
-                measurement.log_tail = error.log_tail
-                keep_workdir = True
-            except Exception as error:  # noqa: BLE001 - report it and go on with the other targets
-                measurement.failure = f"{type(error).__name__}: {error}"
-                keep_workdir = True
-            keep_workdir = keep_workdir or bool(measurement.log_tail)
-            results.append(measurement)
-            log.print(f"  {_summary(measurement)}")
-    finally:
-        if not keep_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    notes += _environment_notes(workdir, postgres, keep_workdir)
-    _print(out, results, load, notes)
-    return results
-
-
-# --- one target ----------------------------------------------------------------------------------
-
-
-class _TargetFailed(Exception):
-    def __init__(self, message: str, log_tail: str = "") -> None:
-        super().__init__(message)
-        self.log_tail = log_tail
-
-
 @dataclass(frozen=True)
 class _Load:
     requests: int
@@ -208,8 +138,250 @@ class _Load:
     tokens: list[str]
 
 
+@dataclass
+class Extras:
+    """The measurements beyond order creates, and how big they are."""
+
+    fills: int = 500
+    """Market orders sent for the created-and-filled rate (0: skip)."""
+    statements_repeat: int = 10
+    """Orders of each kind counted for statements per order (0: skip)."""
+    reads: tuple[int, int] | None = (10_000, 1_000_000)
+    """Sizes of the orders table for the list and statistics latency (``None``: skip)."""
+    read_repeat: int = 20
+    stat_repeat: int = 3
+    read_budget: float = 30.0
+    """Seconds one call may be expected to take at the large size before it is skipped."""
+
+
+@dataclass
+class FillRate:
+    """Market orders created and filled by the running service on PostgreSQL."""
+
+    sent: int
+    created: int = 0
+    filled: int = 0
+    seconds: float = 0.0
+    statuses: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    complete: bool = False
+    failure: str | None = None
+
+    @property
+    def rate(self) -> float | None:
+        return self.filled / self.seconds if self.seconds > 0 else None
+
+
+@dataclass
+class Report:
+    """Everything one run measured."""
+
+    creates: list[Measurement] = field(default_factory=list)
+    fills: FillRate | None = None
+    statements: list[Any] = field(default_factory=list)
+    reads: Any = None
+
+    @property
+    def failed(self) -> bool:
+        creates = any(m.failure or m.error_count or m.timed_out or m.disturbed for m in self.creates)
+        fills = self.fills is not None and (self.fills.failure is not None or not self.fills.complete)
+        statements = any(counts.failure for counts in self.statements)
+        reads = self.reads is not None and (self.reads.failure is not None or bool(self.reads.errors))
+        return creates or fills or statements or reads
+
+
+def run_api_benchmark(
+    requests: int = 2000,
+    concurrency: int = 32,
+    postgres_url: str | None = None,
+    *,
+    timeout: float = 120.0,
+    warmup: int | None = None,
+    client: str = "raw",
+    skip: frozenset[str] = frozenset(),
+    extras: Extras | None = None,
+    console: Console | None = None,
+) -> Report:
+    """Measure every target and the extra rows, print the tables and return what was measured.
+
+    ``postgres_url``: ``None`` uses :data:`DEFAULT_POSTGRES_URL` if that server answers, ``""`` skips
+    PostgreSQL, anything else must answer. ``timeout`` bounds the measured phase of each target (seconds);
+    ``warmup`` defaults to a tenth of ``requests`` but at least four per connection. ``client`` is the load
+    generator: ``raw`` (ready-made HTTP/1.1 requests over asyncio streams, the default) or ``httpx``
+    (an ``httpx.AsyncClient``, which on a small machine saturates a core before the server does).
+    ``skip`` leaves out parts named in :data:`PARTS`.
+    """
+    if requests < 1 or concurrency < 1:
+        raise ValueError("requests and concurrency must be at least 1")
+    if client not in CLIENTS:
+        raise ValueError(f"client must be one of {', '.join(CLIENTS)}")
+    if unknown := set(skip) - set(PARTS):
+        raise ValueError(f"cannot skip {', '.join(sorted(unknown))}: the parts are {', '.join(PARTS)}")
+    extras = extras or Extras()
+    out = console or Console()
+    if console is None and not out.is_terminal:
+        out = Console(width=max(out.width, 160))  # a file or pipe: keep each row on one line
+    log = Console(stderr=True)
+    warmup = max(concurrency * 4, requests // 10) if warmup is None else max(0, warmup)
+    started = time.monotonic()
+
+    notes: list[str] = []
+    postgres, postgres_note = (None, "PostgreSQL: skipped (--skip postgresql)") if "postgresql" in skip else (
+        _resolve_postgres(postgres_url))
+    if postgres_note:
+        notes.append(postgres_note)
+
+    workdir = Path(tempfile.mkdtemp(prefix="cashup-bench-"))
+    keep_workdir = False
+    secret = secrets.token_urlsafe(36)  # 48 characters
+    users = max(MIN_USERS, math.ceil((warmup + requests) / ORDERS_PER_USER))
+    load = _Load(requests, warmup, concurrency, timeout, client, secret, _tokens(secret, users))
+    report = Report()
+    if extras.statements_repeat > 0 and "statements" not in skip:
+        report.statements = _count_statements(secret, postgres, extras.statements_repeat, skip, log)
+    targets = [Target(ECHO, "none", None)]
+    if "sqlite" not in skip:
+        targets.append(Target(SERVICE, "sqlite", _sqlite_url(workdir / "service.db")))
+        if "insert" not in skip:
+            targets.append(Target(INSERT_BASELINE, "sqlite", _sqlite_url(workdir / "baseline.db")))
+    if postgres is not None:
+        targets.append(Target(SERVICE, "postgresql", postgres))
+        if "insert" not in skip:
+            targets.append(Target(INSERT_BASELINE, "postgresql", postgres))
+
+    def after_postgres_load(port: int) -> None:
+        if extras.fills > 0 and "fills" not in skip:
+            log.print(f"  {extras.fills} market orders, created and filled, at {concurrency} in flight")
+            report.fills = _measure_fills(load, port, postgres or "", extras.fills, log)
+        if extras.reads is not None and "reads" not in skip:
+            report.reads = _measure_reads(load, port, postgres or "", extras, log)
+
+    try:
+        for index, target in enumerate(targets):
+            log.print(f"[bold]{target.name}[/] on {target.database}: starting")
+            prefix = f"bench{index}-{secrets.token_hex(3)}"
+            measurement = Measurement(target.name, target.database, requests)
+            after = after_postgres_load if target.name == SERVICE and target.database == "postgresql" else None
+            try:
+                _measure(target, measurement, workdir, load, prefix, log, after)
+            except _TargetFailed as error:
+                measurement.failure = str(error)
+                measurement.log_tail = error.log_tail
+                keep_workdir = True
+            except Exception as error:  # noqa: BLE001 - report it and go on with the other targets
+                measurement.failure = f"{type(error).__name__}: {error}"
+                keep_workdir = True
+            keep_workdir = keep_workdir or bool(measurement.log_tail)
+            report.creates.append(measurement)
+            log.print(f"  {_summary(measurement)}")
+    finally:
+        if not keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    notes += _environment_notes(workdir, postgres, keep_workdir)
+    notes.append(f"the whole run took {time.monotonic() - started:,.0f} s")
+    _print(out, report.creates, load, notes)
+    _print_extras(out, report, load)
+    return report
+
+
+def _count_statements(secret: str, postgres: str | None, repeat: int, skip: frozenset[str],
+                      log: Console) -> list[Any]:
+    from bench_statements import count_statements
+
+    counted = []
+    if "sqlite" not in skip:
+        log.print(f"[bold]statements per order[/] on sqlite: {repeat} orders of each kind, in process")
+        counted.append(count_statements("sqlite", None, secret, repeat=repeat))
+    if postgres is not None:
+        log.print(f"[bold]statements per order[/] on postgresql: {repeat} orders of each kind, in process; "
+                  "dropping every table of the PostgreSQL database first")
+        _reset_postgres(postgres)
+        counted.append(count_statements("postgresql", postgres, secret, repeat=repeat))
+    return counted
+
+
+def _measure_fills(load: _Load, port: int, postgres: str, count: int, log: Console) -> FillRate:
+    result = FillRate(count)
+    try:
+        _run_async(_fills(load, port, postgres, count, result))
+    except Exception as error:  # noqa: BLE001 - reported in the table
+        result.failure = f"{type(error).__name__}: {error}"[:300]
+    log.print(f"  {result.filled} of {count} filled in {result.seconds:.1f} s"
+              + (f" ({result.rate:,.1f}/s)" if result.rate else ""))
+    return result
+
+
+async def _fills(load: _Load, port: int, postgres: str, count: int, result: FillRate) -> None:
+    """Send ``count`` market buys at ``load.concurrency`` in flight and watch the database until all are final.
+
+    The clock runs from the first request sent to the moment every accepted order is seen ``filled`` (or
+    final otherwise) in the orders table, polled every 20 ms on a connection of its own.
+    """
+    import asyncpg
+
+    prefix = f"fills-{secrets.token_hex(3)}"
+    bodies = [json.dumps({"client_order_id": f"{prefix}-{i}", **MARKET_ORDER}, separators=(",", ":")).encode()
+              for i in range(count)]
+    connections = [_RawConnection(HOST, port, load.tokens) for _ in range(min(load.concurrency, count))]
+    measurement = Measurement("fills", "postgresql", count)
+    watcher = await asyncpg.connect(postgres.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
+    query = ("SELECT status, count(*) FROM orders WHERE client_order_id LIKE $1 GROUP BY status")
+    try:
+        started = time.perf_counter()
+        sending = asyncio.ensure_future(_phase([c.send for c in connections], bodies, load.timeout, measurement))
+        deadline = started + load.timeout + REQUEST_TIMEOUT
+        while True:
+            rows = await watcher.fetch(query, f"{prefix}-%")
+            now = time.perf_counter()
+            statuses = Counter({str(status): int(number) for status, number in rows})
+            final = sum(statuses[status] for status in FINAL_STATUSES)
+            if sending.done() and final >= measurement.ok:
+                result.complete = sum(statuses.values()) == final
+                break
+            if now > deadline:
+                break
+            await asyncio.sleep(0.02)
+        result.seconds = now - started
+        result.statuses = statuses
+        result.filled = statuses["filled"]
+        await sending
+    finally:
+        await watcher.close()
+        for connection in connections:
+            connection.close()
+    result.created = measurement.ok
+    result.errors = measurement.errors
+
+
+def _measure_reads(load: _Load, port: int, postgres: str, extras: Extras, log: Console) -> Any:
+    from bench_reads import ReadLatency, measure_reads
+
+    assert extras.reads is not None
+    token = _tokens(load.secret, 1, name="bench-reader")[0]
+    small, large = extras.reads
+    log.print(f"  list and statistics latency at {small:,} and {large:,} orders")
+    try:
+        result = asyncio.run(measure_reads(
+            f"http://{HOST}:{port}", postgres, token, small=small, large=large, repeat=extras.read_repeat,
+            stat_repeat=extras.stat_repeat, budget=extras.read_budget, log=log.print))
+    except Exception as error:  # noqa: BLE001 - reported in the table
+        result = ReadLatency((small, large), failure=f"{type(error).__name__}: {error}"[:300])
+    return result
+
+
+# --- one target ----------------------------------------------------------------------------------
+
+
+class _TargetFailed(Exception):
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
 def _measure(target: Target, measurement: Measurement, workdir: Path, load: _Load, prefix: str,
-             log: Console) -> None:
+             log: Console, after: Callable[[int], None] | None = None) -> None:
+    """Start the target, measure the creates, run ``after(port)`` while it still runs, stop it."""
     name = f"{target.name}-{target.database}".replace(" ", "-")
     env = _child_env(workdir)
     url = target.database_url
@@ -225,7 +397,7 @@ def _measure(target: Target, measurement: Measurement, workdir: Path, load: _Loa
         command = [sys.executable, "-m", "cashup.cli", "serve", "--host", HOST]
         ready_path, watched = "/health/ready", "orders"
     else:
-        command = [sys.executable, "-m", "cashup.bench.baseline_app", "--host", HOST]
+        command = [sys.executable, str(BASELINE_APP), "--host", HOST]
         if url is not None:
             command += ["--database-url", url]
         ready_path, watched = "/health", "bench_baseline_orders"
@@ -245,6 +417,8 @@ def _measure(target: Target, measurement: Measurement, workdir: Path, load: _Loa
             _run_async(_drive(load, port, process.pid, warm, measured, measurement, postgres))
         except _TargetFailed as error:
             raise _TargetFailed(str(error), error.log_tail or _tail(log_path)) from error
+        if after is not None and process.poll() is None:
+            after(port)
         if postgres and oid is not None and _table_oid(postgres, watched) != oid:
             measurement.disturbed = True
             measurement.notes.append(
@@ -477,11 +651,13 @@ def _bodies(prefix: str, count: int) -> list[bytes]:
             for i in range(count)]
 
 
-def _tokens(secret: str, users: int) -> list[str]:
+def _tokens(secret: str, users: int, *, name: str = "bench-user") -> list[str]:
     from cashup.api.auth import issue_token
     from cashup.core.enums import Role
 
-    return [issue_token(secret, f"bench-user-{i}", Role.TRADER, minutes=120) for i in range(users)]
+    if users == 1:
+        return [issue_token(secret, name, Role.TRADER, minutes=120)]
+    return [issue_token(secret, f"{name}-{i}", Role.TRADER, minutes=120) for i in range(users)]
 
 
 def _run_async(coroutine: object) -> None:
@@ -721,12 +897,12 @@ def _environment_notes(workdir: Path, postgres: str | None, kept: bool) -> list[
 
 
 def _print(out: Console, results: list[Measurement], load: _Load, notes: list[str]) -> None:
-    no_db = next((m for m in results if m.target == NO_DB_BASELINE), None)
+    echo = next((m for m in results if m.target == ECHO), None)
     table = Table(title=f"API order creates: {load.requests} per target, {load.concurrency} in flight, "
-                        f"{load.warmup} warm-up, {load.client} client",
-                  caption="SPEC §12: milestone ≥ 1.00× insert baseline; goal ≥ 0.60× no-db baseline, p99 < 50 ms")
+                        f"{load.warmup} warm-up, {len(load.tokens)} users, {load.client} client",
+                  caption="SPEC §12: milestone ≥ 1.00× insert baseline; goal ≥ 0.60× echo endpoint, p99 < 50 ms")
     for column in ("target", "database", "orders/s", "p50 ms", "p99 ms", "errors", "service÷insert",
-                   "service÷no-db", "CPU server/client"):
+                   "service÷echo", "CPU server/client"):
         table.add_column(column, justify="left" if column in ("target", "database") else "right", no_wrap=True)
     for measurement in results:
         insert = next((m for m in results if m.target == INSERT_BASELINE and m.database == measurement.database),
@@ -749,7 +925,7 @@ def _print(out: Console, results: list[Measurement], load: _Load, notes: list[st
             "—" if p99 is None else f"{p99:.1f}",
             f"[red]{errors}[/]" if errors != "0" else errors,
             _ratio(measurement, insert) if measurement.target == SERVICE else "",
-            _ratio(measurement, no_db) if measurement.target == SERVICE else "",
+            _ratio(measurement, echo) if measurement.target == SERVICE else "",
             f"{_percent(measurement.server_cpu)} / {_percent(measurement.client_cpu)}",
         )
     out.print(table)
@@ -771,6 +947,92 @@ def _print(out: Console, results: list[Measurement], load: _Load, notes: list[st
         out.print(f"[dim]{note}[/]", highlight=False)
 
 
+def _print_extras(out: Console, report: Report, load: _Load) -> None:
+    if report.fills is not None:
+        _print_fills(out, report.fills, load)
+    if report.statements:
+        _print_statements(out, report.statements)
+    if report.reads is not None:
+        _print_reads(out, report.reads)
+
+
+def _print_fills(out: Console, fills: FillRate, load: _Load) -> None:
+    table = Table(title=f"Market orders created and filled on PostgreSQL: {fills.sent} market buys of 0.001 BTC, "
+                        f"{load.concurrency} in flight, embedded worker, clock from the first request to the "
+                        "last order seen final")
+    for column in ("sent", "created (2xx)", "filled", "other final", "not final", "seconds", "filled/s", "errors"):
+        table.add_column(column, justify="right", no_wrap=True)
+    if fills.failure:
+        table.add_row(str(fills.sent), "[red]failed[/]", "", "", "", "", "", "")
+    else:
+        final = sum(fills.statuses[status] for status in FINAL_STATUSES)
+        other = final - fills.filled
+        pending = sum(fills.statuses.values()) - final
+        errors = sum(fills.errors.values())
+        table.add_row(str(fills.sent), str(fills.created), str(fills.filled), str(other),
+                      f"[red]{pending}[/]" if pending else "0", f"{fills.seconds:.1f}",
+                      "—" if fills.rate is None else f"{fills.rate:,.1f}",
+                      f"[red]{errors}[/]" if errors else "0")
+    out.print(table)
+    if fills.failure:
+        out.print(f"[bold red]fills failed:[/] {fills.failure}", highlight=False)
+    elif not fills.complete:
+        out.print(f"[red]fills: not every order was final at the time limit: {dict(fills.statuses)}[/]",
+                  highlight=False)
+    for kind, number in fills.errors.most_common(3):
+        out.print(f"[red]fills:[/] {kind} ×{number}", highlight=False)
+
+
+def _print_statements(out: Console, counted: list[Any]) -> None:
+    from bench_statements import KINDS
+
+    table = Table(title="Statements and transactions per order, counted in the service until the order is final "
+                        "and the service quiet (median)",
+                  caption="transactions = BEGINs (read-only ones included); commits in brackets")
+    table.add_column("order", no_wrap=True)
+    for counts in counted:
+        table.add_column(f"{counts.database} statements", justify="right", no_wrap=True)
+        table.add_column(f"{counts.database} transactions", justify="right", no_wrap=True)
+    for kind in KINDS:
+        cells = [kind]
+        for counts in counted:
+            median = None if counts.failure else counts.median(kind)
+            cells += ["[red]failed[/]", ""] if median is None else [
+                str(median.statements), f"{median.transactions} ({median.commits})"]
+        table.add_row(*cells)
+    out.print(table)
+    for counts in counted:
+        if counts.failure:
+            out.print(f"[bold red]statements on {counts.database} failed:[/] {counts.failure}", highlight=False)
+
+
+def _print_reads(out: Console, reads: Any) -> None:
+    small, large = reads.sizes
+    table = Table(title=f"List and statistics latency on PostgreSQL, one user's orders: {small:,} against {large:,} "
+                        "(median ms)",
+                  caption="issue 7: the larger within 1.5× of the smaller")
+    for column in ("endpoint", f"{small:,} orders", f"{large:,} orders", "ratio"):
+        table.add_column(column, justify="left" if column == "endpoint" else "right", no_wrap=True)
+    for label in reads.labels:
+        medians = reads.medians.get(label, {})
+        at_small, at_large = medians.get(small), medians.get(large)
+        if label in reads.errors and at_small is None:
+            table.add_row(label, "[red]failed[/]", "", "")
+            continue
+        large_cell = (f"skipped ({reads.skipped[label]})" if label in reads.skipped else
+                      "[red]failed[/]" if at_large is None else f"{at_large:,.1f}")
+        ratio = f"{at_large / at_small:.2f}×" if at_small and at_large else "—"
+        table.add_row(label, "—" if at_small is None else f"{at_small:,.1f}", large_cell, ratio)
+    out.print(table)
+    if reads.failure:
+        out.print(f"[bold red]reads failed:[/] {reads.failure}", highlight=False)
+    for label, error in reads.errors.items():
+        out.print(f"[red]{label}:[/] {error}", highlight=False)
+    if reads.seed_seconds:
+        seeded = ", ".join(f"{size:,} in {seconds:.0f} s" for size, seconds in reads.seed_seconds.items())
+        out.print(f"[dim]seeded with INSERT … SELECT (generate_series), then ANALYZE: {seeded}[/]", highlight=False)
+
+
 def _ratio(measurement: Measurement, baseline: Measurement | None) -> str:
     if baseline is None or measurement.rate is None or not baseline.rate:
         return "—"
@@ -779,3 +1041,44 @@ def _ratio(measurement: Measurement, baseline: Measurement | None) -> str:
 
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options, run everything, return 1 if a part failed, had errors or hit its time limit."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="benchmarks/bench_api.py", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--requests", type=int, default=2000, help="order creates per target (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
+    parser.add_argument("--postgres-url", default=None,
+                        help="PostgreSQL database to use; ALL ITS TABLES ARE DROPPED. Default: "
+                             f"{DEFAULT_POSTGRES_URL} (created if missing) if the server answers; '' to skip")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds for the measured requests of a target")
+    parser.add_argument("--client", choices=CLIENTS, default="raw", help="load generator (default raw)")
+    parser.add_argument("--skip", action="append", default=[], choices=PARTS, metavar="PART",
+                        help=f"leave a part out (repeatable): {', '.join(PARTS)}")
+    parser.add_argument("--fills", type=int, default=500, help="market orders for the filled/s row (default 500)")
+    parser.add_argument("--count-repeat", type=int, default=10,
+                        help="orders of each kind counted for statements per order (default 10)")
+    parser.add_argument("--reads", default="10000,1000000", help="the two table sizes for list and statistics "
+                                                                 "latency (default 10000,1000000)")
+    parser.add_argument("--read-budget", type=float, default=30.0,
+                        help="skip an endpoint at the large size if it would take longer than this (seconds)")
+    args = parser.parse_args(argv)
+    try:
+        small, large = (int(part) for part in args.reads.split(","))
+    except ValueError:
+        parser.error("--reads takes two sizes, e.g. 10000,1000000")
+    if not 0 < small < large:
+        parser.error("--reads: the first size is positive and smaller than the second")
+    if args.requests < 1 or args.concurrency < 1:
+        parser.error("--requests and --concurrency must be at least 1")
+    extras = Extras(fills=max(0, args.fills), statements_repeat=max(0, args.count_repeat), reads=(small, large),
+                    read_budget=args.read_budget)
+    report = run_api_benchmark(requests=args.requests, concurrency=args.concurrency, postgres_url=args.postgres_url,
+                               timeout=args.timeout, client=args.client, skip=frozenset(args.skip), extras=extras)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

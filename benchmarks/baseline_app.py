@@ -2,13 +2,13 @@
 
 ``POST /api/v1/orders`` validates the body with the service's own ``OrderCreate`` model and then either
 inserts one row into ``bench_baseline_orders`` (SQLAlchemy Core over the async engine, one transaction
-and one commit per request) or, with no database URL, answers straight away. Nothing else: no auth, no
+and one commit per request) or, with no database URL, echoes the validated order as JSON. Nothing else: no auth, no
 risk checks, no accounts, no event log, no outbox. The table is dropped and created at startup, so
 every run starts from an empty table.
 
-Run by ``cashup bench api`` as a subprocess, the same way as the service::
+Run by ``benchmarks/bench_api.py`` as a subprocess, the same way as the service::
 
-    python -m cashup.bench.baseline_app --port 8100 [--database-url sqlite+aiosqlite:///bench.db]
+    python benchmarks/baseline_app.py --port 8100 [--database-url sqlite+aiosqlite:///bench.db]
 
 The engine is configured like the service's for the same database kind (SQLite: WAL,
 ``synchronous=NORMAL``, busy timeout, ``BEGIN IMMEDIATE``; PostgreSQL: a pool of 10 plus 20 overflow)
@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, Uuid, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -78,7 +79,7 @@ def _answer(order_id: uuid.UUID, body: OrderCreate, created_at: datetime) -> Res
 
 
 def create_app(database_url: str | None) -> FastAPI:
-    """The baseline app; ``database_url=None`` gives the endpoint with no database at all."""
+    """The baseline app; ``database_url=None`` gives the validate-and-echo endpoint with no database."""
     engine = create_engine(database_url) if database_url else None
 
     @asynccontextmanager
@@ -102,8 +103,8 @@ def create_app(database_url: str | None) -> FastAPI:
     if engine is None:
 
         @app.post("/api/v1/orders", status_code=201)
-        async def create_order_without_database(body: OrderCreate) -> Response:
-            return _answer(uuid.uuid4(), body, datetime.now(UTC))
+        async def echo_order(body: OrderCreate) -> JSONResponse:
+            return JSONResponse(body.model_dump(mode="json"), status_code=201)
 
     else:
         insert = baseline_orders.insert()

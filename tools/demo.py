@@ -1,4 +1,10 @@
-"""``cashup demo``: a scripted session against the service, with live progress and a closing table.
+"""A scripted session against the service, with live progress and a closing table.
+
+Not part of the package: run it from a checkout with the project installed (``make install``)::
+
+    make demo                                           # = .venv/bin/python tools/demo.py
+    .venv/bin/python tools/demo.py --seconds 30 --speed 60
+    .venv/bin/python tools/demo.py --url http://127.0.0.1:8002 [--token $TOKEN]
 
 The session opens a small position with a market buy, then places four orders that run at the same time
 on the paper exchange — a TWAP buy, an iceberg buy resting near the market, a bracket buy (market entry,
@@ -15,9 +21,12 @@ add fees or place prices, never as floats.
 database, talking to it through ``httpx.ASGITransport`` (no socket is opened).
 """
 
+import argparse
 import asyncio
 import contextlib
 import secrets
+import sys
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,13 +34,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from cashup.config import Settings
+from cashup.config import Settings, get_settings
 
 API = "/api/v1"
 SYMBOL = "BTC/USDT"
@@ -562,3 +572,86 @@ async def run_remote(url: str, token: str, console: Console, *, seconds: float) 
     async with httpx.AsyncClient(base_url=url, trust_env=False) as client:
         await Api(client, url, None).request("GET", "/health", ok=(200,))
         return await run_demo(client, console, base_url=url, token=token, seconds=seconds)
+
+
+def _mint_token() -> str:
+    """A trader token signed with the configured secret (or the local one of the embedded default)."""
+    from cashup.api.auth import issue_token
+    from cashup.api.secrets import resolve_jwt_secret
+    from cashup.core.enums import Role
+
+    settings = get_settings()
+    secret, _ = resolve_jwt_secret(settings, read_state_file=True)
+    return issue_token(secret, "demo", Role.TRADER, algorithm=settings.jwt_algorithm, minutes=60)
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tools/demo.py",
+        description="A scripted session: TWAP, iceberg, bracket and trailing stop on the paper exchange, "
+                    "with live progress.")
+    parser.add_argument("--url", help="a running service on this machine (e.g. http://127.0.0.1:8002); "
+                                      "default: start one in-process")
+    parser.add_argument("--token", help="bearer token for --url (default: one minted with the configured secret)")
+    parser.add_argument("--speed", type=float, default=None,
+                        help="replay speed of the embedded paper exchange, bars per second, 1-240 (default 40)")
+    parser.add_argument("--seconds", type=float, default=60.0,
+                        help="stop (canceling what is open) after this long, 5-3600 (default 60)")
+    args = parser.parse_args(argv)
+    if not 5 <= args.seconds <= 3600:
+        parser.error("--seconds must be from 5 to 3600")
+    if args.speed is not None and not 1 <= args.speed <= 240:
+        parser.error("--speed must be from 1 to 240")
+    if args.url is not None:
+        parsed = urlparse(args.url)
+        if parsed.scheme not in ("http", "https") or parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+            parser.error(f"--url must be a service on this machine (http://127.0.0.1:PORT), not {args.url!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the session; the exit code is 0 when it ran to its end, 1 when it failed, 130 when interrupted."""
+    args = _arguments(argv)
+    errors = Console(stderr=True)
+    out = Console()
+    budget = args.seconds + 90  # setup, cancels and the closing report are bounded too; this is the hard stop
+    try:
+        if args.url is not None:
+            if args.speed is not None:
+                errors.print("[yellow]note:[/] --speed only applies to the embedded service; "
+                             "the running one replays at its own PAPER_REPLAY_SPEED")
+            token = args.token or _mint_token()
+
+            async def remote() -> None:
+                async with asyncio.timeout(budget):
+                    await run_remote(args.url, token, out, seconds=args.seconds)
+
+            asyncio.run(remote())
+            return 0
+        from cashup.db.migrate import upgrade_to_head
+        from cashup.logging import configure_logging
+
+        with tempfile.TemporaryDirectory(prefix="cashup-demo-") as directory:
+            settings = embedded_settings(Path(directory), speed=40 if args.speed is None else args.speed)
+            configure_logging(settings)
+            upgrade_to_head(settings.database_url)  # before the event loop: it runs one of its own
+
+            async def embedded() -> None:
+                async with asyncio.timeout(budget):
+                    await run_embedded(settings, out, seconds=args.seconds)
+
+            asyncio.run(embedded())
+        return 0
+    except DemoError as error:
+        errors.print(f"[bold red]demo failed:[/] {error}")
+        return 1
+    except TimeoutError:
+        errors.print(f"[bold red]error:[/] the demo did not finish within {budget:.0f} s")
+        return 1
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""Benchmarks that measure the service beside a baseline on the same machine, in the same run (SPEC §12)."""
