@@ -166,20 +166,3 @@ class OrderRepository:
                 data=data,
             )
         )
-
-    async def statistics_rows(self, criteria: OrderFilter) -> Sequence[Any]:
-        query = criteria.apply(
-            select(
-                OrderRow.status,
-                OrderRow.order_type,
-                OrderRow.symbol,
-                OrderRow.strategy_id,
-                OrderRow.filled_quantity,
-                OrderRow.average_price,
-                OrderRow.fee,
-                OrderRow.fee_currency,
-                OrderRow.created_at,
-                OrderRow.first_fill_at,
-            )
-        )
-        return (await self.session.execute(query)).all()

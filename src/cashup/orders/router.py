@@ -32,7 +32,8 @@ from cashup.orders.schemas import (
     StatusUpdate,
     StatusUpdateById,
 )
-from cashup.orders.service import RiskDenied, order_statistics, request_fingerprint
+from cashup.orders.service import RiskDenied, request_fingerprint
+from cashup.orders.statistics import order_statistics
 from cashup.runtime import Runtime
 
 router = APIRouter(tags=["orders"], responses=ERROR_RESPONSES)
@@ -170,7 +171,8 @@ async def cancel_all_orders(
 @router.get("/orders/statistics/summary", response_model=OrderStatistics)
 async def statistics_summary(principal: CurrentPrincipal, service: OrderServiceDep) -> OrderStatistics:
     """Counts by status and type, fill ratio, volume, notional, fees and fill latency of the caller's orders."""
-    return OrderStatistics.model_validate(await order_statistics(service, principal, OrderFilter()))
+    summary = await order_statistics(service.session, service.visible(principal, OrderFilter()))
+    return OrderStatistics.model_validate(summary)
 
 
 @router.get("/orders/statistics", response_model=OrderStatistics)
@@ -191,7 +193,8 @@ async def statistics(
         created_from=created_from,
         created_to=created_to,
     )
-    return OrderStatistics.model_validate(await order_statistics(service, principal, criteria))
+    summary = await order_statistics(service.session, service.visible(principal, criteria))
+    return OrderStatistics.model_validate(summary)
 
 
 @router.get("/stats/orders", response_model=OrderStatistics)
@@ -202,7 +205,7 @@ async def statistics_by_date(
     day = date or datetime.now(UTC).date()
     start = datetime.combine(day, time.min, tzinfo=UTC)
     criteria = OrderFilter(created_from=start, created_to=start + timedelta(days=1))
-    summary = await order_statistics(service, principal, criteria)
+    summary = await order_statistics(service.session, service.visible(principal, criteria))
     return OrderStatistics.model_validate(summary | {"date": day})
 
 

@@ -43,7 +43,6 @@ from cashup.orders.admission import Admission, Assessment, TradingRules
 from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderFilter, OrderRepository, copy_to_row, to_domain
 from cashup.orders.schemas import ExecutionCreate, OrderAmend, OrderCreate, StatusUpdate
-from cashup.orders.statistics import summarize
 from cashup.orders.validation import check_amend, check_new_order
 from cashup.risk.service import RiskRepository
 from cashup.trading.books import Books
@@ -455,8 +454,3 @@ class OrderService:
         row.lease_owner = None
         row.lease_expires_at = None
         row.attempts = 0
-
-
-async def order_statistics(service: "OrderService", principal: Principal, criteria: OrderFilter) -> dict:
-    """Counts and sums over the orders the caller may see that match ``criteria``."""
-    return summarize(await service.repository.statistics_rows(service.visible(principal, criteria)))
