@@ -1,4 +1,4 @@
-"""Find or create a caller's user row and default account on an exchange."""
+"""Accounts: find or create a caller's user row and default account on an exchange; which accounts a caller sees."""
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -76,6 +76,21 @@ class AccountDirectory:
         if account_exchange != exchange:
             raise NotFound(f"account {account_id} is not on exchange {exchange}")
         return account_id
+
+    async def visible_ids(self, principal: Principal, session: AsyncSession) -> list[UUID] | None:
+        """The caller's account ids (their paper account is created on first use); ``None`` means all."""
+        await self.default_account(principal, PAPER, session)
+        if principal.role.reads_everything:
+            return None
+        query = select(AccountRow.id).where(AccountRow.user_id == principal.user_id)
+        return list((await session.execute(query)).scalars())
+
+    async def visible_account(self, principal: Principal, account_id: UUID, session: AsyncSession) -> AccountRow:
+        """The account if the caller may see it (roles that read everything see every one); else ``NotFound``."""
+        row = await session.get(AccountRow, account_id)
+        if row is None or not principal.can_see(row.user_id):
+            raise NotFound(f"account {account_id} not found")
+        return row
 
     async def _ensure(self, principal: Principal, exchange: str) -> UUID:
         for _ in range(3):

@@ -5,7 +5,6 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core import ledger
@@ -14,10 +13,11 @@ from cashup.core.ids import new_id
 from cashup.core.instruments import Instrument, InstrumentRegistry
 from cashup.core.money import ZERO
 from cashup.core.orders import Order, OrderFilled
-from cashup.core.positions import PositionState, apply_fill
+from cashup.core.positions import apply_fill
 from cashup.core.reservation import lock_for_fill, required_lock
 from cashup.db.models import OrderRow, PositionRow, TradeRow
 from cashup.trading.ledger_store import LedgerStore
+from cashup.trading.positions import PositionRepository, position_state, store_position
 
 
 def base_and_quote(symbol: str) -> tuple[str, str]:
@@ -107,25 +107,12 @@ class Books:
         side: OrderSide, quantity: Decimal, price: Decimal, fee: Decimal,
     ) -> Decimal:
         row = await self.position_row(account_id, user_id, strategy_id, exchange, symbol)
-        state = PositionState(quantity=row.quantity, average_entry_price=row.average_entry_price,
-                              realized_pnl=row.realized_pnl, fees=row.fees)
-        new_state, realized = apply_fill(state, side, quantity, price, fee)
-        row.quantity = new_state.quantity
-        row.average_entry_price = new_state.average_entry_price
-        row.realized_pnl = new_state.realized_pnl
-        row.fees = new_state.fees
-        row.updated_at = self.clock()
+        new_state, realized = apply_fill(position_state(row), side, quantity, price, fee)
+        store_position(row, new_state, self.clock())
         return realized
 
     async def position_row(
         self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str, symbol: str
     ) -> PositionRow:
-        key = {"account_id": account_id, "strategy_id": strategy_id or "", "exchange": exchange, "symbol": symbol}
-        query = select(PositionRow).filter_by(**key).with_for_update()
-        row = (await self.session.execute(query)).scalar_one_or_none()
-        if row is None:
-            row = PositionRow(**key, user_id=user_id, quantity=ZERO, average_entry_price=None, realized_pnl=ZERO,
-                              fees=ZERO, updated_at=self.clock())
-            self.session.add(row)
-            await self.session.flush()  # later fills of the same batch must find it
-        return row
+        return await PositionRepository(self.session).locked(account_id, user_id, strategy_id, exchange, symbol,
+                                                             self.clock())

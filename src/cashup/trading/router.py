@@ -9,6 +9,7 @@ from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep, Sessi
 from cashup.api.errors import ERROR_RESPONSES
 from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderType
+from cashup.core.errors import NotFound
 from cashup.core.instruments import normalize_symbol
 from cashup.core.ledger import LedgerReason
 from cashup.db.models import BalanceRow
@@ -31,8 +32,10 @@ from cashup.trading.schemas import (
     TransferIn,
     TransferOut,
 )
-from cashup.trading.service import BalanceService, PositionService, TradeService, summarize_trades
-from cashup.trading.sync import sync_positions
+from cashup.trading.balances import BalanceService
+from cashup.trading.positions import PositionService
+from cashup.trading.sync import PositionSync, venue_filled
+from cashup.trading.trades import TradeService
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Symbol = Annotated[str, Path(min_length=3, max_length=32)]
@@ -166,9 +169,9 @@ async def trade_summary(
     start: QueryTime | None = None,
     end: QueryTime | None = None,
 ) -> TradeSummary:
-    """Count, volume, notional, fees and realized PnL; by symbol, strategy and day."""
-    rows = await trades.find(principal, symbol=symbol, strategy_id=strategy_id, since=start, until=end)
-    return TradeSummary.model_validate(summarize_trades(rows))
+    """Count, volume, notional, fees per currency and realized PnL; by symbol, strategy and day."""
+    summary = await trades.summary(principal, symbol=symbol, strategy_id=strategy_id, since=start, until=end)
+    return TradeSummary.model_validate(summary)
 
 
 @router.get("/trades/{trade_id}", response_model=TradeOut, tags=["trades"])
@@ -246,7 +249,14 @@ async def sync(
     runtime: RuntimeDep,
 ) -> SyncReport:
     """Rebuild positions from the exchange's record of our fills and report the drift corrected."""
-    report = await sync_positions(session, runtime, principal, exchange)
+    positions = PositionSync(session, runtime.instruments, runtime.clock)
+    asked = await positions.orders_to_ask(principal, exchange)
+    venue = runtime.venues.get(exchange)
+    if venue is None:
+        raise NotFound(f"exchange {exchange} is not running")
+    await session.commit()  # end the read: the venue is asked with no transaction open
+    filled = await venue_filled(venue, asked)
+    report = await positions.correct(principal, exchange, filled)
     await session.commit()
     return report
 
