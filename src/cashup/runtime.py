@@ -15,6 +15,7 @@ from cashup.core.instruments import InstrumentRegistry
 from cashup.core.risk import RiskLimits
 from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
+from cashup.engine.retention import HistoryRetention
 from cashup.engine.signals import Signals
 from cashup.engine.worker import Worker
 from cashup.orders.admission import TradingRules
@@ -90,6 +91,8 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.applier.run(), name="report-applier"))
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
+            self._tasks.append(asyncio.create_task(HistoryRetention(
+                self.sessions, self.clock, self.settings.order_history_retention_days).run(), name="retention"))
         log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker)
 
     async def stop(self) -> None:

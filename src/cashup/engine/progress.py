@@ -38,6 +38,7 @@ async def _parent(
 async def twap_progress(
     session: AsyncSession, runtime: Runtime, principal: Principal, order_id: UUID
 ) -> dict[str, Any]:
+    """TWAP progress with the market VWAP over its window; the venue is asked after the read has ended."""
     row = await _parent(session, principal, order_id, OrderType.TWAP)
     parent = to_domain(row)
     algorithm = build_algorithm(parent, runtime.instruments.get(parent.exchange, parent.symbol))
@@ -45,13 +46,15 @@ async def twap_progress(
     now = runtime.clock()
     progress = algorithm.progress([child_view(child) for child in await children_of(session, row.id)], now)
     window_end = min(now, row.updated_at or now) if parent.status.is_final else now
+    paused = bool((row.algo_state or {}).get(PAUSED))
+    await session.rollback()  # nothing was written: end the read so no transaction is open during the venue call
     venue = runtime.venues.get(parent.exchange)
     vwap = await venue.fetch_market_vwap(parent.symbol, parent.created_at, window_end) if venue else None
     vwap = storable(vwap) if vwap is not None else None
     slippage = slippage_bps(parent.side, progress.average_price, vwap) if vwap and progress.average_price else None
     return {
-        "order_id": row.id,
-        "status": row.status,
+        "order_id": parent.id,
+        "status": parent.status.value,
         "slices_done": progress.slices_done,
         "slices_total": progress.slices_total,
         "filled_quantity": progress.filled_quantity,
@@ -61,7 +64,7 @@ async def twap_progress(
         "slippage_bps": slippage,
         "window_start": parent.created_at,
         "window_end": window_end,
-        "paused": bool((row.algo_state or {}).get(PAUSED)),
+        "paused": paused,
     }
 
 
