@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cashup.core.enums import OrderSide, OrderStatus, Role
 from cashup.core.ids import new_id
 from cashup.core.instruments import Instrument, InstrumentRegistry
-from cashup.core.money import EXACT, ZERO
+from cashup.core.money import EXACT, ZERO, storable
 from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, LedgerEntryRow, OrderRow, PositionRow, TradeRow, UserRow
 from cashup.orders.repository import OrderFilter
@@ -76,7 +76,7 @@ def random_orders(rng: random.Random, accounts: dict[str, UUID]) -> list[OrderRo
             accounts[user], user, created,
             strategy_id=rng.choice(STRATEGIES), symbol=rng.choice(SYMBOLS), side=rng.choice(["buy", "sell"]),
             order_type=rng.choice(["limit", "market", "stop_limit", "twap"]), status=status.value,
-            filled_quantity=filled, average_price=amount(rng, 13, 8) if filled else None,
+            filled_quantity=filled, average_price=amount(rng, 22, 18) if filled else None,  # 18 decimals, as stored
             fee=amount(rng, 10, 12) if filled and rng.random() < 0.8 else ZERO,
             fee_currency=rng.choice(FEE_CURRENCIES), first_fill_at=first_fill,
         ))
@@ -122,9 +122,10 @@ def reference_statistics(rows: Iterable[OrderRow]) -> dict[str, Any]:
         "total_orders": total, "by_status": dict(by_status), "by_type": dict(by_type),
         "by_simple_status": dict(by_simple),
         "fill_ratio": (Decimal(by_status.get("filled", 0)) / total).quantize(Decimal("0.0001")) if total else ZERO,
-        "volume": volume, "notional": notional, "fees": dict(fees),
+        "volume": volume, "notional": storable(notional), "fees": dict(fees),
         "average_fill_latency_ms": (latency_ms / latency_count).quantize(Decimal("0.001")) if latency_count else None,
-        **{name: [{"key": key, **values} for key, values in sorted(group.items())] for name, group in groups.items()},
+        **{name: [{"key": key, **values, "notional": storable(values["notional"])}
+                  for key, values in sorted(group.items())] for name, group in groups.items()},
     }
 
 
@@ -149,7 +150,7 @@ def reference_trade_summary(trades: Iterable[TradeRow]) -> dict[str, Any]:
                 target["realized_pnl"] += trade.realized_pnl
 
     def out(values: dict[str, Any]) -> dict[str, Any]:
-        return values | {"fees": dict(sorted(values["fees"].items()))}
+        return values | {"fees": dict(sorted(values["fees"].items())), "notional": storable(values["notional"])}
 
     return out(totals) | {name: [{"key": key, **out(values)} for key, values in sorted(group.items())]
                           for name, group in groups.items()}
@@ -198,7 +199,7 @@ async def test_trade_summary_equals_the_python_reference_with_fees_per_currency(
                 id=new_id(), user_id=user, account_id=accounts[user], order_id=None, execution_id=f"x-{index}",
                 strategy_id=rng.choice(STRATEGIES), exchange="paper", symbol=rng.choice(SYMBOLS),
                 side=rng.choice(["buy", "sell"]), quantity=amount(rng, 12, 18) + Decimal("0.000001"),
-                price=amount(rng, 13, 8) + 1, fee=amount(rng, 10, 12) if rng.random() < 0.8 else ZERO,
+                price=amount(rng, 22, 18) + 1, fee=amount(rng, 10, 12) if rng.random() < 0.8 else ZERO,
                 fee_currency=rng.choice(FEE_CURRENCIES), liquidity="taker",
                 realized_pnl=amount(rng, 14, 10) - amount(rng, 14, 10),
                 executed_at=T0 + timedelta(seconds=rng.randrange(0, 300)), source="manual"))

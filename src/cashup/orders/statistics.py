@@ -1,5 +1,8 @@
 """Order statistics: counts by status and type, fill ratio, volume, notional, fees, fill latency.
 
+Sums are exact; a notional (filled quantity × average price, up to 36 decimals) is rounded half-even to the
+18 decimals of the storage scale only when it is answered.
+
 One ``GROUP BY`` in the database over (status, type, symbol, strategy, UTC day, fee currency) returns a row per
 combination that occurs, with its counts and exact sums; the few group rows are then folded into the totals and
 the by-day, by-strategy and by-symbol views. The orders themselves never leave the database.
@@ -15,7 +18,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.enums import OrderStatus
-from cashup.core.money import EXACT, ZERO
+from cashup.core.money import EXACT, ZERO, storable
 from cashup.db.aggregates import exact_sum, micros_between, utc_day
 from cashup.db.models import OrderRow
 from cashup.orders.repository import OrderFilter
@@ -104,7 +107,7 @@ def fold(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
         "by_simple_status": dict(totals.by_simple_status),
         "fill_ratio": (Decimal(filled_orders) / total_orders).quantize(Decimal("0.0001")) if total_orders else ZERO,
         "volume": totals.volume,
-        "notional": totals.notional,
+        "notional": storable(totals.notional),
         "fees": dict(totals.fees),
         "average_fill_latency_ms": (
             (totals.latency_micros / 1000 / totals.latency_count).quantize(Decimal("0.001"))
@@ -124,7 +127,7 @@ def _groups(groups: dict[str, _Group]) -> list[dict[str, Any]]:
             "orders": g.orders,
             "filled_orders": g.filled_orders,
             "volume": g.volume,
-            "notional": g.notional,
+            "notional": storable(g.notional),
             "fees": g.fees,
         }
         for key, g in sorted(groups.items())

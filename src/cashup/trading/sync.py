@@ -136,10 +136,9 @@ class PositionSync:
             query = select(OrderRow.id, *keys, OrderRow.filled_quantity).where(OrderRow.id.in_(ids[start:start + 500]))
             for order_id, account_id, strategy_id, symbol, side, filled in await self.session.execute(query):
                 view[(account_id, strategy_id or "", symbol)] += _signed(side, asked[order_id] - filled)
-        outside = self._mine(principal, select(TradeRow.account_id, TradeRow.strategy_id, TradeRow.symbol,
-                                               TradeRow.side, exact_sum(TradeRow.quantity)).where(
-            TradeRow.exchange == exchange, TradeRow.source != "venue"), TradeRow.user_id)
         trade_keys = (TradeRow.account_id, TradeRow.strategy_id, TradeRow.symbol, TradeRow.side)
-        for account_id, strategy_id, symbol, side, quantity in await self.session.execute(outside.group_by(*trade_keys)):
+        outside = self._mine(principal, select(*trade_keys, exact_sum(TradeRow.quantity)).where(
+            TradeRow.exchange == exchange, TradeRow.source != "venue"), TradeRow.user_id).group_by(*trade_keys)
+        for account_id, strategy_id, symbol, side, quantity in await self.session.execute(outside):
             view[(account_id, strategy_id or "", symbol)] += _signed(side, quantity or ZERO)
         return view

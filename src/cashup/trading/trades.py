@@ -17,7 +17,7 @@ from cashup.core.enums import OrderSide, Role
 from cashup.core.errors import NotFound, UnknownInstrument
 from cashup.core.ids import new_id
 from cashup.core.instruments import InstrumentRegistry, normalize_symbol
-from cashup.core.money import EXACT, ZERO
+from cashup.core.money import EXACT, ZERO, storable
 from cashup.core.principal import Principal
 from cashup.db.aggregates import exact_sum, utc_day
 from cashup.db.models import TradeRow
@@ -179,7 +179,7 @@ class _Bucket:
         self.realized_pnl += realized_pnl
 
     def out(self) -> dict[str, Any]:
-        return {"count": self.count, "volume": self.volume, "notional": self.notional,
+        return {"count": self.count, "volume": self.volume, "notional": storable(self.notional),
                 "fees": dict(sorted(self.fees.items())), "realized_pnl": self.realized_pnl}
 
 
@@ -187,7 +187,8 @@ def fold_summary(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
     """Fold group rows ``(symbol, strategy, day, fee currency, count, volume, notional, fees, trades with a fee,
     realized PnL)`` into the totals and the by-symbol, by-strategy and by-day views.
 
-    Fees are kept per currency: a fee in BTC and one in USDT are two amounts, never one sum.
+    Fees are kept per currency: a fee in BTC and one in USDT are two amounts, never one sum. Sums are exact; a
+    notional (up to 36 decimals) is rounded half-even to the 18 decimals of the storage scale when answered.
     """
     totals = _Bucket()
     groups: dict[str, defaultdict[str, _Bucket]] = {name: defaultdict(_Bucket)
