@@ -65,7 +65,7 @@ def order_row(account_id: UUID, user: str, created_at: datetime, **values: Any) 
 
 def random_orders(rng: random.Random, accounts: dict[str, UUID]) -> list[OrderRow]:
     rows = []
-    for index in range(80):
+    for _ in range(80):
         user = rng.choice(sorted(accounts))
         status = rng.choice(list(OrderStatus))
         filled = amount(rng, 12, 18) if status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED,

@@ -109,8 +109,7 @@ class BalanceService:
         """Move available funds between two of the caller's accounts (admin: any two) in one posting."""
         if body.from_account_id == body.to_account_id:
             raise InvalidOrder("to_account_id", "same_account", "to_account_id: must differ from from_account_id")
-        if principal.role is Role.VIEWER or principal.role is Role.RISK:
-            principal.require(Role.ADMIN, Role.TRADER, Role.STRATEGY)
+        principal.require_trading()
         source = await self.accounts.visible_account(principal, body.from_account_id, self.session)
         target = await self.accounts.visible_account(principal, body.to_account_id, self.session)
         if principal.role is not Role.ADMIN and (source.user_id != principal.user_id

@@ -16,6 +16,8 @@ from cashup.db.models import BalanceRow
 from cashup.orders.router import order_out
 from cashup.orders.schemas import OrderCreate, OrderOut
 from cashup.orders.service import RiskDenied, decode_cursor, encode_cursor
+from cashup.trading.balances import BalanceService
+from cashup.trading.positions import PositionService
 from cashup.trading.schemas import (
     BalanceChange,
     BalanceOut,
@@ -32,8 +34,6 @@ from cashup.trading.schemas import (
     TransferIn,
     TransferOut,
 )
-from cashup.trading.balances import BalanceService
-from cashup.trading.positions import PositionService
 from cashup.trading.sync import PositionSync, venue_filled
 from cashup.trading.trades import TradeService
 
