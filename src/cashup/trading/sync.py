@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 from uuid import UUID
 
@@ -27,7 +27,7 @@ from cashup.core.enums import FINAL_STATUSES, OrderSide
 from cashup.core.errors import UnknownInstrument
 from cashup.core.ids import new_id
 from cashup.core.instruments import InstrumentRegistry
-from cashup.core.money import ZERO
+from cashup.core.money import EXACT, ZERO
 from cashup.core.principal import Principal
 from cashup.db.aggregates import exact_sum
 from cashup.db.models import OrderRow, PositionRow, TradeRow
@@ -39,6 +39,7 @@ Key = tuple[UUID, str, str]
 """(account, strategy ('' for none), symbol)."""
 
 VENUE_CALLS_AT_ONCE = 8
+IDS_PER_QUERY = 500
 _FINAL = sorted(status.value for status in FINAL_STATUSES)
 
 
@@ -124,6 +125,11 @@ class PositionSync:
 
     async def _venue_view(self, principal: Principal, exchange: str,
                           asked: Mapping[UUID, Decimal]) -> defaultdict[Key, Decimal]:
+        with localcontext(EXACT):  # the additions below stay exact beyond the default 28 digits
+            return await self._add_venue_view(principal, exchange, asked)
+
+    async def _add_venue_view(self, principal: Principal, exchange: str,
+                              asked: Mapping[UUID, Decimal]) -> defaultdict[Key, Decimal]:
         view: defaultdict[Key, Decimal] = defaultdict(Decimal)
         keys = (OrderRow.account_id, OrderRow.strategy_id, OrderRow.symbol, OrderRow.side)
         recorded = self._mine(principal, select(*keys, exact_sum(OrderRow.filled_quantity)).where(
@@ -132,8 +138,9 @@ class PositionSync:
             view[(account_id, strategy_id or "", symbol)] += _signed(side, filled or ZERO)
         # The orders asked about count with the venue's figure instead of ours.
         ids = list(asked)
-        for start in range(0, len(ids), 500):
-            query = select(OrderRow.id, *keys, OrderRow.filled_quantity).where(OrderRow.id.in_(ids[start:start + 500]))
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[start:start + IDS_PER_QUERY]
+            query = select(OrderRow.id, *keys, OrderRow.filled_quantity).where(OrderRow.id.in_(chunk))
             for order_id, account_id, strategy_id, symbol, side, filled in await self.session.execute(query):
                 view[(account_id, strategy_id or "", symbol)] += _signed(side, asked[order_id] - filled)
         trade_keys = (TradeRow.account_id, TradeRow.strategy_id, TradeRow.symbol, TradeRow.side)
