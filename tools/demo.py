@@ -83,6 +83,11 @@ def _qty(value: Any) -> str:
     return "—" if number is None else format(number.normalize(), "f")
 
 
+def _fees_by_currency(fees: dict[str, Any]) -> str:
+    """Fees per currency, ``0.0003 BTC + 13.33 USDT``; ``0`` when none were paid."""
+    return " + ".join(f"{_qty(amount)} {currency}" for currency, amount in sorted(fees.items())) or "0"
+
+
 def _steps(part: Any, whole: Any) -> int:
     """``part / whole`` in thousandths, for a progress bar (integer Decimal arithmetic, no floats)."""
     numerator, denominator = _decimal(part) or ZERO, _decimal(whole) or ZERO
@@ -468,7 +473,7 @@ def render_report(console: Console, report: DemoReport, executions: Mapping[str,
     summary = report.summary
     if summary is not None:
         console.print(f"trades: {summary['count']}  volume {_qty(summary['volume'])}  "
-                      f"notional {_show(summary['notional'], 2)}  fees {_qty(summary['fees'])}  "
+                      f"notional {_show(summary['notional'], 2)}  fees {_fees_by_currency(summary['fees'])}  "
                       f"realized PnL {_show(summary['realized_pnl'], 2)}")
     open_positions = [position for position in report.positions if _decimal(position["quantity"])]
     if open_positions:

@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     order_timeout_seconds: float = 30.0
     order_action_wait_seconds: float = 2.0
     max_orders_per_user: int = 1000
-    order_history_retention_days: int = 365
+    order_history_retention_days: int = Field(
+        default=365, ge=0, description="final orders older than this many days are purged by the worker; 0 keeps all"
+    )
     twap_default_slices: int = 10
     twap_default_interval: int = 60
     iceberg_default_visible_ratio: Decimal = Decimal("0.1")

@@ -19,6 +19,7 @@ from cashup.db.cache_notifications import can_listen, listen_for_changes
 from cashup.db.cache_versions import CacheVersions, session_info
 from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
+from cashup.engine.retention import HistoryRetention
 from cashup.engine.worker import Worker
 from cashup.execution.placement import Placement
 from cashup.execution.signals import Signals
@@ -103,6 +104,8 @@ class Runtime:
                                                    name="cache-notifications"))
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
+            self._tasks.append(asyncio.create_task(HistoryRetention(
+                self.sessions, self.clock, self.settings.order_history_retention_days).run(), name="retention"))
         log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker)
 
     async def stop(self) -> None:

@@ -68,7 +68,8 @@ def test_embedded_demo_places_four_algorithms_and_ends_with_the_table(tmp_path: 
     assert quantity == Decimal("0.05") and 0 < filled <= quantity, described
     assert int(twap["fills"]) >= 1, described
 
-    summary = re.search(r"^trades: (\d+)\s+volume (\S+)\s+notional (\S+)\s+fees (\S+)\s+realized PnL (\S+)$",
+    fees = r"(\S+ [A-Z]+(?: \+ \S+ [A-Z]+)*|0)"  # per currency: "0.0003 BTC + 13.33 USDT"
+    summary = re.search(rf"^trades: (\d+)\s+volume (\S+)\s+notional (\S+)\s+fees {fees}\s+realized PnL (\S+)$",
                         result.stdout, re.MULTILINE)
     assert summary is not None, described
     assert int(summary.group(1)) >= int(twap["fills"]), described

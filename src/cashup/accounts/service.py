@@ -1,10 +1,11 @@
-"""Find or create a caller's user row and default account on an exchange."""
+"""Accounts: find or create a caller's user row and default account on an exchange; which accounts a caller sees."""
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,6 +67,21 @@ class AccountDirectory:
         if owner.exchange != exchange:
             raise NotFound(f"account {account_id} is not on exchange {exchange}")
         return account_id
+
+    async def visible_ids(self, principal: Principal, session: AsyncSession) -> list[UUID] | None:
+        """The caller's account ids (their paper account is created on first use); ``None`` means all."""
+        await self.default_account(principal, PAPER, session)
+        if principal.role.reads_everything:
+            return None
+        query = select(AccountRow.id).where(AccountRow.user_id == principal.user_id)
+        return list((await session.execute(query)).scalars())
+
+    async def visible_account(self, principal: Principal, account_id: UUID, session: AsyncSession) -> AccountRow:
+        """The account if the caller may see it (roles that read everything see every one); else ``NotFound``."""
+        row = await session.get(AccountRow, account_id)
+        if row is None or not principal.can_see(row.user_id):
+            raise NotFound(f"account {account_id} not found")
+        return row
 
     async def _create(self, session: AsyncSession, principal: Principal, exchange: str) -> UUID:
         if await session.get(UserRow, principal.user_id) is None:

@@ -40,13 +40,14 @@ class OrderRow(Base):
         UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
         Index("ix_orders_user_id", "user_id", "id"),
         Index("ix_orders_created_at", "created_at"),
-        Index("ix_orders_user_status", "user_id", "status"),
+        Index("ix_orders_user_status", "user_id", "status", "id"),
+        Index("ix_orders_user_created", "user_id", "created_at"),
         Index("ix_orders_account_id", "account_id", "id"),
         Index("ix_orders_status", "status"),
         Index("ix_orders_due", "next_action_at"),
         Index("ix_orders_due_action", "pending_action", "next_action_at"),
         Index("ix_orders_venue_client_order_id", "exchange", "venue_client_order_id"),
-        Index("ix_orders_parent", "parent_order_id"),
+        Index("ix_orders_parent", "parent_order_id", "id"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -170,7 +171,10 @@ class BalanceRow(Base):
 
 class LedgerEntryRow(Base):
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_account_asset", "account_id", "asset", "id"),)
+    __table_args__ = (
+        Index("ix_ledger_account_asset", "account_id", "asset", "id"),
+        Index("ix_ledger_account_id", "account_id", "id"),
+    )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     account_id: Mapped[UUID]
@@ -190,6 +194,7 @@ class TradeRow(Base):
     __table_args__ = (
         UniqueConstraint("order_id", "execution_id", name="uq_trades_order_execution_id"),
         Index("ix_trades_user_executed", "user_id", "executed_at"),
+        Index("ix_trades_user_id", "user_id", "id"),
         Index("ix_trades_account_symbol", "account_id", "symbol"),
     )
 
@@ -259,7 +264,7 @@ class FailureRow(Base):
     """Work that exhausted its retries or failed for good, kept for an operator to inspect and retry."""
 
     __tablename__ = "failures"
-    __table_args__ = (Index("ix_failures_status", "status", "next_retry_at"),)
+    __table_args__ = (Index("ix_failures_status", "status", "id"),)
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(24))

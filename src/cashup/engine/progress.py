@@ -35,12 +35,14 @@ async def _parent(
 async def twap_progress(
     session: AsyncSession, runtime: Runtime, principal: Principal, order_id: UUID
 ) -> dict[str, Any]:
+    """TWAP progress with the market VWAP over its window; the venue is asked after the read has ended."""
     parent = await _parent(session, principal, order_id, OrderType.TWAP)
     algorithm = build_algorithm(parent, runtime.instruments.get(parent.exchange, parent.symbol))
     assert isinstance(algorithm, TwapAlgorithm)
     now = runtime.clock()
     progress = algorithm.progress([child_view(child) for child in await OrderStore(session).children(parent.id)], now)
     window_end = min(now, parent.updated_at or now) if parent.status.is_final else now
+    await session.rollback()  # nothing was written: end the read so no transaction is open during the venue call
     venue = runtime.venues.get(parent.exchange)
     vwap = await venue.fetch_market_vwap(parent.symbol, parent.created_at, window_end) if venue else None
     vwap = storable(vwap) if vwap is not None else None

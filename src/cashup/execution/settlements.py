@@ -5,21 +5,15 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.ids import new_id
-from cashup.core.money import ZERO
 from cashup.core.orders import Order
-from cashup.core.positions import PositionState, apply_fill
+from cashup.core.positions import apply_fill
 from cashup.core.settlement import PositionChange, Settlement, TradeFacts
-from cashup.db.models import PositionRow, TradeRow
+from cashup.db.models import TradeRow
 from cashup.trading.ledger_store import LedgerStore
-
-
-def position_state(row: PositionRow) -> PositionState:
-    return PositionState(quantity=row.quantity, average_entry_price=row.average_entry_price,
-                         realized_pnl=row.realized_pnl, fees=row.fees)
+from cashup.trading.positions import PositionRepository, position_state, store_position
 
 
 class SettlementWriter:
@@ -29,6 +23,7 @@ class SettlementWriter:
         self.session = session
         self.clock = clock
         self.ledger = LedgerStore(session, clock)
+        self.positions = PositionRepository(session)
 
     async def write(self, order: Order, settlement: Settlement, *, source: str) -> None:
         """Post the ledger entries first (they may raise ``InsufficientFunds`` before anything changes), then
@@ -54,23 +49,7 @@ class SettlementWriter:
     async def move_position(self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str,
                             symbol: str, change: PositionChange) -> Decimal:
         """Apply a fill to the netting position; return the PnL it realized."""
-        row = await self.position_row(account_id, user_id, strategy_id, exchange, symbol)
+        row = await self.positions.locked(account_id, user_id, strategy_id, exchange, symbol, self.clock())
         new_state, realized = apply_fill(position_state(row), change.side, change.quantity, change.price, change.fee)
-        row.quantity = new_state.quantity
-        row.average_entry_price = new_state.average_entry_price
-        row.realized_pnl = new_state.realized_pnl
-        row.fees = new_state.fees
-        row.updated_at = self.clock()
+        store_position(row, new_state, self.clock())
         return realized
-
-    async def position_row(self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str,
-                           symbol: str) -> PositionRow:
-        key = {"account_id": account_id, "strategy_id": strategy_id or "", "exchange": exchange, "symbol": symbol}
-        query = select(PositionRow).filter_by(**key).with_for_update()
-        row = (await self.session.execute(query)).scalar_one_or_none()
-        if row is None:
-            row = PositionRow(**key, user_id=user_id, quantity=ZERO, average_entry_price=None, realized_pnl=ZERO,
-                              fees=ZERO, updated_at=self.clock())
-            self.session.add(row)
-            await self.session.flush()  # later fills of the same unit of work must find it
-        return row

@@ -100,19 +100,3 @@ class OrderRepository:
         query = select(OrderEventRow).where(OrderEventRow.order_id == order_id).order_by(OrderEventRow.seq)
         return list((await self.session.execute(query)).scalars())
 
-    async def statistics_rows(self, criteria: OrderFilter) -> Sequence[Any]:
-        query = criteria.apply(
-            select(
-                OrderRow.status,
-                OrderRow.order_type,
-                OrderRow.symbol,
-                OrderRow.strategy_id,
-                OrderRow.filled_quantity,
-                OrderRow.average_price,
-                OrderRow.fee,
-                OrderRow.fee_currency,
-                OrderRow.created_at,
-                OrderRow.first_fill_at,
-            )
-        )
-        return (await self.session.execute(query)).all()

@@ -13,7 +13,7 @@ from cashup.core.errors import InvalidOrder, NotFound
 from cashup.core.principal import Principal
 from cashup.db.models import ExecutionRow, OrderEventRow, OrderRow
 from cashup.orders.repository import OrderFilter, OrderRepository
-from cashup.orders.statistics import summarize
+from cashup.orders.statistics import order_statistics
 
 
 def encode_cursor(order_id: UUID) -> str:
@@ -90,5 +90,5 @@ class OrderQueries:
         return await self.repository.events(order_id)
 
     async def statistics(self, principal: Principal, criteria: OrderFilter) -> dict:
-        """Counts and sums over the orders the caller may see that match ``criteria``."""
-        return summarize(await self.repository.statistics_rows(self.visible(principal, criteria)))
+        """Counts and sums over the orders the caller may see that match ``criteria`` (aggregated in SQL)."""
+        return await order_statistics(self.session, self.visible(principal, criteria))

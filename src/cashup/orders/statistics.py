@@ -1,14 +1,51 @@
-"""Order statistics: counts by status and type, fill ratio, volume, notional, fees, fill latency."""
+"""Order statistics: counts by status and type, fill ratio, volume, notional, fees, fill latency.
+
+Sums are exact; a notional (filled quantity × average price, up to 36 decimals) is rounded half-even to the
+18 decimals of the storage scale only when it is answered.
+
+One ``GROUP BY`` in the database over (status, type, symbol, strategy, UTC day, fee currency) returns a row per
+combination that occurs, with its counts and exact sums; the few group rows are then folded into the totals and
+the by-day, by-strategy and by-symbol views. The orders themselves never leave the database.
+"""
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from cashup.core.enums import OrderStatus
-from cashup.core.money import ZERO
+from cashup.core.money import EXACT, ZERO, storable
+from cashup.db.aggregates import exact_sum, micros_between, utc_day
+from cashup.db.models import OrderRow
+from cashup.orders.repository import OrderFilter
+
+_KEYS = (
+    OrderRow.status,
+    OrderRow.order_type,
+    OrderRow.symbol,
+    OrderRow.strategy_id,
+    utc_day(OrderRow.created_at),
+    OrderRow.fee_currency,
+)
+_FIGURES = (
+    func.count(),
+    exact_sum(OrderRow.filled_quantity),
+    exact_sum(OrderRow.filled_quantity, OrderRow.average_price),
+    exact_sum(OrderRow.fee),
+    func.count(case((OrderRow.fee != ZERO, 1))),
+    func.count(OrderRow.first_fill_at),
+    func.sum(micros_between(OrderRow.created_at, OrderRow.first_fill_at)),
+)
+
+
+async def order_statistics(session: AsyncSession, criteria: OrderFilter) -> dict[str, Any]:
+    """Statistics of the orders matching ``criteria`` (already narrowed to what the caller may see)."""
+    query = criteria.apply(select(*_KEYS, *_FIGURES)).group_by(*_KEYS)
+    return fold((await session.execute(query)).all())
 
 
 @dataclass
@@ -18,13 +55,6 @@ class _Group:
     volume: Decimal = ZERO
     notional: Decimal = ZERO
     fees: Decimal = ZERO
-
-    def add(self, filled: Decimal, notional: Decimal, fee: Decimal, status: str) -> None:
-        self.orders += 1
-        self.filled_orders += status == OrderStatus.FILLED
-        self.volume += filled
-        self.notional += notional
-        self.fees += fee
 
 
 @dataclass
@@ -38,43 +68,36 @@ class _Totals:
     by_symbol: defaultdict[str, _Group] = field(default_factory=lambda: defaultdict(_Group))
     volume: Decimal = ZERO
     notional: Decimal = ZERO
-    latency_total_ms: Decimal = ZERO
+    latency_micros: Decimal = ZERO
     latency_count: int = 0
 
 
-def summarize(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
-    """Aggregate ``(status, order_type, symbol, strategy_id, filled_quantity, average_price, fee,
-    fee_currency, created_at, first_fill_at)`` rows exactly, in Decimal."""
+def fold(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """Fold group rows ``(status, type, symbol, strategy, day, fee currency, count, volume, notional, fees,
+    orders with a fee, orders with a fill time, summed microseconds to first fill)`` into the statistics."""
     totals = _Totals()
-    for (
-        status,
-        order_type,
-        symbol,
-        strategy_id,
-        filled,
-        average_price,
-        fee,
-        fee_currency,
-        created_at,
-        first_fill_at,
-    ) in rows:
-        notional = filled * (average_price or ZERO)
-        totals.by_status[status] += 1
-        totals.by_type[order_type] += 1
-        totals.by_simple_status[OrderStatus(status).simple.value] += 1
-        totals.volume += filled
-        totals.notional += notional
-        if fee:
-            totals.fees[fee_currency or "?"] += fee
-        if first_fill_at is not None:
-            totals.latency_total_ms += Decimal((first_fill_at - created_at) // timedelta(microseconds=1)) / 1000
-            totals.latency_count += 1
-        for groups, key in (
-            (totals.by_day, created_at.date().isoformat()),
-            (totals.by_strategy, strategy_id or "-"),
-            (totals.by_symbol, symbol),
-        ):
-            groups[key].add(filled, notional, fee, status)
+    with localcontext(EXACT):
+        for status, order_type, symbol, strategy_id, day, fee_currency, count, *figures in rows:
+            volume, notional, fees, fee_orders, latency_count, latency_micros = figures
+            volume, notional, fees = volume or ZERO, notional or ZERO, fees or ZERO
+            totals.by_status[status] += count
+            totals.by_type[order_type] += count
+            totals.by_simple_status[OrderStatus(status).simple.value] += count
+            totals.volume += volume
+            totals.notional += notional
+            if fee_orders:
+                totals.fees[fee_currency or "?"] += fees
+            if latency_count:
+                totals.latency_micros += latency_micros
+                totals.latency_count += latency_count
+            for groups, key in ((totals.by_day, day), (totals.by_strategy, strategy_id or "-"),
+                                (totals.by_symbol, symbol)):
+                group = groups[key]
+                group.orders += count
+                group.filled_orders += count if status == OrderStatus.FILLED else 0
+                group.volume += volume
+                group.notional += notional
+                group.fees += fees
     total_orders = sum(totals.by_status.values())
     filled_orders = totals.by_status.get(OrderStatus.FILLED, 0)
     return {
@@ -84,10 +107,10 @@ def summarize(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
         "by_simple_status": dict(totals.by_simple_status),
         "fill_ratio": (Decimal(filled_orders) / total_orders).quantize(Decimal("0.0001")) if total_orders else ZERO,
         "volume": totals.volume,
-        "notional": totals.notional,
+        "notional": storable(totals.notional),
         "fees": dict(totals.fees),
         "average_fill_latency_ms": (
-            (totals.latency_total_ms / totals.latency_count).quantize(Decimal("0.001"))
+            (totals.latency_micros / 1000 / totals.latency_count).quantize(Decimal("0.001"))
             if totals.latency_count
             else None
         ),
@@ -104,7 +127,7 @@ def _groups(groups: dict[str, _Group]) -> list[dict[str, Any]]:
             "orders": g.orders,
             "filled_orders": g.filled_orders,
             "volume": g.volume,
-            "notional": g.notional,
+            "notional": storable(g.notional),
             "fees": g.fees,
         }
         for key, g in sorted(groups.items())

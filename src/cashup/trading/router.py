@@ -9,12 +9,15 @@ from cashup.api.deps import CurrentPrincipal, Placements, RuntimeDep, SessionDep
 from cashup.api.errors import ERROR_RESPONSES
 from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderType
+from cashup.core.errors import NotFound
 from cashup.core.instruments import normalize_symbol
 from cashup.core.ledger import LedgerReason
 from cashup.core.orders.commands import PlaceOrder
 from cashup.db.models import BalanceRow
 from cashup.orders.schemas import OrderOut
 from cashup.orders.service import decode_cursor, encode_cursor
+from cashup.trading.balances import BalanceService
+from cashup.trading.positions import PositionService
 from cashup.trading.schemas import (
     BalanceChange,
     BalanceOut,
@@ -31,8 +34,8 @@ from cashup.trading.schemas import (
     TransferIn,
     TransferOut,
 )
-from cashup.trading.service import BalanceService, PositionService, TradeService, summarize_trades
-from cashup.trading.sync import sync_positions
+from cashup.trading.sync import PositionSync, venue_filled
+from cashup.trading.trades import TradeService
 
 router = APIRouter(responses=ERROR_RESPONSES)
 Symbol = Annotated[str, Path(min_length=3, max_length=32)]
@@ -170,9 +173,9 @@ async def trade_summary(
     start: QueryTime | None = None,
     end: QueryTime | None = None,
 ) -> TradeSummary:
-    """Count, volume, notional, fees and realized PnL; by symbol, strategy and day."""
-    rows = await trades.find(principal, symbol=symbol, strategy_id=strategy_id, since=start, until=end)
-    return TradeSummary.model_validate(summarize_trades(rows))
+    """Count, volume, notional, fees per currency and realized PnL; by symbol, strategy and day."""
+    summary = await trades.summary(principal, symbol=symbol, strategy_id=strategy_id, since=start, until=end)
+    return TradeSummary.model_validate(summary)
 
 
 @router.get("/trades/{trade_id}", response_model=TradeOut, tags=["trades"])
@@ -247,7 +250,14 @@ async def sync(
     runtime: RuntimeDep,
 ) -> SyncReport:
     """Rebuild positions from the exchange's record of our fills and report the drift corrected."""
-    report = await sync_positions(session, runtime, principal, exchange)
+    positions = PositionSync(session, runtime.instruments, runtime.clock)
+    asked = await positions.orders_to_ask(principal, exchange)
+    venue = runtime.venues.get(exchange)
+    if venue is None:
+        raise NotFound(f"exchange {exchange} is not running")
+    await session.commit()  # end the read: the venue is asked with no transaction open
+    filled = await venue_filled(venue, asked)
+    report = await positions.correct(principal, exchange, filled)
     await session.commit()
     return report
 

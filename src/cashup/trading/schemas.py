@@ -109,20 +109,33 @@ class TradePage(BaseModel):
     next_cursor: str | None = None
 
 
+FeesByCurrency = Annotated[
+    dict[str, Amount],
+    Field(description="Fees paid per currency (`{\"BTC\": \"0.00033333\", \"USDT\": \"13.333356\"}`): amounts in "
+                      "different currencies are never added into one number; `?` holds fees recorded without a "
+                      "currency. Only currencies in which a non-zero fee was paid appear.",
+          examples=[{"BTC": "0.00033333", "USDT": "13.333356"}]),
+]
+
+
 class TradeGroup(BaseModel):
+    """The trades of one symbol, strategy (`-` for none) or UTC day."""
+
     key: str
     count: int
     volume: Amount
     notional: Amount
-    fees: Amount
+    fees: FeesByCurrency
     realized_pnl: Amount
 
 
 class TradeSummary(BaseModel):
+    """Totals over the matching trades, and the same figures by symbol, strategy and UTC day."""
+
     count: int
     volume: Amount
     notional: Amount
-    fees: Amount
+    fees: FeesByCurrency
     realized_pnl: Amount
     by_symbol: list[TradeGroup]
     by_strategy: list[TradeGroup]
