@@ -18,7 +18,7 @@ from cashup.runtime import Runtime
 _bearer = HTTPBearer(auto_error=False, description="A JWT from `cashup token` or the CashUp user service")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
@@ -33,14 +33,14 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_unit_of_work(runtime: RuntimeDep, session: SessionDep) -> UnitOfWork:
+async def get_unit_of_work(runtime: RuntimeDep, session: SessionDep) -> UnitOfWork:
     return UnitOfWork(session, runtime.clock, runtime.signals)
 
 
 UnitOfWorkDep = Annotated[UnitOfWork, Depends(get_unit_of_work)]
 
 
-def get_principal(
+async def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None:
@@ -57,14 +57,14 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_placements(request: Request) -> PlacementWriter:
+async def get_placements(request: Request) -> PlacementWriter:
     return request.app.state.placements
 
 
 Placements = Annotated[PlacementWriter, Depends(get_placements)]
 
 
-def get_order_queries(session: SessionDep) -> OrderQueries:
+async def get_order_queries(session: SessionDep) -> OrderQueries:
     return OrderQueries(session)
 
 

@@ -24,7 +24,7 @@ from cashup.risk.service import LIMIT_FIELDS, RiskRepository, limits_of
 router = APIRouter(tags=["risk"], responses=ERROR_RESPONSES)
 
 
-def get_risk(session: SessionDep, runtime: RuntimeDep) -> RiskRepository:
+async def get_risk(session: SessionDep, runtime: RuntimeDep) -> RiskRepository:
     return RiskRepository(session, runtime.rules.default_limits, runtime.clock)
 
 

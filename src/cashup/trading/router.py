@@ -41,15 +41,15 @@ router = APIRouter(responses=ERROR_RESPONSES)
 Symbol = Annotated[str, Path(min_length=3, max_length=32)]
 
 
-def balance_service(runtime: RuntimeDep, session: SessionDep) -> BalanceService:
+async def balance_service(runtime: RuntimeDep, session: SessionDep) -> BalanceService:
     return BalanceService(session, runtime.accounts, runtime.clock)
 
 
-def trade_service(runtime: RuntimeDep, session: SessionDep) -> TradeService:
+async def trade_service(runtime: RuntimeDep, session: SessionDep) -> TradeService:
     return TradeService(session, runtime.accounts, runtime.instruments, runtime.clock)
 
 
-def position_service(runtime: RuntimeDep, session: SessionDep) -> PositionService:
+async def position_service(runtime: RuntimeDep, session: SessionDep) -> PositionService:
     return PositionService(session, runtime.accounts, runtime.instruments, runtime.last_price, runtime.clock)
 
 
