@@ -96,7 +96,8 @@ async def test_twap_progress_asks_the_market_vwap_with_no_transaction_open(
 
     async with runtime.sessions() as session:
         asked = recording(monkeypatch, runtime.venues["paper"], "fetch_market_vwap", session)
-        progress = await twap_progress(session, runtime, ALICE, UUID(parent["id"]))
+        progress = await twap_progress(session, ALICE, UUID(parent["id"]), instruments=runtime.instruments,
+                                       venues=runtime.venues, clock=runtime.clock)
 
     assert asked == [False]
     assert (progress["slices_done"], progress["filled_quantity"], progress["status"]) == (2, D("0.002"), "filled")

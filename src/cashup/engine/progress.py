@@ -1,5 +1,7 @@
 """Progress of running algorithms."""
 
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -8,12 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cashup.core.algos import PAUSED, IcebergAlgorithm, TwapAlgorithm, slippage_bps
 from cashup.core.enums import ALGORITHM_ORDER_TYPES, OrderType
 from cashup.core.errors import InvalidOrder, NotFound
+from cashup.core.instruments import InstrumentRegistry
 from cashup.core.money import storable
 from cashup.core.orders import Order
 from cashup.core.principal import Principal
 from cashup.engine.algorithms import build_algorithm, child_view
 from cashup.execution.store import OrderStore
-from cashup.runtime import Runtime
+from cashup.venues.base import Venue
 
 
 async def _parent(
@@ -33,17 +36,18 @@ async def _parent(
 
 
 async def twap_progress(
-    session: AsyncSession, runtime: Runtime, principal: Principal, order_id: UUID
+    session: AsyncSession, principal: Principal, order_id: UUID, *, instruments: InstrumentRegistry,
+    venues: Mapping[str, Venue], clock: Callable[[], datetime],
 ) -> dict[str, Any]:
     """TWAP progress with the market VWAP over its window; the venue is asked after the read has ended."""
     parent = await _parent(session, principal, order_id, OrderType.TWAP)
-    algorithm = build_algorithm(parent, runtime.instruments.get(parent.exchange, parent.symbol))
+    algorithm = build_algorithm(parent, instruments.get(parent.exchange, parent.symbol))
     assert isinstance(algorithm, TwapAlgorithm)
-    now = runtime.clock()
+    now = clock()
     progress = algorithm.progress([child_view(child) for child in await OrderStore(session).children(parent.id)], now)
     window_end = min(now, parent.updated_at or now) if parent.status.is_final else now
     await session.rollback()  # nothing was written: end the read so no transaction is open during the venue call
-    venue = runtime.venues.get(parent.exchange)
+    venue = venues.get(parent.exchange)
     vwap = await venue.fetch_market_vwap(parent.symbol, parent.created_at, window_end) if venue else None
     vwap = storable(vwap) if vwap is not None else None
     slippage = slippage_bps(parent.side, progress.average_price, vwap) if vwap and progress.average_price else None
@@ -64,10 +68,11 @@ async def twap_progress(
 
 
 async def iceberg_progress(
-    session: AsyncSession, runtime: Runtime, principal: Principal, order_id: UUID
+    session: AsyncSession, principal: Principal, order_id: UUID, *, instruments: InstrumentRegistry,
+    venues: Mapping[str, Venue], clock: Callable[[], datetime],
 ) -> dict[str, Any]:
     parent = await _parent(session, principal, order_id, OrderType.ICEBERG)
-    algorithm = build_algorithm(parent, runtime.instruments.get(parent.exchange, parent.symbol))
+    algorithm = build_algorithm(parent, instruments.get(parent.exchange, parent.symbol))
     assert isinstance(algorithm, IcebergAlgorithm)
     progress = algorithm.progress([child_view(child) for child in await OrderStore(session).children(parent.id)])
     return {

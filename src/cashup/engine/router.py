@@ -133,14 +133,16 @@ class IcebergProgressOut(BaseModel):
 async def get_twap_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                             runtime: RuntimeDep) -> TwapProgressOut:
     """Slices done of total, filled, average price, the market VWAP over the elapsed window and slippage in bps."""
-    return TwapProgressOut.model_validate(await twap_progress(session, runtime, principal, order_id))
+    return TwapProgressOut.model_validate(await twap_progress(
+        session, principal, order_id, instruments=runtime.instruments, venues=runtime.venues, clock=runtime.clock))
 
 
 @router.get("/orders/{order_id}/iceberg-progress", response_model=IcebergProgressOut)
 async def get_iceberg_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                                runtime: RuntimeDep) -> IcebergProgressOut:
     """Visible (working at the venue), hidden (not shown yet) and filled quantities."""
-    return IcebergProgressOut.model_validate(await iceberg_progress(session, runtime, principal, order_id))
+    return IcebergProgressOut.model_validate(await iceberg_progress(
+        session, principal, order_id, instruments=runtime.instruments, venues=runtime.venues, clock=runtime.clock))
 
 
 @router.post("/orders/{order_id}/pause", status_code=204)

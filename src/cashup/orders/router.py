@@ -46,7 +46,6 @@ from cashup.orders.schemas import (
     StatusUpdateById,
 )
 from cashup.orders.service import OrderQueries
-from cashup.runtime import Runtime
 
 router = APIRouter(tags=["orders"], responses=ERROR_RESPONSES)
 
@@ -226,7 +225,7 @@ async def get_order(order_id: UUID, principal: CurrentPrincipal, orders: OrderQu
     return order_out(await orders.get(principal, order_id))
 
 
-async def _until_settled(runtime: Runtime, orders: OrderQueries, principal: Principal, order: Order,
+async def _until_settled(runtime: RuntimeDep, orders: OrderQueries, principal: Principal, order: Order,
                          changed: asyncio.Event) -> OrderOut:
     """Give the engine a moment to finish a cancel or amend, so the answer shows the outcome."""
     loop = asyncio.get_running_loop()
@@ -244,7 +243,7 @@ async def _until_settled(runtime: Runtime, orders: OrderQueries, principal: Prin
 
 
 async def _amend(order_id: UUID, body: OrderAmend, principal: Principal, uow: UnitOfWork, orders: OrderQueries,
-                 runtime: Runtime) -> OrderOut:
+                 runtime: RuntimeDep) -> OrderOut:
     with runtime.signals.watching(order_id) as changed:
         order = await amend_order(uow, body.to_command(principal, order_id), runtime.instruments)
         await uow.commit()
@@ -266,7 +265,7 @@ async def amend(order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, u
 
 
 async def _cancel(order_id: UUID, reason: str | None, principal: Principal, uow: UnitOfWork, orders: OrderQueries,
-                  runtime: Runtime) -> OrderOut:
+                  runtime: RuntimeDep) -> OrderOut:
     with runtime.signals.watching(order_id) as changed:
         order = await cancel_order(uow, CancelOrder(principal=principal, order_id=order_id, reason=reason))
         await uow.commit()
