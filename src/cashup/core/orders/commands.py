@@ -8,47 +8,20 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from cashup.core.enums import OrderSide, OrderType, TimeInForce, TrailingOffsetType, TriggerType
 from cashup.core.money import canonical
+from cashup.core.orders.terms import OrderTerms
 from cashup.core.principal import Principal
 
 _NOT_REQUEST = frozenset({"principal", "parent_order_id", "role", "child_index"})
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlaceOrder:
-    """Place a new order for ``principal`` (``parent_order_id``, ``role`` and ``child_index`` mark an
-    algorithm's child)."""
+class PlaceOrder(OrderTerms):
+    """Place a new order for ``principal`` (on its account on ``exchange`` unless ``account_id`` names one)."""
 
     principal: Principal
-    symbol: str
-    side: OrderSide
-    order_type: OrderType
-    quantity: Decimal
-    exchange: str = "paper"
     account_id: UUID | None = None
     client_order_id: str | None = None
-    strategy_id: str | None = None
-    price: Decimal | None = None
-    trigger_price: Decimal | None = None
-    trigger_type: TriggerType = TriggerType.LAST
-    trailing_offset: Decimal | None = None
-    trailing_offset_type: TrailingOffsetType | None = None
-    activation_price: Decimal | None = None
-    stop_loss_price: Decimal | None = None
-    take_profit_price: Decimal | None = None
-    time_in_force: TimeInForce = TimeInForce.GTC
-    expire_at: datetime | None = None
-    post_only: bool = False
-    reduce_only: bool = False
-    priority: int = 0
-    twap_slices: int | None = None
-    twap_interval: int | None = None
-    iceberg_visible_ratio: Decimal | None = None
-    display_quantity: Decimal | None = None
-    parent_order_id: UUID | None = None
-    role: str | None = None
-    child_index: int | None = None
 
     def fingerprint(self) -> str:
         """A digest of the request, to tell a repeat of it from another order under the same client id."""

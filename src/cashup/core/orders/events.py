@@ -9,13 +9,9 @@ from uuid import UUID
 
 from cashup.core.enums import (
     Liquidity,
-    OrderSide,
-    OrderType,
-    TimeInForce,
-    TrailingOffsetType,
-    TriggerType,
 )
 from cashup.core.money import canonical
+from cashup.core.orders.terms import OrderTerms
 
 
 class EventKind(StrEnum):
@@ -68,7 +64,7 @@ class OrderEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OrderInitialized(OrderEvent):
+class OrderInitialized(OrderEvent, OrderTerms):
     """The order as admitted, with every default applied and what it reserves: the first event of every order."""
 
     kind = EventKind.CREATED
@@ -76,32 +72,6 @@ class OrderInitialized(OrderEvent):
     client_order_id: str
     user_id: str
     account_id: UUID
-    exchange: str
-    symbol: str
-    side: OrderSide
-    order_type: OrderType
-    quantity: Decimal
-    strategy_id: str | None = None
-    price: Decimal | None = None
-    trigger_price: Decimal | None = None
-    trigger_type: TriggerType = TriggerType.LAST
-    trailing_offset: Decimal | None = None
-    trailing_offset_type: TrailingOffsetType | None = None
-    activation_price: Decimal | None = None
-    stop_loss_price: Decimal | None = None
-    take_profit_price: Decimal | None = None
-    time_in_force: TimeInForce = TimeInForce.GTC
-    expire_at: datetime | None = None
-    post_only: bool = False
-    reduce_only: bool = False
-    priority: int = 0
-    parent_order_id: UUID | None = None
-    role: str | None = None
-    child_index: int | None = None
-    twap_slices: int | None = None
-    twap_interval: int | None = None
-    iceberg_visible_ratio: Decimal | None = None
-    display_quantity: Decimal | None = None
     reserve_price: Decimal | None = None
     fee_rate: Decimal = Decimal(0)
     locked_asset: str | None = None
