@@ -55,7 +55,8 @@ def serve(
         upgrade_to_head(settings.database_url)
     if local_secret:
         token = issue_token(secret, "trader", Role.TRADER, algorithm=settings.jwt_algorithm,
-                            minutes=settings.jwt_access_token_expire_minutes)
+                            minutes=settings.jwt_access_token_expire_minutes,
+                            issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         base = f"http://{settings.host}:{settings.port}"
         print(
             f"\nCashUp Order Service on {base}  (docs: {base}/docs)\n"
@@ -130,7 +131,8 @@ def token(
     settings = get_settings()
     secret, _ = _secret(settings, read_state_file=True)
     lifetime = minutes or settings.jwt_access_token_expire_minutes
-    sys.stdout.write(issue_token(secret, user, role, algorithm=settings.jwt_algorithm, minutes=lifetime) + "\n")
+    sys.stdout.write(issue_token(secret, user, role, algorithm=settings.jwt_algorithm, minutes=lifetime,
+                                 issuer=settings.jwt_issuer, audience=settings.jwt_audience) + "\n")
 
 
 @app.command("paper-exchange")
@@ -201,7 +203,8 @@ def demo(
 
                 settings = get_settings()
                 secret, _ = _secret(settings, read_state_file=True)
-                bearer = issue_token(secret, "demo", Role.TRADER, algorithm=settings.jwt_algorithm, minutes=60)
+                bearer = issue_token(secret, "demo", Role.TRADER, algorithm=settings.jwt_algorithm, minutes=60,
+                                     issuer=settings.jwt_issuer, audience=settings.jwt_audience)
             target = url
 
             async def remote() -> None:

@@ -12,6 +12,7 @@ from cashup import __version__
 from cashup.core.money import to_decimal
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./cashup.db"
+BAND_OFF_WORDS = frozenset({"", "off", "none", "disabled"})
 INSECURE_SECRETS = frozenset({"", "secret", "changeme", "change-me", "your-secret-key"})
 
 
@@ -34,7 +35,9 @@ class Settings(BaseSettings):
     broker_url: str | None = None
 
     jwt_secret_key: str | None = None
-    jwt_algorithm: str = "HS256"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str | None = Field(default=None, description="required `iss` claim of every token, when set")
+    jwt_audience: str | None = Field(default=None, description="required `aud` claim of every token, when set")
     jwt_access_token_expire_minutes: int = 60 * 24
     state_dir: Path = Path(".cashup")
 
@@ -51,7 +54,9 @@ class Settings(BaseSettings):
     iceberg_default_visible_ratio: Decimal = Decimal("0.1")
     max_order_value: Decimal = Decimal("100000")
     max_position_size: Decimal = Decimal("500000")
-    risk_price_band: Decimal | None = Decimal("0.5")
+    risk_price_band: Decimal | None = Field(
+        default=Decimal("0.5"), description="limit price within this fraction of the mark; `off` or empty: no band"
+    )
     max_orders_per_minute_user: int | None = 1200
     max_orders_per_minute_account: int | None = 1200
     market_protection_band: Decimal = Decimal("0.05")
@@ -99,6 +104,13 @@ class Settings(BaseSettings):
                 "or mysql+aiomysql://"
             )
         return url
+
+    @field_validator("risk_price_band", mode="before")
+    @classmethod
+    def _band_may_be_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in BAND_OFF_WORDS:
+            return None
+        return value
 
     @field_validator("paper_initial_balances")
     @classmethod

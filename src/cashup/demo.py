@@ -545,7 +545,8 @@ async def run_embedded(settings: Settings, console: Console, *, seconds: float) 
     from cashup.runtime import Runtime
 
     assert settings.jwt_secret_key is not None
-    token = issue_token(settings.jwt_secret_key, "demo", Role.TRADER, algorithm=settings.jwt_algorithm, minutes=60)
+    token = issue_token(settings.jwt_secret_key, "demo", Role.TRADER, algorithm=settings.jwt_algorithm, minutes=60,
+                        issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     runtime = Runtime(settings)
     await runtime.start()
     try:
