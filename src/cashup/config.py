@@ -82,7 +82,12 @@ class Settings(BaseSettings):
     paper_exchange_port: int = Field(default=8003, description="port of `cashup paper-exchange` (on 127.0.0.1)")
     paper_exchange_timeout_seconds: float = 10.0
     paper_journal_path: str | None = Field(
-        default=None, description="durable journal of the embedded paper exchange; unset: in memory only"
+        default=None,
+        description="durable journal of the embedded paper exchange; unset: <STATE_DIR>/paper-journal.db; "
+        "`memory`: in memory only",
+    )
+    manual_exchanges: str = Field(
+        default="", description="comma-separated exchange names whose fills are reported from outside (manual desks)"
     )
     paper_latency_seconds: float = Field(default=0.0, ge=0)
     paper_reject_rate: float = Field(default=0.0, ge=0, le=1)
@@ -121,6 +126,10 @@ class Settings(BaseSettings):
     @property
     def initial_paper_balances(self) -> dict[str, Decimal]:
         return parse_balances(self.paper_initial_balances)
+
+    @property
+    def manual_exchange_names(self) -> list[str]:
+        return [name.strip().lower() for name in self.manual_exchanges.split(",") if name.strip()]
 
     @property
     def is_sqlite(self) -> bool:

@@ -84,6 +84,11 @@ class Runtime:
         venue = self.venues.get(exchange)
         return venue.last_price(symbol) if venue is not None else None
 
+    def venue_reports_fills(self, exchange: str) -> bool:
+        """Whether the service sees the fills of orders on ``exchange`` itself (unknown exchanges count as yes)."""
+        venue = self.venues.get(exchange)
+        return venue is None or venue.reports_fills
+
     async def start(self) -> None:
         for venue in self.venues.values():
             await venue.start()

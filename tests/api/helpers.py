@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from cashup.runtime import Runtime
+
 API = "/api/v1"
 
 
@@ -37,3 +39,12 @@ async def wait_for_status(
         if body["status"] in statuses or loop.time() > deadline:
             return body
         await asyncio.sleep(0.02)
+
+
+def take_outside_fills_on_paper(runtime: Runtime) -> None:
+    """Let admin and strategy tokens post fills for paper orders, as if paper were a manual desk.
+
+    For tests that use outside fills only to drive the books to a state; the authority rule itself is
+    tested in ``test_role_matrix.py``.
+    """
+    runtime.venue_reports_fills = lambda exchange: False  # type: ignore[method-assign]

@@ -34,6 +34,12 @@ from cashup.trading.books import Books
 from tests.integration.conftest import BACKENDS
 
 ALICE = Principal("alice", Role.TRADER)
+ALICE_SERVICE = Principal("alice", Role.STRATEGY)
+
+
+def manual_desk(exchange: str) -> bool:
+    """A venue that does not report fills itself, so outside fills are taken."""
+    return False
 BOB = Principal("bob", Role.TRADER)
 ADMIN = Principal("root", Role.ADMIN)
 LAST_PRICES = {"BTC/USDT": Decimal("50000"), "ETH/USDT": Decimal("3700")}
@@ -279,9 +285,9 @@ async def test_external_execution_is_booked_once(
     body = ExecutionCreate(execution_id="drop-copy-1", quantity="0.1", price="48999.5", fee="4.89995",
                            executed_at=T0)
     async with service_for() as service:
-        booked, new = await service.add_execution(ALICE, order_id, body)
+        booked, new = await service.add_execution(ALICE_SERVICE, order_id, body, manual_desk)
     async with service_for() as service:
-        again, new_again = await service.add_execution(ALICE, order_id, body)
+        again, new_again = await service.add_execution(ALICE_SERVICE, order_id, body, manual_desk)
     assert (new, new_again) == (True, False)
     assert again.id == booked.id
     assert (booked.quantity, booked.price, booked.fee, booked.fee_currency, booked.source) == (

@@ -207,9 +207,11 @@ async def statistics_by_date(
 
 
 @router.post("/orders/status/update", response_model=OrderOut)
-async def update_status(body: StatusUpdateById, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderOut:
-    """Apply an external status report (admin or strategy service); 409 if the transition is not allowed."""
-    row = await service.apply_status(principal, body.order_id, body)
+async def update_status(
+    body: StatusUpdateById, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
+) -> OrderOut:
+    """Apply an external status report (admin or strategy service, manual exchanges only); 409 if not allowed."""
+    row = await service.apply_status(principal, body.order_id, body, runtime.venue_reports_fills)
     await service.session.commit()
     return order_out(row)
 
@@ -321,10 +323,10 @@ async def list_executions(order_id: UUID, principal: CurrentPrincipal, service: 
     responses={200: {"model": ExecutionOut}},
 )
 async def add_execution(
-    order_id: UUID, body: ExecutionCreate, principal: CurrentPrincipal, service: OrderServiceDep
+    order_id: UUID, body: ExecutionCreate, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> Response:
-    """Record a fill reported from outside; a repeated `execution_id` answers 200 with the booked fill."""
-    execution, created = await service.add_execution(principal, order_id, body)
+    """Record a fill reported from outside (admin or strategy service, manual exchanges only); repeat: 200."""
+    execution, created = await service.add_execution(principal, order_id, body, runtime.venue_reports_fills)
     await service.session.commit()
     return json_response(ExecutionOut.model_validate(execution, from_attributes=True), 201 if created else 200)
 
@@ -337,10 +339,10 @@ async def list_events(order_id: UUID, principal: CurrentPrincipal, service: Orde
 
 @router.put("/orders/{order_id}/status", response_model=OrderOut)
 async def put_status(
-    order_id: UUID, body: StatusUpdate, principal: CurrentPrincipal, service: OrderServiceDep
+    order_id: UUID, body: StatusUpdate, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> OrderOut:
-    """Apply an external status report (admin or strategy service); 409 if the transition is not allowed."""
-    row = await service.apply_status(principal, order_id, body)
+    """Apply an external status report (admin or strategy service, manual exchanges only); 409 if not allowed."""
+    row = await service.apply_status(principal, order_id, body, runtime.venue_reports_fills)
     await service.session.commit()
     return order_out(row)
 

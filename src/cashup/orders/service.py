@@ -14,7 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.accounts.service import AccountDirectory
 from cashup.core.enums import ALGORITHM_ORDER_TYPES, HELD_ORDER_TYPES, WORKING_STATUSES, OrderStatus, OrderType, Role
-from cashup.core.errors import Conflict, DomainError, InvalidOrder, InvalidTransition, NotFound, UnknownInstrument
+from cashup.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidOrder,
+    InvalidTransition,
+    NotFound,
+    UnknownInstrument,
+)
 from cashup.core.ids import new_id
 from cashup.core.instruments import Instrument, InstrumentRegistry, normalize_symbol
 from cashup.core.money import ZERO
@@ -387,12 +395,10 @@ class OrderService:
         return row
 
     async def add_execution(
-        self, principal: Principal, order_id: UUID, body: ExecutionCreate
+        self, principal: Principal, order_id: UUID, body: ExecutionCreate, venue_reports_fills: Callable[[str], bool]
     ) -> tuple[ExecutionRow, bool]:
         """Book a fill reported from outside; a repeated ``execution_id`` returns the booked one."""
-        if principal.role is not Role.ADMIN and principal.role is not Role.STRATEGY:
-            principal.require_trading()
-        row = await self.get(principal, order_id, for_update=True)
+        row = await self._externally_reported(principal, order_id, venue_reports_fills)
         existing = await self.repository.get_execution(order_id, body.execution_id)
         if existing is not None:
             return existing, False
@@ -418,10 +424,11 @@ class OrderService:
         assert booked is not None
         return booked, True
 
-    async def apply_status(self, principal: Principal, order_id: UUID, body: StatusUpdate) -> OrderRow:
+    async def apply_status(
+        self, principal: Principal, order_id: UUID, body: StatusUpdate, venue_reports_fills: Callable[[str], bool]
+    ) -> OrderRow:
         """Apply an external status report through the transition table."""
-        principal.require(Role.ADMIN, Role.STRATEGY)
-        row = await self.get(principal, order_id, for_update=True)
+        row = await self._externally_reported(principal, order_id, venue_reports_fills)
         make_event = EXTERNAL_STATUS_EVENTS.get(body.status)
         if make_event is None:
             raise InvalidOrder(
@@ -436,6 +443,24 @@ class OrderService:
             self._schedule(row, None)
         elif order.status is OrderStatus.PENDING_CANCEL:
             self._schedule(row, Action.CANCEL)
+        return row
+
+    async def _externally_reported(
+        self, principal: Principal, order_id: UUID, venue_reports_fills: Callable[[str], bool]
+    ) -> OrderRow:
+        """The order an outside report is about, if the caller is a service identity and its venue is silent.
+
+        Only ``admin`` and ``strategy`` (a strategy's service identity, for its own orders) report from outside,
+        and only for orders on venues that do not report fills themselves: anything else could mint money.
+        """
+        principal.require(Role.ADMIN, Role.STRATEGY)
+        row = await self.get(principal, order_id, for_update=True)
+        if venue_reports_fills(row.exchange):
+            raise Forbidden(
+                f"exchange {row.exchange} reports this order's fills and statuses itself; "
+                "outside reports are only taken for manual or drop-copy exchanges",
+                exchange=row.exchange,
+            )
         return row
 
     async def executions(self, principal: Principal, order_id: UUID) -> list[ExecutionRow]:

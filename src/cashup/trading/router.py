@@ -218,6 +218,7 @@ async def close_position(
     runtime: RuntimeDep,
 ) -> OrderOut:
     """Submit a reduce-only market order closing the whole position or `quantity` of it."""
+    principal.require_trading()
     symbol = normalize_symbol(body.symbol)
     held = await positions.open_quantity(principal, body.exchange, symbol, body.strategy_id)
     quantity = min(body.quantity or abs(held), abs(held))

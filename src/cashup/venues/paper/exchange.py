@@ -174,6 +174,7 @@ class PaperExchange:
     """
 
     name = "paper"
+    reports_fills = True
 
     def __init__(
         self,
