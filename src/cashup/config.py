@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = 10
     database_max_overflow: int = 20
+    database_connect_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="give up making a database connection after this long (then 503)"
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="give up waiting for a free pooled connection after this long (then 503)"
+    )
     auto_migrate: bool | None = None
     redis_url: str | None = None
     broker_url: str | None = None

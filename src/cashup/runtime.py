@@ -95,7 +95,8 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.applier.run(), name="report-applier"))
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
-        log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker)
+        log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker,
+                 database=self.settings.database_url)
 
     async def stop(self) -> None:
         for venue in self.venues.values():

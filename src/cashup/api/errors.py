@@ -7,11 +7,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cashup.core.errors import Conflict, DomainError, Forbidden, InvalidOrder, InvalidTransition, NotFound
 from cashup.core.ledger import InsufficientFunds
+from cashup.db.outage import CANDIDATE_ERRORS, is_unavailable
 from cashup.orders.service import RiskDenied
 
 log = structlog.get_logger("cashup.api")
@@ -115,20 +115,32 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
                             headers=getattr(error, "headers", None))
 
-    @app.exception_handler(OperationalError)
-    async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
-        log.error("database unavailable", error=str(error.orig))
-        return JSONResponse(error_body("ServiceUnavailable", "the database is unavailable; retry later"),
-                            status_code=503, headers={"Retry-After": "1"})
-
-    @app.exception_handler(DBAPIError)
-    async def _database_error(_: Request, error: DBAPIError) -> JSONResponse:
-        if error.connection_invalidated:
-            return await _database_down(_, error)  # type: ignore[arg-type]
-        log.exception("database error", error=str(error.orig))
+    async def _maybe_unavailable(_: Request, error: Exception) -> JSONResponse:
+        if is_unavailable(error):
+            return unavailable_response(error)
+        log.exception("database error", error=repr(error))
         return JSONResponse(error_body("InternalError", "internal error"), status_code=500)
+
+    for error_class in CANDIDATE_ERRORS:
+        app.add_exception_handler(error_class, _maybe_unavailable)  # type: ignore[arg-type]
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        if is_unavailable(error):
+            return unavailable_response(error)
         log.exception("unhandled error", error=repr(error))
         return JSONResponse(error_body("InternalError", "internal error"), status_code=500)
+
+
+RETRY_AFTER_SECONDS = 2
+
+
+def unavailable_response(error: BaseException) -> JSONResponse:
+    """503 for a dependency that cannot be reached: the database, by its driver's connection errors."""
+    log.warning("database unavailable", error=f"{type(error).__name__}: {error}")
+    return JSONResponse(
+        error_body("ServiceUnavailable", "the database cannot be reached; nothing was written, retry later",
+                   dependency="database"),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

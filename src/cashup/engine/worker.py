@@ -27,6 +27,7 @@ from cashup.db.models import OrderRow, WorkerRow
 from cashup.engine import algorithms, held, venue_steps
 from cashup.engine.context import EngineContext
 from cashup.engine.signals import Signals
+from cashup.engine.startup_reconcile import reconcile_at_start
 from cashup.metrics import WORK_STEPS
 from cashup.orders.admission import TradingRules
 from cashup.orders.repository import OrderRepository
@@ -86,7 +87,7 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
 
     async def run(self) -> None:
-        await self.reconcile_unknown_outcomes()
+        await reconcile_at_start(self.context, self.reconcile_unknown_outcomes)
         heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
         try:
             while True:
