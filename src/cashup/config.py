@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     worker_concurrency: int = 3
     worker_poll_seconds: float = 0.5
-    lease_seconds: float = 30.0
+    lease_seconds: float = Field(
+        default=3.0, gt=0, description="a worker's hold on an order it works on, renewed every third of it"
+    )
     worker_max_attempts: int = 6
     worker_heartbeat_seconds: float = 5.0
     worker_dead_after_seconds: float = 30.0

@@ -26,6 +26,7 @@ from cashup.core.instruments import InstrumentRegistry
 from cashup.db.models import OrderRow, WorkerRow
 from cashup.engine import algorithms, held, venue_steps
 from cashup.engine.context import EngineContext
+from cashup.engine.leases import LeaseKeeper
 from cashup.engine.signals import Signals
 from cashup.engine.startup_reconcile import reconcile_at_start
 from cashup.metrics import WORK_STEPS
@@ -60,7 +61,7 @@ class Worker:
         *,
         concurrency: int = 3,
         poll_seconds: float = 0.5,
-        lease_seconds: float = 30.0,
+        lease_seconds: float = 3.0,
         action_timeout_seconds: float = 30.0,
         max_attempts: int = 6,
         heartbeat_seconds: float = 5.0,
@@ -89,6 +90,9 @@ class Worker:
     async def run(self) -> None:
         await reconcile_at_start(self.context, self.reconcile_unknown_outcomes)
         heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
+        keeper = LeaseKeeper(self.sessions, self.owner, self.context.lease, self.clock,
+                             uses_skip_locked=self.uses_skip_locked)
+        renewals = asyncio.create_task(keeper.run(), name="worker-lease-renewal")
         try:
             while True:
                 try:
@@ -103,9 +107,10 @@ class Worker:
                         async with asyncio.timeout(self.poll_seconds):
                             await self.signals.work_available.wait()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in (heartbeat, renewals):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._sign_off()
 
     async def run_once(self) -> int:
