@@ -18,7 +18,7 @@ from tests.api.helpers import API, limit_buy, market
         (limit_buy("1", quantity="0.001"), "quantity", "min_notional"),
         (limit_buy("1000", quantity="1e30"), "quantity", "decimal_whole_digits"),
         (limit_buy("1000", quantity="0.1234567890123456789"), "quantity", "decimal_max_places"),
-        (limit_buy("1000", quantity="NaN"), "quantity", "finite_number"),
+        (limit_buy("1000", quantity="NaN"), "quantity", "decimal_format"),
         (limit_buy("1000", symbol="DOGE/USDT"), "symbol", "unknown_instrument"),
         (limit_buy("1000", symbol="nonsense"), "symbol", "format"),
         (limit_buy("1000", exchange="nowhere"), "exchange", "unknown_exchange"),

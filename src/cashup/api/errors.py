@@ -51,18 +51,31 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (RiskDenied, 422),
 ]
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut, "description": text}
-    for code, text in (
-        (400, "Malformed request"),
-        (401, "Missing or invalid bearer token"),
-        (403, "The caller's role does not allow this"),
-        (404, "Unknown, or not the caller's"),
-        (409, "Conflicts with the current state"),
-        (422, "Invalid field or refused order"),
-        (503, "A dependency is down"),
-    )
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "The body is not valid JSON",
+    401: "Missing or invalid bearer token",
+    403: "The caller's role does not allow this",
+    404: "Unknown, or not the caller's",
+    409: "Conflicts with the current state",
+    415: "The body is not application/json",
+    422: "Invalid field or refused order: the field and the rule are named",
+    503: "The database cannot be reached; retry after `Retry-After` seconds",
 }
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+
+READ = (401, 422, 503)
+"""What any protected route may answer besides success: no token, a bad parameter, the database down."""
+BODY = (400, 415)
+"""What a route with a JSON body may answer besides: not JSON, or not declared as JSON."""
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of one route (OpenAPI ``responses``), in the one error shape."""
+    return {
+        code: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[code]} | ({"headers": _RETRY_AFTER} if code == 503
+                                                                             else {})
+        for code in sorted(set(codes))
+    }
 
 
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -72,6 +85,16 @@ def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
 def _field_name(location: tuple[Any, ...]) -> str:
     parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+def _refused_media_type(request: Request, issues: list[Any]) -> bool:
+    """A body was expected (an issue is about it) and the request says it sent something other than JSON."""
+    media_type = request.headers.get("content-type")
+    if media_type is None:
+        return False
+    essence = media_type.split(";", 1)[0].strip().lower()
+    is_json = essence == "application/json" or (essence.startswith("application/") and essence.endswith("+json"))
+    return not is_json and any(tuple(issue.get("loc", ()))[:1] == ("body",) for issue in issues)
 
 
 def domain_error_response(error: DomainError) -> JSONResponse:
@@ -87,8 +110,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return domain_error_response(error)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
         issues = error.errors()
+        if _refused_media_type(request, issues):
+            media_type = request.headers.get("content-type", "")
+            return JSONResponse(
+                error_body("UnsupportedMediaType", f"the body must be application/json, not {media_type[:80]!r}"),
+                status_code=415,
+            )
         if any(issue.get("type") == "json_invalid" for issue in issues):
             return JSONResponse(error_body("MalformedRequest", "the body is not valid JSON"), status_code=400)
         fields = [

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
-from cashup.api.errors import ERROR_RESPONSES
+from cashup.api.errors import BODY, READ, errors
 from cashup.api.types import Amount
 from cashup.core.enums import Role
 from cashup.engine.failures import FailureStore
@@ -16,7 +16,7 @@ from cashup.engine.progress import iceberg_progress, set_paused, twap_progress
 from cashup.engine.queue import queue_status
 from cashup.orders.service import decode_cursor, encode_cursor
 
-router = APIRouter(tags=["engine"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["engine"])
 FailureStatusName = Literal["pending", "processing", "success", "failed"]
 
 
@@ -58,7 +58,7 @@ class QueueStatus(BaseModel):
     workers: list[WorkerOut]
 
 
-@router.get("/failures", response_model=FailurePage)
+@router.get("/failures", responses=errors(*READ, 403), response_model=FailurePage)
 async def list_failures(
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -75,7 +75,7 @@ async def list_failures(
                        next_cursor=next_cursor)
 
 
-@router.get("/failures/{failure_id}", response_model=FailureOut)
+@router.get("/failures/{failure_id}", responses=errors(*READ, 403, 404), response_model=FailureOut)
 async def get_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                       runtime: RuntimeDep) -> FailureOut:
     """One failure with its error and retry count (admin, risk)."""
@@ -83,7 +83,7 @@ async def get_failure(failure_id: UUID, principal: CurrentPrincipal, session: Se
     return FailureOut.model_validate(await FailureStore(session, runtime.clock).get(failure_id), from_attributes=True)
 
 
-@router.post("/failures/{failure_id}/retry", response_model=FailureOut)
+@router.post("/failures/{failure_id}/retry", responses=errors(*READ, 403, 404, 409), response_model=FailureOut)
 async def retry_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                         runtime: RuntimeDep) -> FailureOut:
     """Put the failed work back in the queue with a fresh set of attempts (admin)."""
@@ -94,7 +94,7 @@ async def retry_failure(failure_id: UUID, principal: CurrentPrincipal, session: 
     return FailureOut.model_validate(row, from_attributes=True)
 
 
-@router.get("/orders/queue/status", response_model=QueueStatus)
+@router.get("/orders/queue/status", responses=errors(*READ, 403), response_model=QueueStatus)
 async def get_queue_status(principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> QueueStatus:
     """Work due, scheduled, in progress, retrying and failed; the oldest due age; the workers alive."""
     principal.require(Role.ADMIN, Role.RISK)
@@ -128,21 +128,21 @@ class IcebergProgressOut(BaseModel):
     paused: bool
 
 
-@router.get("/orders/{order_id}/twap-progress", response_model=TwapProgressOut)
+@router.get("/orders/{order_id}/twap-progress", responses=errors(*READ, 404), response_model=TwapProgressOut)
 async def get_twap_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                             runtime: RuntimeDep) -> TwapProgressOut:
     """Slices done of total, filled, average price, the market VWAP over the elapsed window and slippage in bps."""
     return TwapProgressOut.model_validate(await twap_progress(session, runtime, principal, order_id))
 
 
-@router.get("/orders/{order_id}/iceberg-progress", response_model=IcebergProgressOut)
+@router.get("/orders/{order_id}/iceberg-progress", responses=errors(*READ, 404), response_model=IcebergProgressOut)
 async def get_iceberg_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                                runtime: RuntimeDep) -> IcebergProgressOut:
     """Visible (working at the venue), hidden (not shown yet) and filled quantities."""
     return IcebergProgressOut.model_validate(await iceberg_progress(session, runtime, principal, order_id))
 
 
-@router.post("/orders/{order_id}/pause", status_code=204)
+@router.post("/orders/{order_id}/pause", responses=errors(*READ, 403, 404, 409), status_code=204)
 async def pause(order_id: UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> None:
     """Stop scheduling new child orders of a running algorithm; working children stay as they are."""
     await set_paused(session, runtime, principal, order_id, True)
@@ -150,7 +150,7 @@ async def pause(order_id: UUID, principal: CurrentPrincipal, session: SessionDep
     runtime.signals.wake_worker()
 
 
-@router.post("/orders/{order_id}/resume", status_code=204)
+@router.post("/orders/{order_id}/resume", responses=errors(*READ, 403, 404, 409), status_code=204)
 async def resume(order_id: UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> None:
     """Resume scheduling a paused algorithm."""
     await set_paused(session, runtime, principal, order_id, False)

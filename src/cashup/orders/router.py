@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep
-from cashup.api.errors import ERROR_RESPONSES, domain_error_response
+from cashup.api.errors import BODY, READ, domain_error_response, errors
 from cashup.api.idempotency import IdempotencyStore, StoredResponse
 from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderStatus
@@ -35,7 +35,7 @@ from cashup.orders.schemas import (
 from cashup.orders.service import RiskDenied, order_statistics, request_fingerprint
 from cashup.runtime import Runtime
 
-router = APIRouter(tags=["orders"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["orders"])
 
 SETTLING = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
@@ -50,7 +50,8 @@ def json_response(model: OrderOut | ExecutionOut, status_code: int) -> Response:
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
-@router.post("/orders", status_code=201, response_model=OrderOut, responses={200: {"model": OrderOut}})
+@router.post("/orders", status_code=201, response_model=OrderOut,
+             responses={200: {"model": OrderOut}} | errors(*READ, *BODY, 403, 404, 409))
 async def create_order(
     body: OrderCreate,
     principal: CurrentPrincipal,
@@ -91,7 +92,7 @@ async def create_order(
     return response
 
 
-@router.post("/orders/validate", response_model=OrderValidation)
+@router.post("/orders/validate", responses=errors(*READ, *BODY, 403, 404), response_model=OrderValidation)
 async def validate_order(body: OrderCreate, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderValidation:
     """Dry run: the risk verdict, the funds the order would lock and the position it would leave; sends nothing."""
     assessment, mark = await service.validate(principal, body)
@@ -111,7 +112,7 @@ async def validate_order(body: OrderCreate, principal: CurrentPrincipal, service
     )
 
 
-@router.get("/orders", response_model=OrderPage)
+@router.get("/orders", responses=errors(*READ), response_model=OrderPage)
 async def list_orders(
     principal: CurrentPrincipal,
     service: OrderServiceDep,
@@ -146,7 +147,7 @@ async def list_orders(
     return OrderPage(items=[order_out(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.delete("/orders", response_model=CancelAllResult)
+@router.delete("/orders", responses=errors(*READ, 403), response_model=CancelAllResult)
 async def cancel_all_orders(
     principal: CurrentPrincipal,
     service: OrderServiceDep,
@@ -167,13 +168,13 @@ async def cancel_all_orders(
     return CancelAllResult(canceled=len(order_ids), order_ids=order_ids)
 
 
-@router.get("/orders/statistics/summary", response_model=OrderStatistics)
+@router.get("/orders/statistics/summary", responses=errors(*READ), response_model=OrderStatistics)
 async def statistics_summary(principal: CurrentPrincipal, service: OrderServiceDep) -> OrderStatistics:
     """Counts by status and type, fill ratio, volume, notional, fees and fill latency of the caller's orders."""
     return OrderStatistics.model_validate(await order_statistics(service, principal, OrderFilter()))
 
 
-@router.get("/orders/statistics", response_model=OrderStatistics)
+@router.get("/orders/statistics", responses=errors(*READ), response_model=OrderStatistics)
 async def statistics(
     principal: CurrentPrincipal,
     service: OrderServiceDep,
@@ -194,7 +195,7 @@ async def statistics(
     return OrderStatistics.model_validate(await order_statistics(service, principal, criteria))
 
 
-@router.get("/stats/orders", response_model=OrderStatistics)
+@router.get("/stats/orders", responses=errors(*READ), response_model=OrderStatistics)
 async def statistics_by_date(
     principal: CurrentPrincipal, service: OrderServiceDep, date: date | None = None
 ) -> OrderStatistics:
@@ -206,7 +207,7 @@ async def statistics_by_date(
     return OrderStatistics.model_validate(summary | {"date": day})
 
 
-@router.post("/orders/status/update", response_model=OrderOut)
+@router.post("/orders/status/update", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
 async def update_status(
     body: StatusUpdateById, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> OrderOut:
@@ -216,7 +217,7 @@ async def update_status(
     return order_out(row)
 
 
-@router.get("/orders/by-client-id/{client_order_id}", response_model=OrderOut)
+@router.get("/orders/by-client-id/{client_order_id}", responses=errors(*READ, 404), response_model=OrderOut)
 async def get_order_by_client_id(
     client_order_id: Annotated[str, Path(min_length=1, max_length=64)],
     principal: CurrentPrincipal,
@@ -226,7 +227,7 @@ async def get_order_by_client_id(
     return order_out(await service.get_by_client_id(principal, client_order_id))
 
 
-@router.get("/orders/{order_id}", response_model=OrderOut)
+@router.get("/orders/{order_id}", responses=errors(*READ, 404), response_model=OrderOut)
 async def get_order(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderOut:
     """One order with its fill state."""
     return order_out(await service.get(principal, order_id))
@@ -259,7 +260,7 @@ async def _amend(
     return order_out(row)
 
 
-@router.put("/orders/{order_id}", response_model=OrderOut)
+@router.put("/orders/{order_id}", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
 async def replace_order(
     order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> OrderOut:
@@ -267,7 +268,7 @@ async def replace_order(
     return await _amend(order_id, body, principal, service, runtime)
 
 
-@router.patch("/orders/{order_id}", response_model=OrderOut)
+@router.patch("/orders/{order_id}", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
 async def amend_order(
     order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> OrderOut:
@@ -285,7 +286,7 @@ async def _cancel(
     return order_out(row)
 
 
-@router.delete("/orders/{order_id}", response_model=OrderOut)
+@router.delete("/orders/{order_id}", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
 async def delete_order(
     order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
 ) -> OrderOut:
@@ -293,7 +294,7 @@ async def delete_order(
     return await _cancel(order_id, reason, principal, service, runtime)
 
 
-@router.post("/orders/{order_id}/cancel", response_model=OrderOut)
+@router.post("/orders/{order_id}/cancel", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
 async def cancel_order(
     order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
 ) -> OrderOut:
@@ -301,7 +302,7 @@ async def cancel_order(
     return await _cancel(order_id, reason, principal, service, runtime)
 
 
-@router.put("/orders/{order_id}/cancel", response_model=OrderOut)
+@router.put("/orders/{order_id}/cancel", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
 async def cancel_order_put(
     order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
 ) -> OrderOut:
@@ -309,7 +310,7 @@ async def cancel_order_put(
     return await _cancel(order_id, reason, principal, service, runtime)
 
 
-@router.get("/orders/{order_id}/executions", response_model=list[ExecutionOut])
+@router.get("/orders/{order_id}/executions", responses=errors(*READ, 404), response_model=list[ExecutionOut])
 async def list_executions(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> list[ExecutionOut]:
     """The fills of an order, oldest first."""
     rows = await service.executions(principal, order_id)
@@ -320,7 +321,7 @@ async def list_executions(order_id: UUID, principal: CurrentPrincipal, service: 
     "/orders/{order_id}/executions",
     status_code=201,
     response_model=ExecutionOut,
-    responses={200: {"model": ExecutionOut}},
+    responses={200: {"model": ExecutionOut}} | errors(*READ, *BODY, 403, 404, 409),
 )
 async def add_execution(
     order_id: UUID, body: ExecutionCreate, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
@@ -331,13 +332,13 @@ async def add_execution(
     return json_response(ExecutionOut.model_validate(execution, from_attributes=True), 201 if created else 200)
 
 
-@router.get("/orders/{order_id}/events", response_model=list[EventOut])
+@router.get("/orders/{order_id}/events", responses=errors(*READ, 404), response_model=list[EventOut])
 async def list_events(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> list[EventOut]:
     """The audit trail of an order: every transition with its sequence number."""
     return [EventOut.model_validate(row, from_attributes=True) for row in await service.events(principal, order_id)]
 
 
-@router.put("/orders/{order_id}/status", response_model=OrderOut)
+@router.put("/orders/{order_id}/status", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
 async def put_status(
     order_id: UUID, body: StatusUpdate, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> OrderOut:
@@ -347,7 +348,7 @@ async def put_status(
     return order_out(row)
 
 
-@router.get("/users/{user_id}/orders", response_model=SimpleOrderPage, response_model_by_alias=True)
+@router.get("/users/{user_id}/orders", responses=errors(*READ, 404), response_model=SimpleOrderPage, response_model_by_alias=True)
 async def list_user_orders(
     user_id: Annotated[str, Path(min_length=1, max_length=64)],
     principal: CurrentPrincipal,

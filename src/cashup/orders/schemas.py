@@ -1,12 +1,12 @@
 """Request and response bodies of the orders API."""
 
 import datetime as dt
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cashup.api.types import Amount, NonNegativeAmount, PositiveAmount
 from cashup.core.enums import (
@@ -65,6 +65,13 @@ class OrderCreate(BaseModel):
     @property
     def type(self) -> OrderType:
         return ORDER_TYPE_ALIASES.get(self.order_type) or OrderType(self.order_type)
+
+    @field_validator("expire_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("must be in the future: a GTD order past its expiry would expire at once")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "OrderCreate":

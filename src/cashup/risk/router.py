@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep
-from cashup.api.errors import ERROR_RESPONSES
+from cashup.api.errors import BODY, READ, errors
 from cashup.core.enums import Role
 from cashup.core.principal import Principal
 from cashup.core.risk import RiskLimits, TradingState
@@ -18,7 +18,7 @@ from cashup.risk.schemas import (
 )
 from cashup.risk.service import LIMIT_FIELDS, RiskRepository, Scope, limits_of
 
-router = APIRouter(tags=["risk"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["risk"])
 
 
 def _limits_out(scope: Scope, scope_id: str, limits: RiskLimits, **extra: object) -> RiskLimitsOut:
@@ -26,7 +26,7 @@ def _limits_out(scope: Scope, scope_id: str, limits: RiskLimits, **extra: object
                          **{name: getattr(limits, name) for name in LIMIT_FIELDS}, **extra)
 
 
-@router.get("/risk/limits", response_model=RiskLimitsView)
+@router.get("/risk/limits", responses=errors(*READ, 403, 404), response_model=RiskLimitsView)
 async def get_limits(principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep) -> RiskLimitsView:
     """The configured defaults and every limit set per scope (risk, admin)."""
     principal.require(Role.RISK, Role.ADMIN)
@@ -38,7 +38,7 @@ async def get_limits(principal: CurrentPrincipal, service: OrderServiceDep, runt
     )
 
 
-@router.put("/risk/limits", response_model=RiskLimitsOut)
+@router.put("/risk/limits", responses=errors(*READ, *BODY, 403, 404), response_model=RiskLimitsOut)
 async def put_limits(body: RiskLimitsIn, principal: CurrentPrincipal, service: OrderServiceDep) -> RiskLimitsOut:
     """Set the limits of one scope: global, user, account or strategy (risk, admin)."""
     principal.require(Role.RISK, Role.ADMIN)
@@ -49,7 +49,7 @@ async def put_limits(body: RiskLimitsIn, principal: CurrentPrincipal, service: O
                        updated_by=row.updated_by)
 
 
-@router.get("/risk/trading-state", response_model=TradingStateView)
+@router.get("/risk/trading-state", responses=errors(*READ, 403, 404), response_model=TradingStateView)
 async def get_trading_state(principal: CurrentPrincipal, service: OrderServiceDep) -> TradingStateView:
     """The trading state in force for the caller, and (for risk and admin) every state set."""
     risk: RiskRepository = service.admission.risk
@@ -64,7 +64,7 @@ async def get_trading_state(principal: CurrentPrincipal, service: OrderServiceDe
     )
 
 
-@router.put("/risk/trading-state", response_model=TradingStateOut)
+@router.put("/risk/trading-state", responses=errors(*READ, *BODY, 403, 404), response_model=TradingStateOut)
 async def put_trading_state(
     body: TradingStateIn, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> TradingStateOut:
