@@ -41,7 +41,6 @@ def row(expected: str) -> dict[str, int]:
     return dict(zip(ROLES, codes, strict=True))
 
 
-#        method, path, body,                                                         owner trader strat viewer risk admin
 MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/orders", limit_buy("1000"), row("201 201 201 403 403 201")),
     ("POST", "/orders/validate", limit_buy("1000"), row("200 200 200 403 403 200")),
@@ -106,14 +105,9 @@ async def objects(client: httpx.AsyncClient, headers: dict[str, dict[str, str]])
         order = await wait_for_status(client, found[name], "accepted", headers=headers[caller])
         assert order["status"] == "accepted"
     for exchange in ("paper", "desk"):
-        [usdt] = [balance for balance in (await client.get(f"{API}/balances/USDT", headers=headers["owner"])).json()
-                  if balance["account_id"] in {order["account_id"] for order in [await order_of(client, found, exchange)]}]
-        found[f"alice_{exchange}"] = usdt["account_id"]
+        order = (await client.get(f"{API}/orders/{found[exchange]}", headers=headers["owner"])).json()
+        found[f"alice_{exchange}"] = order["account_id"]
     yield found
-
-
-async def order_of(client: httpx.AsyncClient, found: dict[str, str], exchange: str) -> dict[str, Any]:
-    return (await client.get(f"{API}/orders/{found[exchange]}")).json()
 
 
 def fill_in(value: Any, objects: dict[str, str]) -> Any:

@@ -64,7 +64,7 @@ async def test_numbers_are_accepted_and_amounts_come_back_as_exact_strings(clien
 
 
 async def test_bad_query_and_path_values_are_4xx(client: httpx.AsyncClient) -> None:
-    assert (await client.get(f"{API}/orders/not-a-uuid")).status_code == 422
+    assert (await client.get(f"{API}/orders/not-a-uuid")).status_code == 404  # not an order id: no such order
     assert (await client.get(f"{API}/orders", params={"cursor": "!!"})).status_code == 422
     assert (await client.get(f"{API}/orders", params={"limit": 0})).status_code == 422
     assert (await client.get(f"{API}/orders", params={"status": "nope"})).status_code == 422

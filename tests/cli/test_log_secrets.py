@@ -14,15 +14,7 @@ import pytest
 from cashup.api.auth import issue_token
 from cashup.core.enums import Role
 from cashup.logging import MASK, Redactor
-from tests.cli.test_cli_serve import (  # noqa: F401 - cashup is a fixture
-    HOST,
-    STRONG_SECRET,
-    Process,
-    cashup,
-    clean_env,
-    free_port,
-    wait_until,
-)
+from tests.cli.test_cli_serve import HOST, STRONG_SECRET, Process, clean_env, free_port, wait_until
 
 PASSWORD = "Pg-Passw0rd-never-logged"
 BROKER_PASSWORD = "Br0ker-Secret-never-logged"
@@ -58,7 +50,8 @@ def test_password_and_token_never_appear_in_the_log_after_errors(
     if log_format == "json":
         events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
         assert events, output[-3000:]
-        with_traceback = [event for event in events if "Traceback (most recent call last)" in event.get("exception", "")]
+        with_traceback = [event for event in events
+                          if "Traceback (most recent call last)" in event.get("exception", "")]
         assert with_traceback, "JSON logs dropped the tracebacks"
     else:
         assert "Traceback (most recent call last)" in output

@@ -11,15 +11,7 @@ import httpx
 
 from cashup.api.auth import issue_token
 from cashup.core.enums import Role
-from tests.cli.test_cli_serve import (  # noqa: F401 - cashup is a fixture
-    HOST,
-    STRONG_SECRET,
-    Process,
-    cashup,
-    clean_env,
-    free_port,
-    wait_until,
-)
+from tests.cli.test_cli_serve import HOST, STRONG_SECRET, Process, clean_env, free_port, wait_until
 
 RESTING = 5
 

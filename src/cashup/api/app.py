@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 
 from cashup.api import system
 from cashup.api.errors import install_error_handlers
+from cashup.api.paths import EncodedSymbolPaths
 from cashup.api.secrets import resolve_jwt_secret
 from cashup.config import Settings
 from cashup.core.ids import new_id
@@ -48,6 +49,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
+    app.add_middleware(EncodedSymbolPaths)
     app.include_router(system.router)
     app.include_router(engine_router, prefix="/api/v1")
     app.include_router(orders_router, prefix="/api/v1")

@@ -31,7 +31,8 @@ def issue_token(
 ) -> str:
     """Sign the claims the service requires: ``sub``, ``role``, ``iat``, ``exp`` (and ``iss`` / ``aud`` if given)."""
     now = datetime.now(UTC)
-    claims: dict[str, object] = {"sub": user_id, "role": role.value, "iat": now, "exp": now + timedelta(minutes=minutes)}
+    expires = now + timedelta(minutes=minutes)
+    claims: dict[str, object] = {"sub": user_id, "role": role.value, "iat": now, "exp": expires}
     if issuer:
         claims["iss"] = issuer
     if audience:

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cashup.core.errors import Conflict, DomainError, Forbidden, InvalidOrder, InvalidTransition, NotFound
 from cashup.core.ledger import InsufficientFunds
@@ -87,6 +88,16 @@ def _field_name(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
+
+
 def _refused_media_type(request: Request, issues: list[Any]) -> bool:
     """A body was expected (an issue is about it) and the request says it sent something other than JSON."""
     media_type = request.headers.get("content-type")
@@ -139,10 +150,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("IdempotencyConflict", error.detail), status_code=409)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(error.status_code, "HTTPError")
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
-                            headers=getattr(error, "headers", None))
+                            headers=headers or None)
 
     async def _maybe_unavailable(_: Request, error: Exception) -> JSONResponse:
         if is_unavailable(error):

@@ -58,7 +58,8 @@ async def _reachable(url: str) -> None:
     """A TCP connection to the server of ``url`` opens (the broker and Redis are checked this far)."""
     parts = urlsplit(url)
     default_port = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "nats": 4222, "kafka": 9092}
-    _, writer = await asyncio.open_connection(parts.hostname or "127.0.0.1", parts.port or default_port.get(parts.scheme, 0))
+    port = parts.port or default_port.get(parts.scheme, 0)
+    _, writer = await asyncio.open_connection(parts.hostname or "127.0.0.1", port)
     writer.close()
 
 

@@ -1,7 +1,7 @@
 """Field types shared by the API schemas: exact amounts in, canonical strings out."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -46,7 +46,8 @@ _output_schema = WithJsonSchema({"type": "string", "pattern": OUTPUT_PATTERN, "e
 _exact = Field(max_digits=38, decimal_places=18, allow_inf_nan=False)
 _canonical = BeforeValidator(canonical_input)
 
-Amount = Annotated[Decimal, _canonical, _exact, _amount_out, _output_schema, _schema(DECIMAL_PATTERN, {"minimum": -1e20})]
+Amount = Annotated[Decimal, _canonical, _exact, _amount_out, _output_schema,
+                   _schema(DECIMAL_PATTERN, {"minimum": -1e20})]
 """A Decimal that fits NUMERIC(38, 18); canonical JSON strings or numbers in, canonical string out."""
 
 PositiveAmount = Annotated[Decimal, _canonical, _exact, Field(gt=0), _amount_out, _output_schema,
@@ -59,5 +60,24 @@ def assume_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-QueryTime = Annotated[datetime, AfterValidator(assume_utc)]
-"""A time in a query string; one without a zone is read as UTC. Bodies use ``AwareDatetime`` and must say."""
+_ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_ISO_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?$"
+)
+
+
+def _iso(pattern: re.Pattern[str], example: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if not isinstance(value, str | datetime | date) or (isinstance(value, str) and not pattern.fullmatch(value)):
+            raise PydanticCustomError("iso_format", f"must be an ISO 8601 string such as {example!r}")
+        return value
+
+    return BeforeValidator(check)
+
+
+QueryTime = Annotated[datetime, _iso(_ISO_TIME, "2024-01-31T12:00:00Z"), AfterValidator(assume_utc)]
+"""A time in a query string; one without a zone is read as UTC. Bodies use ``AwareDatetime`` and must say.
+Only ISO 8601 text: a bare number (which the parser would read as seconds since the epoch) is refused."""
+
+QueryDay = Annotated[date, _iso(_ISO_DAY, "2024-01-31")]
+"""A calendar day in a query string, ``YYYY-MM-DD`` only."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
-from cashup.api.errors import BODY, READ, errors
+from cashup.api.errors import READ, errors
 from cashup.api.types import Amount
 from cashup.core.enums import Role
 from cashup.engine.failures import FailureStore
@@ -75,7 +75,7 @@ async def list_failures(
                        next_cursor=next_cursor)
 
 
-@router.get("/failures/{failure_id}", responses=errors(*READ, 403, 404), response_model=FailureOut)
+@router.get("/failures/{failure_id:uuid}", responses=errors(*READ, 403, 404), response_model=FailureOut)
 async def get_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                       runtime: RuntimeDep) -> FailureOut:
     """One failure with its error and retry count (admin, risk)."""
@@ -83,7 +83,7 @@ async def get_failure(failure_id: UUID, principal: CurrentPrincipal, session: Se
     return FailureOut.model_validate(await FailureStore(session, runtime.clock).get(failure_id), from_attributes=True)
 
 
-@router.post("/failures/{failure_id}/retry", responses=errors(*READ, 403, 404, 409), response_model=FailureOut)
+@router.post("/failures/{failure_id:uuid}/retry", responses=errors(*READ, 403, 404, 409), response_model=FailureOut)
 async def retry_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                         runtime: RuntimeDep) -> FailureOut:
     """Put the failed work back in the queue with a fresh set of attempts (admin)."""
@@ -128,21 +128,21 @@ class IcebergProgressOut(BaseModel):
     paused: bool
 
 
-@router.get("/orders/{order_id}/twap-progress", responses=errors(*READ, 404), response_model=TwapProgressOut)
+@router.get("/orders/{order_id:uuid}/twap-progress", responses=errors(*READ, 404), response_model=TwapProgressOut)
 async def get_twap_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                             runtime: RuntimeDep) -> TwapProgressOut:
     """Slices done of total, filled, average price, the market VWAP over the elapsed window and slippage in bps."""
     return TwapProgressOut.model_validate(await twap_progress(session, runtime, principal, order_id))
 
 
-@router.get("/orders/{order_id}/iceberg-progress", responses=errors(*READ, 404), response_model=IcebergProgressOut)
+@router.get("/orders/{order_id:uuid}/iceberg-progress", responses=errors(*READ, 404), response_model=IcebergProgressOut)
 async def get_iceberg_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                                runtime: RuntimeDep) -> IcebergProgressOut:
     """Visible (working at the venue), hidden (not shown yet) and filled quantities."""
     return IcebergProgressOut.model_validate(await iceberg_progress(session, runtime, principal, order_id))
 
 
-@router.post("/orders/{order_id}/pause", responses=errors(*READ, 403, 404, 409), status_code=204)
+@router.post("/orders/{order_id:uuid}/pause", responses=errors(*READ, 403, 404, 409), status_code=204)
 async def pause(order_id: UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> None:
     """Stop scheduling new child orders of a running algorithm; working children stay as they are."""
     await set_paused(session, runtime, principal, order_id, True)
@@ -150,7 +150,7 @@ async def pause(order_id: UUID, principal: CurrentPrincipal, session: SessionDep
     runtime.signals.wake_worker()
 
 
-@router.post("/orders/{order_id}/resume", responses=errors(*READ, 403, 404, 409), status_code=204)
+@router.post("/orders/{order_id:uuid}/resume", responses=errors(*READ, 403, 404, 409), status_code=204)
 async def resume(order_id: UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> None:
     """Resume scheduling a paused algorithm."""
     await set_paused(session, runtime, principal, order_id, False)

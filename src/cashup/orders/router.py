@@ -1,7 +1,7 @@
 """HTTP routes of the orders slice. Thin: resolve auth and input, call the service, commit, answer."""
 
 import asyncio
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep
 from cashup.api.errors import BODY, READ, domain_error_response, errors
 from cashup.api.idempotency import IdempotencyStore, StoredResponse
-from cashup.api.types import QueryTime
+from cashup.api.types import QueryDay, QueryTime
 from cashup.core.enums import OrderSide, OrderStatus
 from cashup.core.instruments import normalize_symbol
 from cashup.db.models import OrderRow
@@ -197,7 +197,7 @@ async def statistics(
 
 @router.get("/stats/orders", responses=errors(*READ), response_model=OrderStatistics)
 async def statistics_by_date(
-    principal: CurrentPrincipal, service: OrderServiceDep, date: date | None = None
+    principal: CurrentPrincipal, service: OrderServiceDep, date: QueryDay | None = None
 ) -> OrderStatistics:
     """Statistics of the orders created on one UTC day (default: today)."""
     day = date or datetime.now(UTC).date()
@@ -227,7 +227,7 @@ async def get_order_by_client_id(
     return order_out(await service.get_by_client_id(principal, client_order_id))
 
 
-@router.get("/orders/{order_id}", responses=errors(*READ, 404), response_model=OrderOut)
+@router.get("/orders/{order_id:uuid}", responses=errors(*READ, 404), response_model=OrderOut)
 async def get_order(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> OrderOut:
     """One order with its fill state."""
     return order_out(await service.get(principal, order_id))
@@ -260,7 +260,7 @@ async def _amend(
     return order_out(row)
 
 
-@router.put("/orders/{order_id}", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
+@router.put("/orders/{order_id:uuid}", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
 async def replace_order(
     order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> OrderOut:
@@ -268,7 +268,7 @@ async def replace_order(
     return await _amend(order_id, body, principal, service, runtime)
 
 
-@router.patch("/orders/{order_id}", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
+@router.patch("/orders/{order_id:uuid}", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
 async def amend_order(
     order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> OrderOut:
@@ -286,7 +286,7 @@ async def _cancel(
     return order_out(row)
 
 
-@router.delete("/orders/{order_id}", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
+@router.delete("/orders/{order_id:uuid}", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
 async def delete_order(
     order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
 ) -> OrderOut:
@@ -294,7 +294,7 @@ async def delete_order(
     return await _cancel(order_id, reason, principal, service, runtime)
 
 
-@router.post("/orders/{order_id}/cancel", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
+@router.post("/orders/{order_id:uuid}/cancel", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
 async def cancel_order(
     order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
 ) -> OrderOut:
@@ -302,7 +302,7 @@ async def cancel_order(
     return await _cancel(order_id, reason, principal, service, runtime)
 
 
-@router.put("/orders/{order_id}/cancel", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
+@router.put("/orders/{order_id:uuid}/cancel", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
 async def cancel_order_put(
     order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep, reason: Reason = None
 ) -> OrderOut:
@@ -310,7 +310,7 @@ async def cancel_order_put(
     return await _cancel(order_id, reason, principal, service, runtime)
 
 
-@router.get("/orders/{order_id}/executions", responses=errors(*READ, 404), response_model=list[ExecutionOut])
+@router.get("/orders/{order_id:uuid}/executions", responses=errors(*READ, 404), response_model=list[ExecutionOut])
 async def list_executions(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> list[ExecutionOut]:
     """The fills of an order, oldest first."""
     rows = await service.executions(principal, order_id)
@@ -318,7 +318,7 @@ async def list_executions(order_id: UUID, principal: CurrentPrincipal, service: 
 
 
 @router.post(
-    "/orders/{order_id}/executions",
+    "/orders/{order_id:uuid}/executions",
     status_code=201,
     response_model=ExecutionOut,
     responses={200: {"model": ExecutionOut}} | errors(*READ, *BODY, 403, 404, 409),
@@ -332,13 +332,13 @@ async def add_execution(
     return json_response(ExecutionOut.model_validate(execution, from_attributes=True), 201 if created else 200)
 
 
-@router.get("/orders/{order_id}/events", responses=errors(*READ, 404), response_model=list[EventOut])
+@router.get("/orders/{order_id:uuid}/events", responses=errors(*READ, 404), response_model=list[EventOut])
 async def list_events(order_id: UUID, principal: CurrentPrincipal, service: OrderServiceDep) -> list[EventOut]:
     """The audit trail of an order: every transition with its sequence number."""
     return [EventOut.model_validate(row, from_attributes=True) for row in await service.events(principal, order_id)]
 
 
-@router.put("/orders/{order_id}/status", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
+@router.put("/orders/{order_id:uuid}/status", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
 async def put_status(
     order_id: UUID, body: StatusUpdate, principal: CurrentPrincipal, service: OrderServiceDep, runtime: RuntimeDep
 ) -> OrderOut:
@@ -348,7 +348,8 @@ async def put_status(
     return order_out(row)
 
 
-@router.get("/users/{user_id}/orders", responses=errors(*READ, 404), response_model=SimpleOrderPage, response_model_by_alias=True)
+@router.get("/users/{user_id}/orders", responses=errors(*READ, 404), response_model=SimpleOrderPage,
+            response_model_by_alias=True)
 async def list_user_orders(
     user_id: Annotated[str, Path(min_length=1, max_length=64)],
     principal: CurrentPrincipal,

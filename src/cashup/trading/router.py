@@ -120,7 +120,8 @@ async def change_balance(body: BalanceChange, principal: CurrentPrincipal, balan
     return balance_out(row)
 
 
-@router.post("/balances/transfer", responses=errors(*READ, *BODY, 403, 404), response_model=TransferOut, tags=["balances"])
+@router.post("/balances/transfer", responses=errors(*READ, *BODY, 403, 404), response_model=TransferOut,
+             tags=["balances"])
 async def transfer(body: TransferIn, principal: CurrentPrincipal, balances: Balances) -> TransferOut:
     """Move available funds between two of the caller's accounts (admin: any two), atomically."""
     correlation, source, target = await balances.transfer(principal, body)
@@ -171,7 +172,7 @@ async def trade_summary(
     return TradeSummary.model_validate(summarize_trades(rows))
 
 
-@router.get("/trades/{trade_id}", responses=errors(*READ, 404), response_model=TradeOut, tags=["trades"])
+@router.get("/trades/{trade_id:uuid}", responses=errors(*READ, 404), response_model=TradeOut, tags=["trades"])
 async def get_trade(trade_id: UUID, principal: CurrentPrincipal, trades: Trades) -> TradeOut:
     """One trade."""
     return TradeOut.model_validate(await trades.get(principal, trade_id), from_attributes=True)
@@ -210,7 +211,8 @@ async def set_position(body: PositionSet, principal: CurrentPrincipal, positions
     return PositionOut.model_validate(positions.view(row))
 
 
-@router.post("/positions/close", responses=errors(*READ, *BODY, 403, 404, 409), status_code=201, response_model=OrderOut, tags=["positions"])
+@router.post("/positions/close", responses=errors(*READ, *BODY, 403, 404, 409), status_code=201,
+             response_model=OrderOut, tags=["positions"])
 async def close_position(
     body: PositionClose,
     principal: CurrentPrincipal,
@@ -240,7 +242,8 @@ async def close_position(
     return order_out(result.row)
 
 
-@router.post("/positions/sync/{exchange}", responses=errors(*READ, 403, 404), response_model=SyncReport, tags=["positions"])
+@router.post("/positions/sync/{exchange}", responses=errors(*READ, 403, 404), response_model=SyncReport,
+             tags=["positions"])
 async def sync(
     exchange: Annotated[str, Path(min_length=1, max_length=32)],
     principal: CurrentPrincipal,
@@ -253,8 +256,7 @@ async def sync(
     return report
 
 
-# The three-part route comes first: `{symbol:path}` also takes `BTC/USDT` (sent as `BTC%2FUSDT`).
-@router.get("/positions/{strategy_id}/{exchange}/{symbol:path}", responses=errors(*READ, 404), response_model=PositionOut,
+@router.get("/positions/{strategy_id}/{exchange}/{symbol}", responses=errors(*READ, 404), response_model=PositionOut,
             tags=["positions"])
 async def position(
     strategy_id: Annotated[str, Path(min_length=1, max_length=64, description="`-` for no strategy")],
@@ -267,7 +269,7 @@ async def position(
     return PositionOut.model_validate(positions.view(await positions.one(principal, strategy_id, exchange, symbol)))
 
 
-@router.get("/positions/{symbol:path}", responses=errors(*READ), response_model=list[PositionOut], tags=["positions"])
+@router.get("/positions/{symbol}", responses=errors(*READ), response_model=list[PositionOut], tags=["positions"])
 async def positions_by_symbol(symbol: Symbol, principal: CurrentPrincipal, positions: Positions) -> list[PositionOut]:
     """The caller's positions in one symbol (`BTC-USDT`), across strategies and exchanges."""
     rows = await positions.find(principal, symbol=symbol)
