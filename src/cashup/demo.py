@@ -528,7 +528,7 @@ def embedded_settings(directory: Path, *, speed: float) -> Settings:
         paper_replay_speed=speed,
         paper_tick_seconds=0.05,
         paper_exchange_url=None,
-        paper_journal_path=None,
+        paper_journal_path="memory",
         paper_latency_seconds=0.0,
         paper_reject_rate=0.0,
         paper_accept_then_timeout_rate=0.0,
