@@ -480,8 +480,8 @@ async def test_two_workers_claiming_concurrently_never_claim_an_order_twice(
         actions = set((await session.execute(select(OrderRow.pending_action))).scalars())
     assert {order_id for order_id, owner in leases.items() if owner == first.owner} == set(by_owner[first.owner])
     assert {order_id for order_id, owner in leases.items() if owner == second.owner} == set(by_owner[second.owner])
-    now = utc_now()
-    assert all(now + timedelta(seconds=25) < expiry <= now + timedelta(seconds=30) for expiry in expiries)
+    now, lease = utc_now(), first.context.lease  # each claim leased its rows for one lease from its own moment
+    assert all(now + lease - timedelta(seconds=5) < expiry <= now + lease for expiry in expiries)
     assert actions == {Action.SUBMIT}
 
     # Leased orders are not claimable again until the lease expires; then another worker may take them.
