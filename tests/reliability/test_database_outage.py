@@ -19,6 +19,7 @@ from cashup.api.app import create_app
 from cashup.config import Settings
 from cashup.runtime import Runtime
 from tests.api.helpers import API, limit_buy
+from tests.api.test_books_invariants import plain_tracebacks  # noqa: F401 - a fixture, as production logs
 from tests.conftest import POSTGRES_URL, require_server
 from tests.integration.databases import recreate_schema
 
@@ -87,6 +88,7 @@ async def timed(call: Callable[[], object]) -> tuple[httpx.Response, float]:
     return response, time.monotonic() - started
 
 
+@pytest.mark.usefixtures("plain_tracebacks")  # the test default renders each traceback with its locals, for seconds
 async def test_database_outage_answers_503_fast_and_recovers_without_restart(
     proxy: TcpProxy, migrated_postgres: str, settings: Settings, tmp_path: Path, token_for: Callable[..., str]
 ) -> None:
