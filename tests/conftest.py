@@ -67,6 +67,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         worker_poll_seconds=0.05,
         order_timeout_seconds=5,
         risk_price_band=None,  # tests place orders far from the market; the band has tests of its own
+        paper_journal_path="memory",  # several runtimes of one test share a state dir; restarts have their own tests
         _env_file=None,
     )
 

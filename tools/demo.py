@@ -543,7 +543,7 @@ def embedded_settings(directory: Path, *, speed: float) -> Settings:
         paper_replay_speed=speed,
         paper_tick_seconds=0.05,
         paper_exchange_url=None,
-        paper_journal_path=None,
+        paper_journal_path="memory",
         paper_latency_seconds=0.0,
         paper_reject_rate=0.0,
         paper_accept_then_timeout_rate=0.0,
@@ -560,7 +560,8 @@ async def run_embedded(settings: Settings, console: Console, *, seconds: float) 
     from cashup.runtime import Runtime
 
     assert settings.jwt_secret_key is not None
-    token = issue_token(settings.jwt_secret_key, "demo", Role.TRADER, algorithm=settings.jwt_algorithm, minutes=60)
+    token = issue_token(settings.jwt_secret_key, "demo", Role.TRADER, algorithm=settings.jwt_algorithm, minutes=60,
+                        issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     runtime = Runtime(settings)
     await runtime.start()
     try:

@@ -53,7 +53,8 @@ def serve(
         upgrade_to_head(settings.database_url)
     if local_secret:
         token = issue_token(secret, "trader", Role.TRADER, algorithm=settings.jwt_algorithm,
-                            minutes=settings.jwt_access_token_expire_minutes)
+                            minutes=settings.jwt_access_token_expire_minutes,
+                            issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         base = f"http://{settings.host}:{settings.port}"
         print(
             f"\nCashUp Order Service on {base}  (docs: {base}/docs)\n"
@@ -128,7 +129,8 @@ def token(
     settings = get_settings()
     secret, _ = _secret(settings, read_state_file=True)
     lifetime = minutes or settings.jwt_access_token_expire_minutes
-    sys.stdout.write(issue_token(secret, user, role, algorithm=settings.jwt_algorithm, minutes=lifetime) + "\n")
+    sys.stdout.write(issue_token(secret, user, role, algorithm=settings.jwt_algorithm, minutes=lifetime,
+                                 issuer=settings.jwt_issuer, audience=settings.jwt_audience) + "\n")
 
 
 @app.command("paper-exchange")

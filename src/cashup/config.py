@@ -12,6 +12,7 @@ from cashup import __version__
 from cashup.core.money import to_decimal
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./cashup.db"
+BAND_OFF_WORDS = frozenset({"", "off", "none", "disabled"})
 INSECURE_SECRETS = frozenset({"", "secret", "changeme", "change-me", "your-secret-key"})
 
 
@@ -29,12 +30,20 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = 10
     database_max_overflow: int = 20
+    database_connect_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="give up making a database connection after this long (then 503)"
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="give up waiting for a free pooled connection after this long (then 503)"
+    )
     auto_migrate: bool | None = None
     redis_url: str | None = None
     broker_url: str | None = None
 
     jwt_secret_key: str | None = None
-    jwt_algorithm: str = "HS256"
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str | None = Field(default=None, description="required `iss` claim of every token, when set")
+    jwt_audience: str | None = Field(default=None, description="required `aud` claim of every token, when set")
     jwt_access_token_expire_minutes: int = 60 * 24
     state_dir: Path = Path(".cashup")
 
@@ -53,7 +62,9 @@ class Settings(BaseSettings):
     iceberg_default_visible_ratio: Decimal = Decimal("0.1")
     max_order_value: Decimal = Decimal("100000")
     max_position_size: Decimal = Decimal("500000")
-    risk_price_band: Decimal | None = Decimal("0.5")
+    risk_price_band: Decimal | None = Field(
+        default=Decimal("0.5"), description="limit price within this fraction of the mark; `off` or empty: no band"
+    )
     max_orders_per_minute_user: int | None = 1200
     max_orders_per_minute_account: int | None = 1200
     market_protection_band: Decimal = Decimal("0.05")
@@ -67,7 +78,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     worker_concurrency: int = 3
     worker_poll_seconds: float = 0.5
-    lease_seconds: float = 30.0
+    lease_seconds: float = Field(
+        default=3.0, gt=0, description="a worker's hold on an order it works on, renewed every third of it"
+    )
     worker_max_attempts: int = 6
     worker_heartbeat_seconds: float = 5.0
     worker_dead_after_seconds: float = 30.0
@@ -87,7 +100,12 @@ class Settings(BaseSettings):
     paper_exchange_port: int = Field(default=8003, description="port of `cashup paper-exchange` (on 127.0.0.1)")
     paper_exchange_timeout_seconds: float = 10.0
     paper_journal_path: str | None = Field(
-        default=None, description="durable journal of the embedded paper exchange; unset: in memory only"
+        default=None,
+        description="durable journal of the embedded paper exchange; unset: <STATE_DIR>/paper-journal.db; "
+        "`memory`: in memory only",
+    )
+    manual_exchanges: str = Field(
+        default="", description="comma-separated exchange names whose fills are reported from outside (manual desks)"
     )
     paper_latency_seconds: float = Field(default=0.0, ge=0)
     paper_reject_rate: float = Field(default=0.0, ge=0, le=1)
@@ -110,6 +128,13 @@ class Settings(BaseSettings):
             )
         return url
 
+    @field_validator("risk_price_band", mode="before")
+    @classmethod
+    def _band_may_be_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in BAND_OFF_WORDS:
+            return None
+        return value
+
     @field_validator("paper_initial_balances")
     @classmethod
     def _balances_format(cls, value: str) -> str:
@@ -119,6 +144,10 @@ class Settings(BaseSettings):
     @property
     def initial_paper_balances(self) -> dict[str, Decimal]:
         return parse_balances(self.paper_initial_balances)
+
+    @property
+    def manual_exchange_names(self) -> list[str]:
+        return [name.strip().lower() for name in self.manual_exchanges.split(",") if name.strip()]
 
     @property
     def is_sqlite(self) -> bool:

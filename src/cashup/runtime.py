@@ -95,6 +95,11 @@ class Runtime:
         venue = self.venues.get(exchange)
         return venue.last_price(symbol) if venue is not None else None
 
+    def venue_reports_fills(self, exchange: str) -> bool:
+        """Whether the service sees the fills of orders on ``exchange`` itself (unknown exchanges count as yes)."""
+        venue = self.venues.get(exchange)
+        return venue is None or venue.reports_fills
+
     async def start(self) -> None:
         for venue in self.venues.values():
             await venue.start()
@@ -106,7 +111,8 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
             self._tasks.append(asyncio.create_task(HistoryRetention(
                 self.sessions, self.clock, self.settings.order_history_retention_days).run(), name="retention"))
-        log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker)
+        log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker,
+                 database=self.settings.database_url)
 
     async def stop(self) -> None:
         for venue in self.venues.values():

@@ -72,3 +72,12 @@ async def worker_steps(runtime: Runtime, clock: TestClock, order_id: str, steps:
             clock.skip(skip)
             runtime.signals.wake_worker()
             await asyncio.wait_for(changed.wait(), timeout)
+
+
+def take_outside_fills_on_paper(runtime: Runtime) -> None:
+    """Let admin and strategy tokens post fills for paper orders, as if paper were a manual desk.
+
+    For tests that use outside fills only to drive the books to a state; the authority rule itself is
+    tested in ``test_role_matrix.py``.
+    """
+    runtime.venue_reports_fills = lambda exchange: False  # type: ignore[method-assign]

@@ -56,7 +56,7 @@ from cashup.db.models import (
     TradeRow,
 )
 from cashup.runtime import Runtime
-from tests.api.helpers import API, wait_for_status
+from tests.api.helpers import API, take_outside_fills_on_paper, wait_for_status
 
 USERS = ("ann", "bob")
 ASSETS = ("USDT", "BTC", "ETH")
@@ -423,6 +423,7 @@ async def invariant_violations(runtime: Runtime) -> list[str]:
 
 async def play(settings: Settings, token_for: Callable[..., str], sequence: list[object]) -> None:
     runtime = Runtime(settings)
+    take_outside_fills_on_paper(runtime)
     await runtime.start()
     try:
         transport = httpx.ASGITransport(app=create_app(settings, runtime))

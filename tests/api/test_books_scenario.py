@@ -4,7 +4,13 @@ from decimal import Decimal as D
 
 import httpx
 
-from tests.api.helpers import API, wait_for_status
+from cashup.api.auth import issue_token
+from cashup.core.enums import Role
+from cashup.runtime import Runtime
+from tests.api.helpers import API, take_outside_fills_on_paper, wait_for_status
+from tests.conftest import JWT_SECRET
+
+SERVICE = {"Authorization": f"Bearer {issue_token(JWT_SECRET, 'ops', Role.ADMIN)}"}
 
 
 async def balance(client: httpx.AsyncClient, asset: str) -> tuple[D, D]:
@@ -27,7 +33,7 @@ async def fill(
     client: httpx.AsyncClient, order_id: str, execution_id: str, quantity: str, price: str, fee: str
 ) -> None:
     response = await client.post(
-        f"{API}/orders/{order_id}/executions",
+        f"{API}/orders/{order_id}/executions", headers=SERVICE,
         json={"execution_id": execution_id, "quantity": quantity, "price": price, "fee": fee, "fee_currency": "USDT"},
     )
     assert response.status_code == 201, response.text
@@ -38,7 +44,10 @@ async def position(client: httpx.AsyncClient) -> dict:
     return row
 
 
-async def test_buy_partial_fill_cancel_sell_to_flat_and_flip_are_booked_exactly(client: httpx.AsyncClient) -> None:
+async def test_buy_partial_fill_cancel_sell_to_flat_and_flip_are_booked_exactly(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    take_outside_fills_on_paper(runtime)
     assert await balance(client, "USDT") == (D("100000"), D(0))
 
     buy = await place(client, "buy", "0.5", "20000")

@@ -4,7 +4,9 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.api.helpers import API, limit_buy, wait_for_status
+from cashup.core.enums import Role
+from cashup.runtime import Runtime
+from tests.api.helpers import API, limit_buy, take_outside_fills_on_paper, wait_for_status
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -12,11 +14,12 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_balances_trades_and_positions_are_private(
-    client: httpx.AsyncClient, token_for: Callable[..., str]
+    client: httpx.AsyncClient, runtime: Runtime, token_for: Callable[..., str]
 ) -> None:
+    take_outside_fills_on_paper(runtime)
     order = (await client.post(f"{API}/orders", json=limit_buy("1000", quantity="0.02"))).json()
     await wait_for_status(client, order["id"], "accepted")
-    await client.post(f"{API}/orders/{order['id']}/executions",
+    await client.post(f"{API}/orders/{order['id']}/executions", headers=bearer(token_for("ops", Role.ADMIN)),
                       json={"execution_id": "v-1", "quantity": "0.01", "price": "1000"})
     [trade] = (await client.get(f"{API}/trades")).json()["items"]
     alice_account = order["account_id"]

@@ -6,9 +6,11 @@ from decimal import Decimal as D
 
 import httpx
 
+from cashup.api.auth import issue_token
+from cashup.core.enums import Role
 from cashup.runtime import Runtime
-from tests.api.helpers import API, wait_for_status, worker_steps
-from tests.conftest import Market, TestClock
+from tests.api.helpers import API, take_outside_fills_on_paper, wait_for_status, worker_steps
+from tests.conftest import JWT_SECRET, Market, TestClock
 
 
 async def children(client: httpx.AsyncClient, parent_id: str) -> list[dict]:
@@ -65,6 +67,7 @@ async def test_twap_slices_sum_exactly_and_roll_up_into_the_parent(client: httpx
 
 
 async def test_iceberg_shows_at_most_its_display_quantity(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    take_outside_fills_on_paper(runtime)
     price = (runtime.last_price("paper", "BTC/USDT") * D("0.8")).quantize(D("0.1"))
     parent = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "iceberg",
                                                        "quantity": "0.05", "price": str(price),
@@ -78,6 +81,7 @@ async def test_iceberg_shows_at_most_its_display_quantity(client: httpx.AsyncCli
     assert D(clip["quantity"]) == D("0.01")
     await wait_for_status(client, clip["id"], "accepted")
     filled = await client.post(f"{API}/orders/{clip['id']}/executions",
+                               headers={"Authorization": f"Bearer {issue_token(JWT_SECRET, 'ops', Role.ADMIN)}"},
                                json={"execution_id": "ice-1", "quantity": "0.01", "price": str(price)})
     assert filled.status_code == 201
     for _ in range(100):

@@ -1,15 +1,22 @@
-"""Schemathesis over the whole OpenAPI document: whatever it sends, the service never answers 5xx."""
+"""Schemathesis over the whole OpenAPI document with a token of each role: every check holds.
+
+Every built-in check runs (server errors, documented status codes, content types, headers and response
+schemas, rejection of data the schema forbids, missing headers, unsupported methods, authentication), so the
+document and the service agree on every route. Examples are bounded per operation and role.
+"""
 
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.checks  # noqa: F401 - registers the OpenAPI checks
 import uvicorn
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import CHECKS
 
 from cashup.api.app import create_app
 from cashup.api.auth import issue_token
@@ -50,32 +57,39 @@ def base_url(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
         thread.join(timeout=15)
 
 
+# A schema-valid request may still be refused with 422 by a rule JSON Schema cannot state: a risk limit, the
+# funds available, a combination of fields (GTD with expire_at, a stop without its trigger), a cursor this API
+# never issued. The contract answers those 422 (SPEC §4 Errors), so positive data may get 422 as well.
+CONFIG = schemathesis.Config.from_dict({
+    "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422"]}},
+})
+
+
 @pytest.fixture(scope="module")
 def api_schema(base_url: str) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    return schemathesis.openapi.from_url(f"{base_url}/openapi.json", config=CONFIG)
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
-HEADERS = {
-    role: {"Authorization": f"Bearer {issue_token(JWT_SECRET, 'fuzzer', role)}"} for role in (Role.TRADER, Role.ADMIN)
-}
+HEADERS = {role: {"Authorization": f"Bearer {issue_token(JWT_SECRET, f'fuzzer-{role.value}', role)}"} for role in Role}
+ALL_CHECKS = CHECKS.get_all()
+FUZZ_SETTINGS = settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-FUZZ_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def every_check_holds_for(role: Role) -> Callable[[schemathesis.Case], None]:
+    """A schemathesis test calling every operation with ``role``'s token (one per role: schemathesis tests
+    take no other parameters)."""
+
+    @schema.parametrize()
+    @FUZZ_SETTINGS
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers=HEADERS[role], checks=ALL_CHECKS, timeout=10)
+
+    return check
 
 
-def _call(case: schemathesis.Case, role: Role) -> None:
-    response = case.call(headers=HEADERS[role], timeout=10)
-    assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text}"
-
-
-@schema.parametrize()
-@FUZZ_SETTINGS
-def test_no_trader_request_gets_a_server_error(case: schemathesis.Case) -> None:
-    _call(case, Role.TRADER)
-
-
-@schema.parametrize()
-@FUZZ_SETTINGS
-def test_no_admin_request_gets_a_server_error(case: schemathesis.Case) -> None:
-    _call(case, Role.ADMIN)
+test_every_check_holds_for_a_trader = every_check_holds_for(Role.TRADER)
+test_every_check_holds_for_a_strategy = every_check_holds_for(Role.STRATEGY)
+test_every_check_holds_for_a_viewer = every_check_holds_for(Role.VIEWER)
+test_every_check_holds_for_risk = every_check_holds_for(Role.RISK)
+test_every_check_holds_for_an_admin = every_check_holds_for(Role.ADMIN)

@@ -4,7 +4,9 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import httpx
+import pytest
 
+from cashup.config import Settings
 from cashup.core.enums import Role
 from tests.api.helpers import API, limit_buy, wait_for_status
 
@@ -13,13 +15,29 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_external_execution_is_booked_once(client: httpx.AsyncClient) -> None:
-    order = (await client.post(f"{API}/orders", json=limit_buy("1000", quantity="0.03"))).json()
-    await wait_for_status(client, order["id"], "accepted")
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The default settings plus ``desk``, an exchange whose fills are reported from outside."""
+    return settings.model_copy(update={"manual_exchanges": "desk"})
+
+
+async def desk_order(client: httpx.AsyncClient, admin: dict[str, str], quantity: str) -> dict:
+    """An accepted limit buy of alice's on the manual desk, funded by an admin deposit."""
+    deposit = await client.post(f"{API}/balances", headers=admin,
+                                json={"user_id": "alice", "exchange": "desk", "asset": "USDT", "amount": "1000"})
+    assert deposit.status_code == 200, deposit.text
+    order = (await client.post(f"{API}/orders", json=limit_buy("1000", quantity=quantity, exchange="desk"))).json()
+    assert (await wait_for_status(client, order["id"], "accepted"))["status"] == "accepted"
+    return order
+
+
+async def test_external_execution_is_booked_once(client: httpx.AsyncClient, token_for: Callable[..., str]) -> None:
+    admin = bearer(token_for("ops", Role.ADMIN))
+    order = await desk_order(client, admin, "0.03")
     fill = {"execution_id": "drop-1", "quantity": "0.01", "price": "999.5", "fee": "0.01", "fee_currency": "USDT"}
 
-    first = await client.post(f"{API}/orders/{order['id']}/executions", json=fill)
-    repeated = await client.post(f"{API}/orders/{order['id']}/executions", json=fill)
+    first = await client.post(f"{API}/orders/{order['id']}/executions", json=fill, headers=admin)
+    repeated = await client.post(f"{API}/orders/{order['id']}/executions", json=fill, headers=admin)
 
     assert first.status_code == 201, first.text
     assert repeated.status_code == 200
@@ -32,7 +50,7 @@ async def test_external_execution_is_booked_once(client: httpx.AsyncClient) -> N
     assert Decimal(updated["fee"]) == Decimal("0.01")
     assert len((await client.get(f"{API}/orders/{order['id']}/executions")).json()) == 1
 
-    overfill = await client.post(f"{API}/orders/{order['id']}/executions",
+    overfill = await client.post(f"{API}/orders/{order['id']}/executions", headers=admin,
                                  json={**fill, "execution_id": "drop-2", "quantity": "0.05"})
     assert overfill.status_code == 409
     assert Decimal((await client.get(f"{API}/orders/{order['id']}")).json()["filled_quantity"]) == Decimal("0.01")
@@ -42,8 +60,7 @@ async def test_status_update_passes_the_transition_table_or_answers_409(
     client: httpx.AsyncClient, token_for: Callable[..., str]
 ) -> None:
     admin = bearer(token_for("ops", Role.ADMIN))
-    order = (await client.post(f"{API}/orders", json=limit_buy("1000"))).json()
-    await wait_for_status(client, order["id"], "accepted")
+    order = await desk_order(client, admin, "0.01")
 
     canceled = await client.post(f"{API}/orders/status/update", headers=admin,
                                  json={"order_id": order["id"], "status": "canceled", "reason": "venue maintenance"})
@@ -138,5 +155,5 @@ async def test_put_amends_and_put_cancel_cancels(client: httpx.AsyncClient) -> N
 
 async def test_service_info_lists_the_exchanges_and_their_symbols(client: httpx.AsyncClient) -> None:
     info = (await client.get(f"{API}/")).json()
-    assert info["exchanges"] == {"paper": ["BTC/USDT", "ETH/USDT"]}
+    assert info["exchanges"] == {"paper": ["BTC/USDT", "ETH/USDT"], "desk": ["BTC/USDT", "ETH/USDT"]}
     assert info["docs"] == "/docs"

@@ -6,7 +6,8 @@ from decimal import Decimal as D
 import httpx
 
 from cashup.core.enums import Role
-from tests.api.helpers import API, limit_buy, wait_for_status
+from cashup.runtime import Runtime
+from tests.api.helpers import API, limit_buy, take_outside_fills_on_paper, wait_for_status
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -68,15 +69,16 @@ async def test_price_band_guards_against_fat_fingers(
 
 
 async def test_halt_cancels_open_orders_and_denies_new_ones_then_reducing_allows_only_reductions(
-    client: httpx.AsyncClient, token_for: Callable[..., str]
+    client: httpx.AsyncClient, runtime: Runtime, token_for: Callable[..., str]
 ) -> None:
+    take_outside_fills_on_paper(runtime)
     risk = bearer(token_for("rita", Role.RISK))
     resting = [(await client.post(f"{API}/orders", json=limit_buy("1000"))).json()["id"] for _ in range(2)]
     for order_id in resting:
         await wait_for_status(client, order_id, "accepted")
     buy = (await client.post(f"{API}/orders", json=limit_buy("1000", quantity="0.03"))).json()["id"]
     await wait_for_status(client, buy, "accepted")
-    await client.post(f"{API}/orders/{buy}/executions",
+    await client.post(f"{API}/orders/{buy}/executions", headers=bearer(token_for("ops", Role.ADMIN)),
                       json={"execution_id": "e1", "quantity": "0.03", "price": "1000"})
 
     halted = await client.put(f"{API}/risk/trading-state", headers=risk, json={"state": "halted", "reason": "drill"})

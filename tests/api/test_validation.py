@@ -18,7 +18,7 @@ from tests.api.helpers import API, limit_buy, market
         (limit_buy("1", quantity="0.001"), "quantity", "min_notional"),
         (limit_buy("1000", quantity="1e30"), "quantity", "decimal_whole_digits"),
         (limit_buy("1000", quantity="0.1234567890123456789"), "quantity", "decimal_max_places"),
-        (limit_buy("1000", quantity="NaN"), "quantity", "finite_number"),
+        (limit_buy("1000", quantity="NaN"), "quantity", "decimal_format"),
         (limit_buy("1000", symbol="DOGE/USDT"), "symbol", "unknown_instrument"),
         (limit_buy("1000", symbol="nonsense"), "symbol", "format"),
         (limit_buy("1000", exchange="nowhere"), "exchange", "unknown_exchange"),
@@ -64,7 +64,7 @@ async def test_numbers_are_accepted_and_amounts_come_back_as_exact_strings(clien
 
 
 async def test_bad_query_and_path_values_are_4xx(client: httpx.AsyncClient) -> None:
-    assert (await client.get(f"{API}/orders/not-a-uuid")).status_code == 422
+    assert (await client.get(f"{API}/orders/not-a-uuid")).status_code == 404  # not an order id: no such order
     assert (await client.get(f"{API}/orders", params={"cursor": "!!"})).status_code == 422
     assert (await client.get(f"{API}/orders", params={"limit": 0})).status_code == 422
     assert (await client.get(f"{API}/orders", params={"status": "nope"})).status_code == 422

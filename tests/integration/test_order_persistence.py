@@ -40,6 +40,12 @@ from cashup.venues.base import ExecutionReport, ReportKind
 from tests.integration.conftest import BACKENDS
 
 ALICE = Principal("alice", Role.TRADER)
+ALICE_SERVICE = Principal("alice", Role.STRATEGY)
+
+
+def manual_desk(exchange: str) -> bool:
+    """A venue that does not report fills itself, so outside fills are taken."""
+    return False
 BOB = Principal("bob", Role.TRADER)
 ADMIN = Principal("root", Role.ADMIN)
 LAST_PRICES = {"BTC/USDT": Decimal("50000"), "ETH/USDT": Decimal("3700")}
@@ -353,8 +359,9 @@ async def test_external_execution_is_booked_once(
 
     async def book() -> bool:
         async with uow_for() as uow:
-            _, new = await book_external_fill(uow, ExternalFill(principal=ALICE, order_id=order_id,
-                                                                fill=body.to_event(runtime.clock())))
+            _, new = await book_external_fill(uow, ExternalFill(principal=ALICE_SERVICE, order_id=order_id,
+                                                                fill=body.to_event(runtime.clock())),
+                                                 manual_desk)
         return new
 
     new, new_again = await book(), await book()
@@ -570,8 +577,8 @@ async def test_two_workers_claiming_concurrently_never_claim_an_order_twice(
         actions = set((await session.execute(select(OrderRow.pending_action))).scalars())
     assert {order_id for order_id, owner in leases.items() if owner == first.owner} == set(by_owner[first.owner])
     assert {order_id for order_id, owner in leases.items() if owner == second.owner} == set(by_owner[second.owner])
-    now = utc_now()
-    assert all(now + timedelta(seconds=25) < expiry <= now + timedelta(seconds=30) for expiry in expiries)
+    now, lease = utc_now(), first.context.lease  # each claim leased its rows for one lease from its own moment
+    assert all(now + lease - timedelta(seconds=5) < expiry <= now + lease for expiry in expiries)
     assert actions == {Action.SUBMIT}
 
     # Leased orders are not claimable again until the lease expires; then another worker may take them.

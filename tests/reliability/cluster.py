@@ -132,21 +132,20 @@ class Cluster:
     # -- processes -------------------------------------------------------------------------------
 
     def _env(self, **extra: str) -> dict[str, str]:
-        return clean_env(
-            DATABASE_URL=self.database_url,
-            JWT_SECRET_KEY=SECRET,
-            DEBUG="false",
-            LOG_LEVEL="WARNING",
-            STATE_DIR=str(self.workdir / "state"),
-            PAPER_EXCHANGE_URL=self.exchange_url,
-            LEASE_SECONDS="2",
-            ORDER_TIMEOUT_SECONDS="2",
-            WORKER_POLL_SECONDS="0.05",
-            TRIGGER_POLL_SECONDS="0.05",
-            WORKER_HEARTBEAT_SECONDS="1",
-            **self.service_env,
-            **extra,
-        )
+        settings = {
+            "DATABASE_URL": self.database_url,
+            "JWT_SECRET_KEY": SECRET,
+            "DEBUG": "false",
+            "LOG_LEVEL": "WARNING",
+            "STATE_DIR": str(self.workdir / "state"),
+            "PAPER_EXCHANGE_URL": self.exchange_url,
+            "LEASE_SECONDS": "2",
+            "ORDER_TIMEOUT_SECONDS": "2",
+            "WORKER_POLL_SECONDS": "0.05",
+            "TRIGGER_POLL_SECONDS": "0.05",
+            "WORKER_HEARTBEAT_SECONDS": "1",
+        }
+        return clean_env(**(settings | self.service_env | extra))
 
     def spawn(self, *args: str, env: dict[str, str]) -> Process:
         name = f"{len(self.processes):02d}-{args[0]}"

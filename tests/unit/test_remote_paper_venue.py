@@ -284,8 +284,14 @@ def test_build_venues_follows_the_settings(tmp_path: Path) -> None:
         assert embedded.config.faults == FaultConfig(0.5, 0.1, 0.2, 0.3)
     finally:
         embedded.close()
-    plain = build_venues(Settings(_env_file=None))["paper"]
-    assert isinstance(plain, PaperExchange) and plain.journal_path is None and not plain.config.faults.enabled
+    durable = build_venues(Settings(state_dir=tmp_path / "state", _env_file=None))["paper"]
+    try:
+        assert isinstance(durable, PaperExchange) and not durable.config.faults.enabled
+        assert durable.journal_path == str(tmp_path / "state" / "paper-journal.db")  # durable by default
+    finally:
+        durable.close()
+    plain = build_venues(Settings(state_dir=tmp_path / "other", paper_journal_path="memory", _env_file=None))["paper"]
+    assert isinstance(plain, PaperExchange) and plain.journal_path is None
     with pytest.raises(ValueError):
         Settings(paper_reject_rate=2, _env_file=None)
 

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cashup.api import system
 from cashup.api.errors import install_error_handlers
+from cashup.api.paths import EncodedSymbolPaths
 from cashup.api.secrets import resolve_jwt_secret
 from cashup.config import Settings
 from cashup.core.ids import new_id
@@ -55,6 +56,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.runtime = runtime
         app.state.placements = placement_writer(runtime)
     install_error_handlers(app)
+    app.add_middleware(EncodedSymbolPaths)
     app.include_router(system.router)
     app.include_router(engine_router, prefix="/api/v1")
     app.include_router(orders_router, prefix="/api/v1")

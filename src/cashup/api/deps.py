@@ -45,9 +45,10 @@ async def get_principal(
 ) -> Principal:
     if credentials is None:
         raise Unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
+    settings = request.app.state.runtime.settings
     try:
-        principal = verify_token(credentials.credentials, request.app.state.jwt_secret,
-                                 request.app.state.runtime.settings.jwt_algorithm)
+        principal = verify_token(credentials.credentials, request.app.state.jwt_secret, settings.jwt_algorithm,
+                                 issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     except InvalidToken as error:
         raise Unauthorized(f"invalid token: {error}") from error
     request.state.principal = principal

@@ -7,12 +7,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cashup.core.errors import Conflict, DomainError, Forbidden, InvalidOrder, InvalidTransition, NotFound
 from cashup.core.ledger import InsufficientFunds
 from cashup.core.risk import RiskDenied
+from cashup.db.outage import CANDIDATE_ERRORS, is_unavailable
 
 log = structlog.get_logger("cashup.api")
 
@@ -46,18 +47,31 @@ STATUS_BY_ERROR: list[tuple[type[DomainError], int]] = [
     (RiskDenied, 422),
 ]
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut, "description": text}
-    for code, text in (
-        (400, "Malformed request"),
-        (401, "Missing or invalid bearer token"),
-        (403, "The caller's role does not allow this"),
-        (404, "Unknown, or not the caller's"),
-        (409, "Conflicts with the current state"),
-        (422, "Invalid field or refused order"),
-        (503, "A dependency is down"),
-    )
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "The body is not valid JSON",
+    401: "Missing or invalid bearer token",
+    403: "The caller's role does not allow this",
+    404: "Unknown, or not the caller's",
+    409: "Conflicts with the current state",
+    415: "The body is not application/json",
+    422: "Invalid field or refused order: the field and the rule are named",
+    503: "The database cannot be reached; retry after `Retry-After` seconds",
 }
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+
+READ = (401, 422, 503)
+"""What any protected route may answer besides success: no token, a bad parameter, the database down."""
+BODY = (400, 415)
+"""What a route with a JSON body may answer besides: not JSON, or not declared as JSON."""
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of one route (OpenAPI ``responses``), in the one error shape."""
+    return {
+        code: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[code]} | ({"headers": _RETRY_AFTER} if code == 503
+                                                                             else {})
+        for code in sorted(set(codes))
+    }
 
 
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -67,6 +81,26 @@ def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
 def _field_name(location: tuple[Any, ...]) -> str:
     parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
+
+
+def _refused_media_type(request: Request, issues: list[Any]) -> bool:
+    """A body was expected (an issue is about it) and the request says it sent something other than JSON."""
+    media_type = request.headers.get("content-type")
+    if media_type is None:
+        return False
+    essence = media_type.split(";", 1)[0].strip().lower()
+    is_json = essence == "application/json" or (essence.startswith("application/") and essence.endswith("+json"))
+    return not is_json and any(tuple(issue.get("loc", ()))[:1] == ("body",) for issue in issues)
 
 
 def domain_error_response(error: DomainError) -> JSONResponse:
@@ -82,8 +116,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return domain_error_response(error)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
         issues = error.errors()
+        if _refused_media_type(request, issues):
+            media_type = request.headers.get("content-type", "")
+            return JSONResponse(
+                error_body("UnsupportedMediaType", f"the body must be application/json, not {media_type[:80]!r}"),
+                status_code=415,
+            )
         if any(issue.get("type") == "json_invalid" for issue in issues):
             return JSONResponse(error_body("MalformedRequest", "the body is not valid JSON"), status_code=400)
         fields = [
@@ -101,25 +141,40 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(error.status_code, "HTTPError")
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
-                            headers=getattr(error, "headers", None))
+                            headers=headers or None)
 
-    @app.exception_handler(OperationalError)
-    async def _database_down(_: Request, error: OperationalError) -> JSONResponse:
-        log.error("database unavailable", error=str(error.orig))
-        return JSONResponse(error_body("ServiceUnavailable", "the database is unavailable; retry later"),
-                            status_code=503, headers={"Retry-After": "1"})
-
-    @app.exception_handler(DBAPIError)
-    async def _database_error(_: Request, error: DBAPIError) -> JSONResponse:
-        if error.connection_invalidated:
-            return await _database_down(_, error)  # type: ignore[arg-type]
-        log.exception("database error", error=str(error.orig))
+    async def _maybe_unavailable(_: Request, error: Exception) -> JSONResponse:
+        if is_unavailable(error):
+            return unavailable_response(error)
+        log.exception("database error", error=repr(error))
         return JSONResponse(error_body("InternalError", "internal error"), status_code=500)
+
+    for error_class in CANDIDATE_ERRORS:
+        app.add_exception_handler(error_class, _maybe_unavailable)  # type: ignore[arg-type]
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        if is_unavailable(error):
+            return unavailable_response(error)
         log.exception("unhandled error", error=repr(error))
         return JSONResponse(error_body("InternalError", "internal error"), status_code=500)
+
+
+RETRY_AFTER_SECONDS = 2
+
+
+def unavailable_response(error: BaseException) -> JSONResponse:
+    """503 for a dependency that cannot be reached: the database, by its driver's connection errors."""
+    log.warning("database unavailable", error=f"{type(error).__name__}: {error}")
+    return JSONResponse(
+        error_body("ServiceUnavailable", "the database cannot be reached; nothing was written, retry later",
+                   dependency="database"),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

@@ -1,6 +1,8 @@
 """Service info, liveness, readiness and Prometheus metrics."""
 
+import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -32,16 +34,46 @@ async def health(runtime: RuntimeDep) -> Health:
     return Health(status="ok", service=runtime.settings.app_name, version=runtime.settings.app_version)
 
 
+READY_CHECK_SECONDS = 1.5
+"""Each readiness check gets this long, and they run together: the answer comes within 2 s."""
+
+
+async def _bounded(check: Any) -> str:
+    try:
+        async with asyncio.timeout(READY_CHECK_SECONDS):
+            await check
+        return "ok"
+    except TimeoutError:
+        return f"down: no answer within {READY_CHECK_SECONDS} s"
+    except Exception as error:  # noqa: BLE001 - any failure means not ready
+        return f"down: {type(error).__name__}"
+
+
+async def _database(runtime: Any) -> None:
+    async with runtime.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def _reachable(url: str) -> None:
+    """A TCP connection to the server of ``url`` opens (the broker and Redis are checked this far)."""
+    parts = urlsplit(url)
+    default_port = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "nats": 4222, "kafka": 9092}
+    port = parts.port or default_port.get(parts.scheme, 0)
+    _, writer = await asyncio.open_connection(parts.hostname or "127.0.0.1", port)
+    writer.close()
+
+
 @router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
 async def ready(runtime: RuntimeDep, response: Response) -> Readiness:
-    """Readiness: the database answers and the venues run; 503 with details otherwise."""
+    """Readiness: database, broker, Redis and venues, each named; 503 with the failing ones, within 2 s."""
     checks: dict[str, Any] = {}
-    try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as error:  # noqa: BLE001 - any failure means not ready
-        checks["database"] = f"down: {type(error).__name__}"
+    pending = {"database": _database(runtime)}
+    if runtime.settings.broker_url:
+        pending["broker"] = _reachable(runtime.settings.broker_url)
+    if runtime.settings.redis_url:
+        pending["redis"] = _reachable(runtime.settings.redis_url)
+    results = await asyncio.gather(*(_bounded(check) for check in pending.values()))
+    checks.update(zip(pending, results, strict=True))
     for name, venue in runtime.venues.items():
         checks[f"venue:{name}"] = (
             "ok" if venue.last_price(venue.instruments()[0].symbol) is not None else "no market data"

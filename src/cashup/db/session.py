@@ -20,15 +20,30 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     # MySQL's default REPEATABLE READ takes gap locks that deadlock claims against inserts; PostgreSQL's
     # default is already READ COMMITTED. Row locks (FOR UPDATE) keep the books serialised either way.
-    isolation = {"isolation_level": "READ COMMITTED"} if settings.database_url.startswith(("mysql", "mariadb")) else {}
+    is_mysql = settings.database_url.startswith(("mysql", "mariadb"))
+    isolation = {"isolation_level": "READ COMMITTED"} if is_mysql else {}
     return create_async_engine(
         settings.database_url,
         **isolation,
+        connect_args=_connect_timeout(settings),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+
+
+def _connect_timeout(settings: Settings) -> dict[str, Any]:
+    """The driver's own bound on making a connection, so an unreachable server fails fast."""
+    seconds = settings.database_connect_timeout_seconds
+    if settings.database_url.startswith(("mysql", "mariadb")):
+        return {"connect_timeout": max(1, round(seconds))}
+    if settings.database_url.startswith("postgresql+asyncpg"):
+        return {"timeout": seconds}
+    if settings.database_url.startswith("postgresql+psycopg"):
+        return {"connect_timeout": max(1, round(seconds))}
+    return {}
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep, UnitOfWorkDep
-from cashup.api.errors import ERROR_RESPONSES
+from cashup.api.errors import READ, errors
 from cashup.api.types import Amount
 from cashup.core.enums import Role
 from cashup.engine.failures import FailureStore
@@ -17,7 +17,7 @@ from cashup.engine.queue import queue_status
 from cashup.execution.handlers import set_paused
 from cashup.orders.service import decode_cursor, encode_cursor
 
-router = APIRouter(tags=["engine"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["engine"])
 FailureStatusName = Literal["pending", "processing", "success", "failed"]
 
 
@@ -59,7 +59,7 @@ class QueueStatus(BaseModel):
     workers: list[WorkerOut]
 
 
-@router.get("/failures", response_model=FailurePage)
+@router.get("/failures", responses=errors(*READ, 403), response_model=FailurePage)
 async def list_failures(
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -76,7 +76,7 @@ async def list_failures(
                        next_cursor=next_cursor)
 
 
-@router.get("/failures/{failure_id}", response_model=FailureOut)
+@router.get("/failures/{failure_id:uuid}", responses=errors(*READ, 403, 404), response_model=FailureOut)
 async def get_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                       runtime: RuntimeDep) -> FailureOut:
     """One failure with its error and retry count (admin, risk)."""
@@ -84,7 +84,7 @@ async def get_failure(failure_id: UUID, principal: CurrentPrincipal, session: Se
     return FailureOut.model_validate(await FailureStore(session, runtime.clock).get(failure_id), from_attributes=True)
 
 
-@router.post("/failures/{failure_id}/retry", response_model=FailureOut)
+@router.post("/failures/{failure_id:uuid}/retry", responses=errors(*READ, 403, 404, 409), response_model=FailureOut)
 async def retry_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                         runtime: RuntimeDep) -> FailureOut:
     """Put the failed work back in the queue with a fresh set of attempts (admin)."""
@@ -95,7 +95,7 @@ async def retry_failure(failure_id: UUID, principal: CurrentPrincipal, session: 
     return FailureOut.model_validate(row, from_attributes=True)
 
 
-@router.get("/orders/queue/status", response_model=QueueStatus)
+@router.get("/orders/queue/status", responses=errors(*READ, 403), response_model=QueueStatus)
 async def get_queue_status(principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep) -> QueueStatus:
     """Work due, scheduled, in progress, retrying and failed; the oldest due age; the workers alive."""
     principal.require(Role.ADMIN, Role.RISK)
@@ -129,7 +129,7 @@ class IcebergProgressOut(BaseModel):
     paused: bool
 
 
-@router.get("/orders/{order_id}/twap-progress", response_model=TwapProgressOut)
+@router.get("/orders/{order_id:uuid}/twap-progress", responses=errors(*READ, 404), response_model=TwapProgressOut)
 async def get_twap_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                             runtime: RuntimeDep) -> TwapProgressOut:
     """Slices done of total, filled, average price, the market VWAP over the elapsed window and slippage in bps."""
@@ -137,7 +137,7 @@ async def get_twap_progress(order_id: UUID, principal: CurrentPrincipal, session
         session, principal, order_id, instruments=runtime.instruments, venues=runtime.venues, clock=runtime.clock))
 
 
-@router.get("/orders/{order_id}/iceberg-progress", response_model=IcebergProgressOut)
+@router.get("/orders/{order_id:uuid}/iceberg-progress", responses=errors(*READ, 404), response_model=IcebergProgressOut)
 async def get_iceberg_progress(order_id: UUID, principal: CurrentPrincipal, session: SessionDep,
                                runtime: RuntimeDep) -> IcebergProgressOut:
     """Visible (working at the venue), hidden (not shown yet) and filled quantities."""
@@ -145,14 +145,14 @@ async def get_iceberg_progress(order_id: UUID, principal: CurrentPrincipal, sess
         session, principal, order_id, instruments=runtime.instruments, venues=runtime.venues, clock=runtime.clock))
 
 
-@router.post("/orders/{order_id}/pause", status_code=204)
+@router.post("/orders/{order_id:uuid}/pause", responses=errors(*READ, 403, 404, 409), status_code=204)
 async def pause(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep) -> None:
     """Stop scheduling new child orders of a running algorithm; working children stay as they are."""
     await set_paused(uow, principal, order_id, True)
     await uow.commit()
 
 
-@router.post("/orders/{order_id}/resume", status_code=204)
+@router.post("/orders/{order_id:uuid}/resume", responses=errors(*READ, 403, 404, 409), status_code=204)
 async def resume(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep) -> None:
     """Resume scheduling a paused algorithm."""
     await set_paused(uow, principal, order_id, False)

@@ -25,7 +25,9 @@ from cashup.core.rules import TradingRules
 from cashup.db.models import WorkerRow
 from cashup.engine import algorithms, held, venue_steps
 from cashup.engine.context import EngineContext
+from cashup.engine.leases import LeaseKeeper
 from cashup.engine.retry import retry_delay
+from cashup.engine.startup_reconcile import reconcile_at_start
 from cashup.execution.placement import Placement
 from cashup.execution.signals import Signals
 from cashup.execution.uow import UnitOfWork
@@ -59,7 +61,7 @@ class Worker:
         *,
         concurrency: int = 3,
         poll_seconds: float = 0.5,
-        lease_seconds: float = 30.0,
+        lease_seconds: float = 3.0,
         action_timeout_seconds: float = 30.0,
         max_attempts: int = 6,
         heartbeat_seconds: float = 5.0,
@@ -83,8 +85,10 @@ class Worker:
         self._slots = asyncio.Semaphore(concurrency)
 
     async def run(self) -> None:
-        await self.reconcile_unknown_outcomes()
+        await reconcile_at_start(self.context, self.reconcile_unknown_outcomes)
         heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
+        keeper = LeaseKeeper(self.sessions, self.owner, self.context.lease, self.clock)
+        renewals = asyncio.create_task(keeper.run(), name="worker-lease-renewal")
         try:
             while True:
                 try:
@@ -99,9 +103,10 @@ class Worker:
                         async with asyncio.timeout(self.poll_seconds):
                             await self.signals.work_available.wait()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in (heartbeat, renewals):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._sign_off()
 
     async def run_once(self) -> int:

@@ -73,7 +73,9 @@ class PlacementWriter:
             self._task = asyncio.create_task(self._run(), name="placement-writer")
         request = _Request(command, idempotency_key)
         self._queue.put_nowait(request)
-        return await request.future
+        # A client that goes away does not take its order with it: the batch writes it all the same, and a
+        # retry with the same client_order_id or Idempotency-Key finds it.
+        return await asyncio.shield(request.future)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -87,9 +89,6 @@ class PlacementWriter:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            batch = [request for request in batch if not request.future.done()]  # the client has gone
-            if not batch:
-                continue
             try:
                 await self._write(batch)
             except IntegrityError:

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from cashup.core.algos import PAUSED
 from cashup.core.enums import ALGORITHM_ORDER_TYPES, WORKING_STATUSES, OrderStatus, Role
-from cashup.core.errors import Conflict, InvalidOrder, InvalidTransition, NotFound
+from cashup.core.errors import Conflict, Forbidden, InvalidOrder, InvalidTransition, NotFound
 from cashup.core.instruments import InstrumentRegistry, split_symbol
 from cashup.core.orders import (
     Order,
@@ -131,12 +131,28 @@ async def amend_order(uow: UnitOfWork, command: AmendOrder, instruments: Instrum
     return order
 
 
-async def book_external_fill(uow: UnitOfWork, external: ExternalFill) -> tuple[Order, bool]:
+async def externally_reported(uow: UnitOfWork, principal: Principal, order_id: UUID,
+                              venue_reports_fills: Callable[[str], bool], *, with_executions: bool = False) -> Order:
+    """The order an outside report is about, if the caller is a service identity and its venue is silent.
+
+    Only ``admin`` and ``strategy`` (a strategy's service identity, for its own orders) report from outside, and
+    only for orders on venues that do not report fills themselves: anything else could mint money."""
+    principal.require(Role.ADMIN, Role.STRATEGY)
+    order = await load_visible(uow, principal, order_id, with_executions=with_executions)
+    if venue_reports_fills(order.exchange):
+        raise Forbidden(
+            f"exchange {order.exchange} reports this order's fills and statuses itself; "
+            "outside reports are only taken for manual or drop-copy exchanges",
+            exchange=order.exchange,
+        )
+    return order
+
+
+async def book_external_fill(uow: UnitOfWork, external: ExternalFill,
+                             venue_reports_fills: Callable[[str], bool]) -> tuple[Order, bool]:
     """Book a fill reported from outside; a repeated ``execution_id`` books nothing (``False``)."""
-    principal = external.principal
-    if principal.role is not Role.ADMIN and principal.role is not Role.STRATEGY:
-        principal.require_trading()
-    order = await load_visible(uow, principal, external.order_id, with_executions=True)
+    order = await externally_reported(uow, external.principal, external.order_id, venue_reports_fills,
+                                      with_executions=True)
     if external.fill.execution_id in order.execution_ids or await uow.orders.has_execution(
             order.id, external.fill.execution_id):
         return order, False
@@ -153,10 +169,10 @@ async def book_external_fill(uow: UnitOfWork, external: ExternalFill) -> tuple[O
 
 
 async def apply_status(uow: UnitOfWork, principal: Principal, order_id: UUID, status: OrderStatus,
-                       reason: str | None, exchange_order_id: str | None) -> Order:
+                       reason: str | None, exchange_order_id: str | None,
+                       venue_reports_fills: Callable[[str], bool]) -> Order:
     """Apply an external status report through the transition table (``Conflict`` if it does not fit)."""
-    principal.require(Role.ADMIN, Role.STRATEGY)
-    order = await load_visible(uow, principal, order_id)
+    order = await externally_reported(uow, principal, order_id, venue_reports_fills)
     make_event = EXTERNAL_STATUS_EVENTS.get(status)
     if make_event is None:
         raise InvalidOrder("status", "needs_execution", f"status: {status} comes from executions; post the fill")

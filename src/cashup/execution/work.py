@@ -133,12 +133,17 @@ class WorkQueue:
         )
         return result.rowcount
 
-    async def renew(self, owner: str, order_ids: list[UUID], expires_at: datetime) -> None:
-        """Extend our leases of orders still in hand."""
+    async def renew_held(self, owner: str, now: datetime, expires_at: datetime) -> int:
+        """Extend every live lease ``owner`` holds; return how many. Rows a running step has locked are skipped
+        (that step settles the lease itself), so a renewal never waits on, or deadlocks with, a step."""
+        held = select(ORDERS.c.id).where(ORDERS.c.lease_owner == owner, ORDERS.c.lease_expires_at >= now)
+        if self.session.bind.dialect.name != "sqlite":
+            held = held.order_by(ORDERS.c.id).with_for_update(skip_locked=True)
+        order_ids = list((await self.session.execute(held)).scalars())
         if order_ids:
-            await self.session.execute(
-                update(ORDERS).where(ORDERS.c.id.in_(order_ids), ORDERS.c.lease_owner == owner)
-                .values(lease_expires_at=expires_at))
+            await self.session.execute(update(ORDERS).where(ORDERS.c.id.in_(order_ids), ORDERS.c.lease_owner == owner)
+                                       .values(lease_expires_at=expires_at))
+        return len(order_ids)
 
     async def sign_off(self, owner: str) -> None:
         """Release every lease of a worker that stops."""

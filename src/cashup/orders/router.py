@@ -1,15 +1,15 @@
 """HTTP routes of the orders slice. Thin: resolve auth and input, call a handler or a query, commit, answer."""
 
 import asyncio
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
 from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, Placements, RuntimeDep, UnitOfWorkDep
-from cashup.api.errors import ERROR_RESPONSES, domain_error_response
-from cashup.api.types import QueryTime
+from cashup.api.errors import BODY, READ, domain_error_response, errors
+from cashup.api.types import QueryDay, QueryTime
 from cashup.core.enums import OrderSide, OrderStatus
 from cashup.core.instruments import normalize_symbol
 from cashup.core.orders import Order
@@ -47,7 +47,7 @@ from cashup.orders.schemas import (
 )
 from cashup.orders.service import OrderQueries
 
-router = APIRouter(tags=["orders"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["orders"])
 
 SETTLING = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
@@ -70,7 +70,8 @@ def render_placement(placed: Placed) -> StoredAnswer:
     return StoredAnswer(201 if placed.created else 200, order_out(placed.order).model_dump_json().encode())
 
 
-@router.post("/orders", status_code=201, response_model=OrderOut, responses={200: {"model": OrderOut}})
+@router.post("/orders", status_code=201, response_model=OrderOut,
+             responses={200: {"model": OrderOut}} | errors(*READ, *BODY, 403, 404, 409))
 async def create_order(
     body: OrderCreate,
     principal: CurrentPrincipal,
@@ -83,7 +84,7 @@ async def create_order(
     return Response(answer.body, status_code=answer.status_code, media_type="application/json", headers=headers)
 
 
-@router.post("/orders/validate", response_model=OrderValidation)
+@router.post("/orders/validate", responses=errors(*READ, *BODY, 403, 404), response_model=OrderValidation)
 async def validate_order(body: OrderCreate, principal: CurrentPrincipal, uow: UnitOfWorkDep,
                          runtime: RuntimeDep) -> OrderValidation:
     """Dry run: the risk verdict, the funds the order would lock and the position it would leave; sends nothing."""
@@ -105,7 +106,7 @@ async def validate_order(body: OrderCreate, principal: CurrentPrincipal, uow: Un
     )
 
 
-@router.get("/orders", response_model=OrderPage)
+@router.get("/orders", responses=errors(*READ), response_model=OrderPage)
 async def list_orders(
     principal: CurrentPrincipal,
     orders: OrderQueriesDep,
@@ -140,7 +141,7 @@ async def list_orders(
     return OrderPage(items=[order_out(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.delete("/orders", response_model=CancelAllResult)
+@router.delete("/orders", responses=errors(*READ, 403), response_model=CancelAllResult)
 async def cancel_all_orders(
     principal: CurrentPrincipal,
     orders: OrderQueriesDep,
@@ -162,13 +163,13 @@ async def cancel_all_orders(
     return CancelAllResult(canceled=len(order_ids), order_ids=order_ids)
 
 
-@router.get("/orders/statistics/summary", response_model=OrderStatistics)
+@router.get("/orders/statistics/summary", responses=errors(*READ), response_model=OrderStatistics)
 async def statistics_summary(principal: CurrentPrincipal, orders: OrderQueriesDep) -> OrderStatistics:
     """Counts by status and type, fill ratio, volume, notional, fees and fill latency of the caller's orders."""
     return OrderStatistics.model_validate(await orders.statistics(principal, OrderFilter()))
 
 
-@router.get("/orders/statistics", response_model=OrderStatistics)
+@router.get("/orders/statistics", responses=errors(*READ), response_model=OrderStatistics)
 async def statistics(
     principal: CurrentPrincipal,
     orders: OrderQueriesDep,
@@ -189,9 +190,9 @@ async def statistics(
     return OrderStatistics.model_validate(await orders.statistics(principal, criteria))
 
 
-@router.get("/stats/orders", response_model=OrderStatistics)
+@router.get("/stats/orders", responses=errors(*READ), response_model=OrderStatistics)
 async def statistics_by_date(
-    principal: CurrentPrincipal, orders: OrderQueriesDep, date: date | None = None
+    principal: CurrentPrincipal, orders: OrderQueriesDep, date: QueryDay | None = None
 ) -> OrderStatistics:
     """Statistics of the orders created on one UTC day (default: today)."""
     day = date or datetime.now(UTC).date()
@@ -201,15 +202,17 @@ async def statistics_by_date(
     return OrderStatistics.model_validate(summary | {"date": day})
 
 
-@router.post("/orders/status/update", response_model=OrderOut)
-async def update_status(body: StatusUpdateById, principal: CurrentPrincipal, uow: UnitOfWorkDep) -> OrderOut:
-    """Apply an external status report (admin or strategy service); 409 if the transition is not allowed."""
-    order = await apply_status(uow, principal, body.order_id, body.status, body.reason, body.exchange_order_id)
+@router.post("/orders/status/update", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
+async def update_status(body: StatusUpdateById, principal: CurrentPrincipal, uow: UnitOfWorkDep,
+                        runtime: RuntimeDep) -> OrderOut:
+    """Apply an external status report (admin or strategy service, manual exchanges only); 409 if not allowed."""
+    order = await apply_status(uow, principal, body.order_id, body.status, body.reason, body.exchange_order_id,
+                               runtime.venue_reports_fills)
     await uow.commit()
     return order_out(order)
 
 
-@router.get("/orders/by-client-id/{client_order_id}", response_model=OrderOut)
+@router.get("/orders/by-client-id/{client_order_id}", responses=errors(*READ, 404), response_model=OrderOut)
 async def get_order_by_client_id(
     client_order_id: Annotated[str, Path(min_length=1, max_length=64)],
     principal: CurrentPrincipal,
@@ -219,7 +222,7 @@ async def get_order_by_client_id(
     return order_out(await orders.get_by_client_id(principal, client_order_id))
 
 
-@router.get("/orders/{order_id}", response_model=OrderOut)
+@router.get("/orders/{order_id:uuid}", responses=errors(*READ, 404), response_model=OrderOut)
 async def get_order(order_id: UUID, principal: CurrentPrincipal, orders: OrderQueriesDep) -> OrderOut:
     """One order with its fill state."""
     return order_out(await orders.get(principal, order_id))
@@ -250,14 +253,14 @@ async def _amend(order_id: UUID, body: OrderAmend, principal: Principal, uow: Un
         return await _until_settled(runtime, orders, principal, order, changed)
 
 
-@router.put("/orders/{order_id}", response_model=OrderOut)
+@router.put("/orders/{order_id:uuid}", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
 async def replace_order(order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, uow: UnitOfWorkDep,
                         orders: OrderQueriesDep, runtime: RuntimeDep) -> OrderOut:
     """Amend price, quantity (the new total, including what has filled) or trigger of a working order."""
     return await _amend(order_id, body, principal, uow, orders, runtime)
 
 
-@router.patch("/orders/{order_id}", response_model=OrderOut)
+@router.patch("/orders/{order_id:uuid}", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
 async def amend(order_id: UUID, body: OrderAmend, principal: CurrentPrincipal, uow: UnitOfWorkDep,
                 orders: OrderQueriesDep, runtime: RuntimeDep) -> OrderOut:
     """Amend price, quantity (the new total, including what has filled) or trigger of a working order."""
@@ -272,28 +275,28 @@ async def _cancel(order_id: UUID, reason: str | None, principal: Principal, uow:
         return await _until_settled(runtime, orders, principal, order, changed)
 
 
-@router.delete("/orders/{order_id}", response_model=OrderOut)
+@router.delete("/orders/{order_id:uuid}", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
 async def delete_order(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep, orders: OrderQueriesDep,
                        runtime: RuntimeDep, reason: Reason = None) -> OrderOut:
     """Cancel an order; 409 if it is already final."""
     return await _cancel(order_id, reason, principal, uow, orders, runtime)
 
 
-@router.post("/orders/{order_id}/cancel", response_model=OrderOut)
+@router.post("/orders/{order_id:uuid}/cancel", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
 async def cancel(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep, orders: OrderQueriesDep,
                  runtime: RuntimeDep, reason: Reason = None) -> OrderOut:
     """Cancel an order; 409 if it is already final."""
     return await _cancel(order_id, reason, principal, uow, orders, runtime)
 
 
-@router.put("/orders/{order_id}/cancel", response_model=OrderOut)
+@router.put("/orders/{order_id:uuid}/cancel", responses=errors(*READ, 403, 404, 409), response_model=OrderOut)
 async def cancel_put(order_id: UUID, principal: CurrentPrincipal, uow: UnitOfWorkDep, orders: OrderQueriesDep,
                      runtime: RuntimeDep, reason: Reason = None) -> OrderOut:
     """Cancel an order; 409 if it is already final."""
     return await _cancel(order_id, reason, principal, uow, orders, runtime)
 
 
-@router.get("/orders/{order_id}/executions", response_model=list[ExecutionOut])
+@router.get("/orders/{order_id:uuid}/executions", responses=errors(*READ, 404), response_model=list[ExecutionOut])
 async def list_executions(order_id: UUID, principal: CurrentPrincipal, orders: OrderQueriesDep) -> list[ExecutionOut]:
     """The fills of an order, oldest first."""
     rows = await orders.executions(principal, order_id)
@@ -301,39 +304,43 @@ async def list_executions(order_id: UUID, principal: CurrentPrincipal, orders: O
 
 
 @router.post(
-    "/orders/{order_id}/executions",
+    "/orders/{order_id:uuid}/executions",
     status_code=201,
     response_model=ExecutionOut,
-    responses={200: {"model": ExecutionOut}},
+    responses={200: {"model": ExecutionOut}} | errors(*READ, *BODY, 403, 404, 409),
 )
 async def add_execution(
     order_id: UUID, body: ExecutionCreate, principal: CurrentPrincipal, uow: UnitOfWorkDep, orders: OrderQueriesDep,
     runtime: RuntimeDep,
 ) -> Response:
-    """Record a fill reported from outside; a repeated `execution_id` answers 200 with the booked fill."""
+    """Record a fill reported from outside (admin or strategy service, manual exchanges only); repeat: 200."""
     fill = body.to_event(runtime.clock())
-    _, created = await book_external_fill(uow, ExternalFill(principal=principal, order_id=order_id, fill=fill))
+    _, created = await book_external_fill(uow, ExternalFill(principal=principal, order_id=order_id, fill=fill),
+                                           runtime.venue_reports_fills)
     await uow.commit()
     execution = await orders.execution(order_id, body.execution_id)
     assert execution is not None
     return json_response(ExecutionOut.model_validate(execution, from_attributes=True), 201 if created else 200)
 
 
-@router.get("/orders/{order_id}/events", response_model=list[EventOut])
+@router.get("/orders/{order_id:uuid}/events", responses=errors(*READ, 404), response_model=list[EventOut])
 async def list_events(order_id: UUID, principal: CurrentPrincipal, orders: OrderQueriesDep) -> list[EventOut]:
     """The audit trail of an order: every transition with its sequence number."""
     return [EventOut.model_validate(row, from_attributes=True) for row in await orders.events(principal, order_id)]
 
 
-@router.put("/orders/{order_id}/status", response_model=OrderOut)
-async def put_status(order_id: UUID, body: StatusUpdate, principal: CurrentPrincipal, uow: UnitOfWorkDep) -> OrderOut:
-    """Apply an external status report (admin or strategy service); 409 if the transition is not allowed."""
-    order = await apply_status(uow, principal, order_id, body.status, body.reason, body.exchange_order_id)
+@router.put("/orders/{order_id:uuid}/status", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)
+async def put_status(order_id: UUID, body: StatusUpdate, principal: CurrentPrincipal, uow: UnitOfWorkDep,
+                     runtime: RuntimeDep) -> OrderOut:
+    """Apply an external status report (admin or strategy service, manual exchanges only); 409 if not allowed."""
+    order = await apply_status(uow, principal, order_id, body.status, body.reason, body.exchange_order_id,
+                               runtime.venue_reports_fills)
     await uow.commit()
     return order_out(order)
 
 
-@router.get("/users/{user_id}/orders", response_model=SimpleOrderPage, response_model_by_alias=True)
+@router.get("/users/{user_id}/orders", responses=errors(*READ, 404), response_model=SimpleOrderPage,
+            response_model_by_alias=True)
 async def list_user_orders(
     user_id: Annotated[str, Path(min_length=1, max_length=64)],
     principal: CurrentPrincipal,

@@ -1,12 +1,12 @@
 """Request and response bodies of the orders API."""
 
 import datetime as dt
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cashup.api.types import Amount, NonNegativeAmount, PositiveAmount
 from cashup.core.enums import (
@@ -74,6 +74,13 @@ class OrderCreate(BaseModel):
         """The command this request asks for, its symbol in the unified form."""
         values = self.model_dump(exclude={"order_type", "symbol"})
         return PlaceOrder(principal=principal, order_type=self.type, symbol=normalize_symbol(self.symbol), **values)
+
+    @field_validator("expire_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("must be in the future: a GTD order past its expiry would expire at once")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "OrderCreate":

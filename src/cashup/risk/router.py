@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, RuntimeDep, SessionDep, UnitOfWorkDep
-from cashup.api.errors import ERROR_RESPONSES
+from cashup.api.errors import BODY, READ, errors
 from cashup.core.enums import Role
 from cashup.core.principal import Principal
 from cashup.core.risk import RiskLimits, Scope, TradingState
@@ -21,7 +21,7 @@ from cashup.risk.schemas import (
 )
 from cashup.risk.service import LIMIT_FIELDS, RiskRepository, limits_of
 
-router = APIRouter(tags=["risk"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["risk"])
 
 
 async def get_risk(session: SessionDep, runtime: RuntimeDep) -> RiskRepository:
@@ -36,7 +36,7 @@ def _limits_out(scope: Scope, scope_id: str, limits: RiskLimits, **extra: object
                          **{name: getattr(limits, name) for name in LIMIT_FIELDS}, **extra)
 
 
-@router.get("/risk/limits", response_model=RiskLimitsView)
+@router.get("/risk/limits", responses=errors(*READ, 403, 404), response_model=RiskLimitsView)
 async def get_limits(principal: CurrentPrincipal, risk: Risk, runtime: RuntimeDep) -> RiskLimitsView:
     """The configured defaults and every limit set per scope (risk, admin)."""
     principal.require(Role.RISK, Role.ADMIN)
@@ -48,7 +48,7 @@ async def get_limits(principal: CurrentPrincipal, risk: Risk, runtime: RuntimeDe
     )
 
 
-@router.put("/risk/limits", response_model=RiskLimitsOut)
+@router.put("/risk/limits", responses=errors(*READ, *BODY, 403, 404), response_model=RiskLimitsOut)
 async def put_limits(body: RiskLimitsIn, principal: CurrentPrincipal, risk: Risk) -> RiskLimitsOut:
     """Set the limits of one scope: global, user, account or strategy (risk, admin)."""
     principal.require(Role.RISK, Role.ADMIN)
@@ -59,7 +59,7 @@ async def put_limits(body: RiskLimitsIn, principal: CurrentPrincipal, risk: Risk
                        updated_by=row.updated_by)
 
 
-@router.get("/risk/trading-state", response_model=TradingStateView)
+@router.get("/risk/trading-state", responses=errors(*READ, 403, 404), response_model=TradingStateView)
 async def get_trading_state(principal: CurrentPrincipal, risk: Risk) -> TradingStateView:
     """The trading state in force for the caller, and (for risk and admin) every state set."""
     rows = await risk.state_rows()
@@ -73,7 +73,7 @@ async def get_trading_state(principal: CurrentPrincipal, risk: Risk) -> TradingS
     )
 
 
-@router.put("/risk/trading-state", response_model=TradingStateOut)
+@router.put("/risk/trading-state", responses=errors(*READ, *BODY, 403, 404), response_model=TradingStateOut)
 async def put_trading_state(
     body: TradingStateIn, principal: CurrentPrincipal, risk: Risk, uow: UnitOfWorkDep, orders: OrderQueriesDep
 ) -> TradingStateOut:

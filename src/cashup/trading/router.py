@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from cashup.api.deps import CurrentPrincipal, Placements, RuntimeDep, SessionDep
-from cashup.api.errors import ERROR_RESPONSES
+from cashup.api.errors import BODY, READ, errors
 from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderType
 from cashup.core.errors import NotFound
@@ -37,7 +37,7 @@ from cashup.trading.schemas import (
 from cashup.trading.sync import PositionSync, venue_filled
 from cashup.trading.trades import TradeService
 
-router = APIRouter(responses=ERROR_RESPONSES)
+router = APIRouter()
 Symbol = Annotated[str, Path(min_length=3, max_length=32)]
 
 
@@ -68,7 +68,7 @@ def balance_out(row: BalanceRow) -> BalanceOut:
     )
 
 
-@router.get("/balances", response_model=list[BalanceOut], tags=["balances"])
+@router.get("/balances", responses=errors(*READ, 404), response_model=list[BalanceOut], tags=["balances"])
 async def list_balances(
     principal: CurrentPrincipal, balances: Balances, account_id: UUID | None = None
 ) -> list[BalanceOut]:
@@ -78,7 +78,7 @@ async def list_balances(
     return [balance_out(row) for row in rows]
 
 
-@router.get("/balances/ledger", response_model=LedgerPage, tags=["balances"])
+@router.get("/balances/ledger", responses=errors(*READ, 404), response_model=LedgerPage, tags=["balances"])
 async def ledger_entries(
     principal: CurrentPrincipal,
     balances: Balances,
@@ -109,7 +109,7 @@ async def ledger_entries(
     )
 
 
-@router.get("/balances/{asset}", response_model=list[BalanceOut], tags=["balances"])
+@router.get("/balances/{asset}", responses=errors(*READ), response_model=list[BalanceOut], tags=["balances"])
 async def get_balance(
     asset: Annotated[str, Path(min_length=1, max_length=16)], principal: CurrentPrincipal, balances: Balances
 ) -> list[BalanceOut]:
@@ -119,7 +119,7 @@ async def get_balance(
     return [balance_out(row) for row in rows]
 
 
-@router.post("/balances", response_model=BalanceOut, tags=["balances"])
+@router.post("/balances", responses=errors(*READ, *BODY, 403, 404), response_model=BalanceOut, tags=["balances"])
 async def change_balance(body: BalanceChange, principal: CurrentPrincipal, balances: Balances) -> BalanceOut:
     """Deposit, withdraw (negative amount) or set an available balance (admin)."""
     row = await balances.change(principal, body)
@@ -127,7 +127,8 @@ async def change_balance(body: BalanceChange, principal: CurrentPrincipal, balan
     return balance_out(row)
 
 
-@router.post("/balances/transfer", response_model=TransferOut, tags=["balances"])
+@router.post("/balances/transfer", responses=errors(*READ, *BODY, 403, 404), response_model=TransferOut,
+             tags=["balances"])
 async def transfer(body: TransferIn, principal: CurrentPrincipal, balances: Balances) -> TransferOut:
     """Move available funds between two of the caller's accounts (admin: any two), atomically."""
     correlation, source, target = await balances.transfer(principal, body)
@@ -135,7 +136,7 @@ async def transfer(body: TransferIn, principal: CurrentPrincipal, balances: Bala
     return TransferOut(correlation_id=correlation, from_balance=balance_out(source), to_balance=balance_out(target))
 
 
-@router.get("/trades", response_model=TradePage, tags=["trades"])
+@router.get("/trades", responses=errors(*READ), response_model=TradePage, tags=["trades"])
 async def list_trades(
     principal: CurrentPrincipal,
     trades: Trades,
@@ -164,7 +165,7 @@ async def list_trades(
     )
 
 
-@router.get("/trades/summary", response_model=TradeSummary, tags=["trades"])
+@router.get("/trades/summary", responses=errors(*READ), response_model=TradeSummary, tags=["trades"])
 async def trade_summary(
     principal: CurrentPrincipal,
     trades: Trades,
@@ -178,13 +179,14 @@ async def trade_summary(
     return TradeSummary.model_validate(summary)
 
 
-@router.get("/trades/{trade_id}", response_model=TradeOut, tags=["trades"])
+@router.get("/trades/{trade_id:uuid}", responses=errors(*READ, 404), response_model=TradeOut, tags=["trades"])
 async def get_trade(trade_id: UUID, principal: CurrentPrincipal, trades: Trades) -> TradeOut:
     """One trade."""
     return TradeOut.model_validate(await trades.get(principal, trade_id), from_attributes=True)
 
 
-@router.post("/trades", status_code=201, response_model=TradeOut, responses={200: {"model": TradeOut}}, tags=["trades"])
+@router.post("/trades", status_code=201, response_model=TradeOut, tags=["trades"],
+             responses={200: {"model": TradeOut}} | errors(*READ, *BODY, 403, 404))
 async def record_trade(body: TradeIn, principal: CurrentPrincipal, trades: Trades) -> Response:
     """Book a trade made outside the service (admin); a repeated `execution_id` answers 200."""
     row, created = await trades.record(principal, body)
@@ -196,7 +198,7 @@ async def record_trade(body: TradeIn, principal: CurrentPrincipal, trades: Trade
     )
 
 
-@router.get("/positions", response_model=list[PositionOut], tags=["positions"])
+@router.get("/positions", responses=errors(*READ), response_model=list[PositionOut], tags=["positions"])
 async def list_positions(
     principal: CurrentPrincipal,
     positions: Positions,
@@ -208,7 +210,7 @@ async def list_positions(
     return [PositionOut.model_validate(positions.view(row)) for row in rows]
 
 
-@router.post("/positions", response_model=PositionOut, tags=["positions"])
+@router.post("/positions", responses=errors(*READ, *BODY, 403, 404), response_model=PositionOut, tags=["positions"])
 async def set_position(body: PositionSet, principal: CurrentPrincipal, positions: Positions) -> PositionOut:
     """Set a position (admin or risk); the base balance moves by the same delta with the given reason."""
     row = await positions.set(principal, body)
@@ -216,7 +218,8 @@ async def set_position(body: PositionSet, principal: CurrentPrincipal, positions
     return PositionOut.model_validate(positions.view(row))
 
 
-@router.post("/positions/close", status_code=201, response_model=OrderOut, tags=["positions"])
+@router.post("/positions/close", responses=errors(*READ, *BODY, 403, 404, 409), status_code=201,
+             response_model=OrderOut, tags=["positions"])
 async def close_position(
     body: PositionClose,
     principal: CurrentPrincipal,
@@ -224,6 +227,7 @@ async def close_position(
     placements: Placements,
 ) -> Response:
     """Submit a reduce-only market order closing the whole position or `quantity` of it."""
+    principal.require_trading()
     symbol = normalize_symbol(body.symbol)
     held = await positions.open_quantity(principal, body.exchange, symbol, body.strategy_id)
     await positions.session.commit()
@@ -242,7 +246,8 @@ async def close_position(
     return Response(answer.body, status_code=answer.status_code, media_type="application/json")
 
 
-@router.post("/positions/sync/{exchange}", response_model=SyncReport, tags=["positions"])
+@router.post("/positions/sync/{exchange}", responses=errors(*READ, 403, 404), response_model=SyncReport,
+             tags=["positions"])
 async def sync(
     exchange: Annotated[str, Path(min_length=1, max_length=32)],
     principal: CurrentPrincipal,
@@ -262,14 +267,8 @@ async def sync(
     return report
 
 
-@router.get("/positions/{symbol}", response_model=list[PositionOut], tags=["positions"])
-async def positions_by_symbol(symbol: Symbol, principal: CurrentPrincipal, positions: Positions) -> list[PositionOut]:
-    """The caller's positions in one symbol (`BTC-USDT`), across strategies and exchanges."""
-    rows = await positions.find(principal, symbol=symbol)
-    return [PositionOut.model_validate(positions.view(row)) for row in rows]
-
-
-@router.get("/positions/{strategy_id}/{exchange}/{symbol}", response_model=PositionOut, tags=["positions"])
+@router.get("/positions/{strategy_id}/{exchange}/{symbol}", responses=errors(*READ, 404), response_model=PositionOut,
+            tags=["positions"])
 async def position(
     strategy_id: Annotated[str, Path(min_length=1, max_length=64, description="`-` for no strategy")],
     exchange: Annotated[str, Path(min_length=1, max_length=32)],
@@ -279,3 +278,10 @@ async def position(
 ) -> PositionOut:
     """One position."""
     return PositionOut.model_validate(positions.view(await positions.one(principal, strategy_id, exchange, symbol)))
+
+
+@router.get("/positions/{symbol}", responses=errors(*READ), response_model=list[PositionOut], tags=["positions"])
+async def positions_by_symbol(symbol: Symbol, principal: CurrentPrincipal, positions: Positions) -> list[PositionOut]:
+    """The caller's positions in one symbol (`BTC-USDT`), across strategies and exchanges."""
+    rows = await positions.find(principal, symbol=symbol)
+    return [PositionOut.model_validate(positions.view(row)) for row in rows]

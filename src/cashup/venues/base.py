@@ -100,6 +100,9 @@ class Venue(Protocol):
     """An exchange as the engine sees it. Outcomes of actions arrive as ``ExecutionReport``s on the sink."""
 
     name: str
+    reports_fills: bool
+    """True when the venue reports its fills itself; only orders on venues that do not (manual or drop-copy
+    accounts) take fills and statuses from outside."""
 
     def instruments(self) -> list[Instrument]: ...
 

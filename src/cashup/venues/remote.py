@@ -81,6 +81,8 @@ class RemotePaperVenue:
     ``transport`` is for tests (an ``httpx.ASGITransport`` on the server app).
     """
 
+    reports_fills = True
+
     def __init__(
         self,
         base_url: str,

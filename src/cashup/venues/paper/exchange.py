@@ -58,6 +58,7 @@ class PaperExchange:
     """
 
     name = "paper"
+    reports_fills = True
 
     def __init__(
         self,
