@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cashup.api import system
+from cashup.api.auth import TokenVerifier
 from cashup.api.errors import install_error_handlers
 from cashup.api.paths import EncodedSymbolPaths
 from cashup.api.secrets import resolve_jwt_secret
@@ -51,7 +52,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         description="Order management and execution for quantitative crypto trading.",
         lifespan=lifespan,
     )
-    app.state.jwt_secret = jwt_secret
+    app.state.tokens = TokenVerifier(jwt_secret, settings.jwt_algorithm, issuer=settings.jwt_issuer,
+                                     audience=settings.jwt_audience)
     if runtime is not None:
         app.state.runtime = runtime
         app.state.placements = placement_writer(runtime)

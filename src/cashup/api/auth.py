@@ -4,6 +4,8 @@ A token must carry ``sub`` (the user id), ``role`` (one of the known roles), ``e
 ``aud`` too when ``JWT_ISSUER`` / ``JWT_AUDIENCE`` are set. Only the configured algorithm is accepted.
 """
 
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -67,3 +69,35 @@ def verify_token(
         known = ", ".join(role.value for role in Role)
         raise InvalidToken(f"unknown role {claims['role']!r}; known roles: {known}") from error
     return Principal(user_id=subject, role=role)
+
+
+class TokenVerifier:
+    """``verify_token`` with the configured secret and claims, remembering the tokens it has verified.
+
+    A token seen before is not verified again until its ``exp`` (checked on every use): the key is the whole
+    token, signature included, so only that exact token is remembered. At most ``capacity`` are kept."""
+
+    def __init__(self, secret: str, algorithm: str, *, issuer: str | None = None, audience: str | None = None,
+                 capacity: int = 10_000, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.secret = secret
+        self.clock = clock
+        self.algorithm = algorithm
+        self.issuer = issuer
+        self.audience = audience
+        self.capacity = capacity
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            if known[1] <= self.clock().timestamp():
+                del self._verified[token]
+                raise InvalidToken("Signature has expired")
+            self._verified.move_to_end(token)
+            return known[0]
+        principal = verify_token(token, self.secret, self.algorithm, issuer=self.issuer, audience=self.audience)
+        expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+        self._verified[token] = (principal, float(expires))
+        if len(self._verified) > self.capacity:
+            self._verified.popitem(last=False)
+        return principal

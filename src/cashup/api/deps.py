@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cashup.api.auth import InvalidToken, verify_token
+from cashup.api.auth import InvalidToken
 from cashup.api.errors import Unauthorized
 from cashup.core.principal import Principal
 from cashup.execution.group_commit import PlacementWriter
@@ -45,10 +45,8 @@ async def get_principal(
 ) -> Principal:
     if credentials is None:
         raise Unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
-    settings = request.app.state.runtime.settings
     try:
-        principal = verify_token(credentials.credentials, request.app.state.jwt_secret, settings.jwt_algorithm,
-                                 issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+        principal = request.app.state.tokens.verify(credentials.credentials)
     except InvalidToken as error:
         raise Unauthorized(f"invalid token: {error}") from error
     request.state.principal = principal
