@@ -111,3 +111,13 @@ async def test_openapi_documents_amount_patterns_and_errors_route_by_route(clien
     assert responses[("get", "/api/v1/orders")] == {"200", "401", "422", "503"}
     assert "415" not in responses[("delete", "/api/v1/orders/{order_id}")]
     assert "Retry-After" in document["paths"]["/api/v1/orders"]["get"]["responses"]["503"]["headers"]
+
+
+async def test_a_query_parameter_the_route_does_not_take_is_refused_naming_it(client: httpx.AsyncClient) -> None:
+    misspelt = await client.get(f"{API}/orders", params={"stauts": "filled"})
+    known = await client.get(f"{API}/orders", params={"status": "filled", "limit": 5})
+
+    assert misspelt.status_code == 422
+    assert misspelt.json()["errors"] == [
+        {"field": "stauts", "rule": "extra_forbidden", "message": "unknown query parameter"}]
+    assert known.status_code == 200

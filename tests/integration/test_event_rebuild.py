@@ -16,12 +16,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from cashup.core.enums import Role
 from cashup.core.orders import Order
 from cashup.core.orders.events import event_from_record
 from cashup.db.models import OrderEventRow, OrderRow
 from cashup.execution.store import order_from_columns
 from cashup.runtime import Runtime
-from tests.api.helpers import API, limit_buy, market, wait_for_status
+from tests.api.helpers import API, limit_buy, market, take_outside_fills_on_paper, wait_for_status
 from tests.integration.conftest import BACKENDS
 
 # ``algo_state`` (an algorithm's or a trailing stop's working memory) is not event-sourced: the engine sets it
@@ -73,7 +74,9 @@ async def busy_run(client: httpx.AsyncClient, runtime: Runtime, token_for: Calla
     assert canceled.status_code == 200, canceled.text
     amended = await client.put(f"{API}/orders/{to_amend['id']}", json={"price": str(low - 10), "quantity": "0.03"})
     assert amended.status_code == 200, amended.text
-    partial = await client.post(f"{API}/orders/{to_fill['id']}/executions",
+    take_outside_fills_on_paper(runtime)  # a drop-copy fill, as a manual desk would report it
+    admin = {"Authorization": f"Bearer {token_for('desk', Role.ADMIN)}"}
+    partial = await client.post(f"{API}/orders/{to_fill['id']}/executions", headers=admin,
                                 json={"execution_id": "drop-1", "quantity": "0.005", "price": str(low - 2)})
     assert partial.status_code == 201, partial.text
     assert (await client.delete(f"{API}/orders/{held['id']}", headers=carol)).json()["status"] == "canceled"

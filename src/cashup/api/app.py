@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cashup.api import system
 from cashup.api.auth import TokenVerifier
+from cashup.api.deps import StrictQuery
 from cashup.api.errors import install_error_handlers
 from cashup.api.paths import EncodedSymbolPaths
 from cashup.api.secrets import resolve_jwt_secret
@@ -60,10 +61,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(EncodedSymbolPaths)
     app.include_router(system.router)
-    app.include_router(engine_router, prefix="/api/v1")
-    app.include_router(orders_router, prefix="/api/v1")
-    app.include_router(trading_router, prefix="/api/v1")
-    app.include_router(risk_router, prefix="/api/v1")
+    app.include_router(engine_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(orders_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(trading_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(risk_router, prefix="/api/v1", dependencies=[StrictQuery])
 
     app.add_middleware(ObserveRequests)
     return app
