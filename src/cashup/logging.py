@@ -9,7 +9,8 @@ import structlog
 from cashup.config import Settings
 
 SECRET_KEYS = frozenset(
-    {"authorization", "password", "secret", "token", "jwt_secret_key", "api_key", "exchange_secret"}
+    {"authorization", "password", "secret", "token", "jwt_secret_key", "api_key", "exchange_secret",
+     "passphrase", "credentials_key", "apikey"}
 )
 
 

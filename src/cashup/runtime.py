@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cashup.accounts.service import AccountDirectory
+from cashup.accounts.venue_accounts import VenueAccounts
 from cashup.config import Settings
 from cashup.core.instruments import InstrumentRegistry
 from cashup.core.risk import RiskLimits
@@ -18,7 +19,7 @@ from cashup.engine.reports import ReportApplier
 from cashup.engine.signals import Signals
 from cashup.engine.worker import Worker
 from cashup.orders.admission import TradingRules
-from cashup.venues.base import Venue
+from cashup.venues.directory import VenueDirectory
 from cashup.venues.registry import build_venues
 
 log = structlog.get_logger("cashup.runtime")
@@ -38,8 +39,9 @@ class Runtime:
         self.sessions = create_sessionmaker(self.engine)
         self.signals = Signals()
         self.accounts = AccountDirectory(self.sessions, clock, paper_funding=settings.initial_paper_balances)
-        self.venues: dict[str, Venue] = build_venues(settings)
-        self.instruments = InstrumentRegistry({name: venue.instruments() for name, venue in self.venues.items()})
+        named = build_venues(settings)
+        self.instruments = InstrumentRegistry({name: venue.instruments() for name, venue in named.items()})
+        self.venues = VenueDirectory(named, self.instruments)
         self.rules = TradingRules(
             fee_rates={"paper": max(settings.paper_taker_fee_rate, settings.paper_maker_fee_rate)},
             protection_band=settings.market_protection_band,
@@ -61,6 +63,8 @@ class Runtime:
             # An API process without a worker leaves a shared exchange's reports to the workers that book them.
             for name, venue in self.venues.items():
                 venue.set_report_sink(self.applier.sink_for(name))
+        self.venue_accounts = VenueAccounts(self.sessions, self.venues, settings, clock,
+                                            self.applier.sink_for if self.run_worker else None)
         self.worker = Worker(
             self.sessions,
             self.venues,
@@ -81,18 +85,19 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
 
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:
-        venue = self.venues.get(exchange)
-        return venue.last_price(symbol) if venue is not None else None
+        return self.venues.last_price(exchange, symbol)
 
     async def start(self) -> None:
         for venue in self.venues.values():
             await venue.start()
+        await self.venue_accounts.start()
         self._tasks.append(asyncio.create_task(self.applier.run(), name="report-applier"))
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
         log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker)
 
     async def stop(self) -> None:
+        await self.venue_accounts.stop()
         for venue in self.venues.values():
             await venue.stop()
         with contextlib.suppress(TimeoutError):

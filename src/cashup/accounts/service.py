@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cashup.core import ledger
-from cashup.core.errors import NotFound
+from cashup.core.errors import InvalidOrder, NotFound
 from cashup.core.ids import new_id
 from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, UserRow
@@ -45,6 +45,8 @@ class AccountDirectory:
         key = (principal.user_id, exchange)
         if key in self._default_accounts:
             return self._default_accounts[key]
+        if exchange != PAPER:
+            return await self._venue_account(principal, exchange, session)
         if session is not None and session.in_transaction():
             found = await self._find(session, principal.user_id, exchange)
             return found if found is not None else await self._create(session, principal, exchange)
@@ -76,6 +78,24 @@ class AccountDirectory:
         if account_exchange != exchange:
             raise NotFound(f"account {account_id} is not on exchange {exchange}")
         return account_id
+
+    async def _venue_account(self, principal: Principal, exchange: str, session: AsyncSession | None) -> UUID:
+        """The caller's first enabled account on a real venue; those are registered by an admin, never made here."""
+        query = (select(AccountRow.id, AccountRow.user_id, AccountRow.exchange)
+                 .where(AccountRow.user_id == principal.user_id, AccountRow.exchange == exchange,
+                        AccountRow.enabled.is_(True))
+                 .order_by(AccountRow.created_at, AccountRow.id).limit(1))
+        if session is not None:
+            found = (await session.execute(query)).first()
+        else:
+            async with self._sessions() as own_session:
+                found = (await own_session.execute(query)).first()
+        if found is None:
+            raise InvalidOrder("exchange", "no_account",
+                               f"exchange: you have no enabled {exchange} account; an admin registers one with "
+                               "POST /api/v1/accounts")
+        self._account_owners[found.id] = (found.user_id, found.exchange)
+        return found.id
 
     async def _ensure(self, principal: Principal, exchange: str) -> UUID:
         for _ in range(3):

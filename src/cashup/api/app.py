@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
+from cashup.accounts.router import router as accounts_router
 from cashup.api import system
 from cashup.api.errors import install_error_handlers
 from cashup.api.secrets import resolve_jwt_secret
@@ -53,6 +54,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(orders_router, prefix="/api/v1")
     app.include_router(trading_router, prefix="/api/v1")
     app.include_router(risk_router, prefix="/api/v1")
+    app.include_router(accounts_router, prefix="/api/v1")
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -106,7 +106,7 @@ async def run_algorithm(ctx: EngineContext, session: AsyncSession, row: OrderRow
     repository, books = OrderRepository(session), ctx.books(session)
     parent = to_domain(row, await repository.execution_ids(row.id))
     instrument = ctx.instruments.get(parent.exchange, parent.symbol)
-    venue = ctx.venues.get(parent.exchange)
+    venue = ctx.venues.resolve(parent.exchange, parent.account_id)
     if instrument is None or venue is None or parent.status in ENDED:
         ctx.settle(row, None, None)
         await session.commit()

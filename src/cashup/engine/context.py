@@ -1,6 +1,6 @@
 """What every work step needs: sessions, venues, clock, timeouts, and the shared ways to finish a step."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +22,7 @@ from cashup.orders.admission import TradingRules
 from cashup.orders.journal import record_event
 from cashup.orders.repository import OrderRepository, to_domain
 from cashup.trading.books import Books
-from cashup.venues.base import Venue
+from cashup.venues.directory import VenueDirectory
 from cashup.venues.errors import VenueError
 
 log = structlog.get_logger("cashup.engine")
@@ -31,7 +31,7 @@ log = structlog.get_logger("cashup.engine")
 @dataclass
 class EngineContext:
     sessions: async_sessionmaker[AsyncSession]
-    venues: Mapping[str, Venue]
+    venues: VenueDirectory
     signals: Signals
     clock: Callable[[], datetime]
     instruments: InstrumentRegistry
@@ -45,8 +45,7 @@ class EngineContext:
     rules: TradingRules
 
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:
-        venue = self.venues.get(exchange)
-        return venue.last_price(symbol) if venue is not None else None
+        return self.venues.last_price(exchange, symbol)
 
     def books(self, session: AsyncSession) -> Books:
         return Books(session, self.clock, self.instruments)

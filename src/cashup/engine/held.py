@@ -23,7 +23,7 @@ async def trigger(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> N
         ctx.settle(row, None, None)
         await session.commit()
         return
-    venue = ctx.venues.get(order.exchange)
+    venue = ctx.venues.resolve(order.exchange, order.account_id)
     instrument = ctx.instruments.get(order.exchange, order.symbol)
     price = None
     if venue is not None:

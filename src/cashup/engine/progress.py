@@ -45,7 +45,7 @@ async def twap_progress(
     now = runtime.clock()
     progress = algorithm.progress([child_view(child) for child in await children_of(session, row.id)], now)
     window_end = min(now, row.updated_at or now) if parent.status.is_final else now
-    venue = runtime.venues.get(parent.exchange)
+    venue = runtime.venues.resolve(parent.exchange, parent.account_id)
     vwap = await venue.fetch_market_vwap(parent.symbol, parent.created_at, window_end) if venue else None
     vwap = storable(vwap) if vwap is not None else None
     slippage = slippage_bps(parent.side, progress.average_price, vwap) if vwap and progress.average_price else None

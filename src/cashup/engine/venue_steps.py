@@ -91,7 +91,7 @@ async def submit(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> No
     repository = OrderRepository(session)
     books = ctx.books(session)
     await record_event(repository, books, row, order, OrderSubmitted(at=ctx.clock(), venue_client_order_id=client_id))
-    venue = ctx.venues.get(order.exchange)
+    venue = ctx.venues.resolve(order.exchange, order.account_id)
     if venue is None:
         refusal = OrderRejected(at=ctx.clock(), reason=f"venue {order.exchange} is not running")
         await record_event(repository, books, row, order, refusal)
@@ -118,7 +118,7 @@ async def send(ctx: EngineContext, order: Order, venue: Venue, client_id: str, p
 async def reconcile(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> None:
     """Ask the venue what it knows of an order whose outcome we never heard, before re-sending anything."""
     order = to_domain(row)
-    venue = ctx.venues.get(order.exchange)
+    venue = ctx.venues.resolve(order.exchange, order.account_id)
     if venue is None:
         ctx.settle(row, Action.RECONCILE, ctx.action_timeout)
         await session.commit()
@@ -157,7 +157,7 @@ async def reconcile(ctx: EngineContext, session: AsyncSession, row: OrderRow) ->
 
 async def cancel(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> None:
     order = to_domain(row)
-    venue = ctx.venues.get(order.exchange)
+    venue = ctx.venues.resolve(order.exchange, order.account_id)
     if order.status is not OrderStatus.PENDING_CANCEL:
         ctx.settle(row, None, None)
         await session.commit()
@@ -182,7 +182,7 @@ async def cancel(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> No
 
 async def replace(ctx: EngineContext, session: AsyncSession, row: OrderRow) -> None:
     order = to_domain(row)
-    venue = ctx.venues.get(order.exchange)
+    venue = ctx.venues.resolve(order.exchange, order.account_id)
     changes = row.pending_changes or {}
     if order.status is not OrderStatus.PENDING_REPLACE or venue is None:
         ctx.settle(row, None, None)

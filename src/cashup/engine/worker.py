@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -31,7 +31,7 @@ from cashup.metrics import WORK_STEPS
 from cashup.orders.admission import TradingRules
 from cashup.orders.repository import OrderRepository
 from cashup.orders.service import Action
-from cashup.venues.base import Venue
+from cashup.venues.directory import VenueDirectory
 
 log = structlog.get_logger("cashup.engine.worker")
 
@@ -52,7 +52,7 @@ class Worker:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        venues: Mapping[str, Venue],
+        venues: VenueDirectory,
         signals: Signals,
         clock: Callable[[], datetime],
         instruments: InstrumentRegistry,

@@ -4,6 +4,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import select
 
 from cashup.api.deps import CurrentPrincipal, OrderServiceDep, RuntimeDep, SessionDep
 from cashup.api.errors import ERROR_RESPONSES
@@ -11,7 +12,7 @@ from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderType
 from cashup.core.instruments import normalize_symbol
 from cashup.core.ledger import LedgerReason
-from cashup.db.models import BalanceRow
+from cashup.db.models import AccountRow, BalanceRow
 from cashup.orders.router import order_out
 from cashup.orders.schemas import OrderCreate, OrderOut
 from cashup.orders.service import RiskDenied, decode_cursor, encode_cursor
@@ -247,7 +248,13 @@ async def sync(
 ) -> SyncReport:
     """Rebuild positions from the exchange's record of our fills and report the drift corrected."""
     report = await sync_positions(session, runtime, principal, exchange)
+    accounts = [venue.account_id for venue in runtime.venues.account_venues() if venue.name == exchange]
+    owners = {row.id: row.user_id for row in
+              (await session.execute(select(AccountRow).where(AccountRow.id.in_(accounts)))).scalars()}
     await session.commit()
+    for account_id, user_id in owners.items():
+        if principal.can_see(user_id):
+            await runtime.venue_accounts.sync_balances(account_id)
     return report
 
 

@@ -34,8 +34,7 @@ def _signed(side: str, quantity: Decimal) -> Decimal:
 async def sync_positions(session: AsyncSession, runtime: Runtime, principal: Principal, exchange: str) -> SyncReport:
     if not principal.role.reads_everything:
         principal.require_trading()
-    venue = runtime.venues.get(exchange)
-    if venue is None:
+    if not runtime.venues.on_exchange(exchange):
         raise NotFound(f"exchange {exchange} is not running")
     owner = principal.owner_filter()
 
@@ -43,9 +42,14 @@ async def sync_positions(session: AsyncSession, runtime: Runtime, principal: Pri
         return query if owner is None else query.where(column == owner)
 
     venue_view: defaultdict[Key, Decimal] = defaultdict(Decimal)
+    unreachable: set[UUID] = set()
     orders = mine(select(OrderRow).where(OrderRow.exchange == exchange,
                                          OrderRow.venue_client_order_id.is_not(None)), OrderRow.user_id)
     for order in (await session.execute(orders)).scalars():
+        venue = runtime.venues.resolve(exchange, order.account_id)
+        if venue is None:
+            unreachable.add(order.account_id)
+            continue
         state = await venue.fetch_order(order.venue_client_order_id, order.symbol)
         if state is not None:
             venue_view[(order.account_id, order.strategy_id or "", order.symbol)] += _signed(order.side,
@@ -59,6 +63,8 @@ async def sync_positions(session: AsyncSession, runtime: Runtime, principal: Pri
     drifts: list[PositionDrift] = []
     checked = 0
     for row in (await session.execute(positions.with_for_update())).scalars():
+        if row.account_id in unreachable:
+            continue
         checked += 1
         recorded = row.quantity
         expected = venue_view.get((row.account_id, row.strategy_id, row.symbol), ZERO)

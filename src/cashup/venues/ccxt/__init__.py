@@ -1,0 +1,1 @@
+"""Real exchanges (Binance, Gate.io) through CCXT: one client per venue account."""
