@@ -148,10 +148,12 @@ def paper_exchange(
                                                help="With --dialect: the secret of --api-key")] = None,
     keys_file: Annotated[str | None, typer.Option(
         help='With --dialect: JSON list of {"api_key", "secret", "balances"} accounts')] = None,
+    rate_limit: Annotated[int | None, typer.Option(
+        min=1, help="With --dialect: requests per second per API key before the venue's 429")] = None,
 ) -> None:
     """Run the paper exchange as its own process, shared by services started with PAPER_EXCHANGE_URL."""
     if dialect is not None:
-        _serve_dialect(dialect, port, api_key, secret, keys_file)
+        _serve_dialect(dialect, port, api_key, secret, keys_file, rate_limit, tick)
         return
     import uvicorn
 
@@ -180,9 +182,16 @@ def paper_exchange(
 
 
 def _serve_dialect(dialect: str, port: int | None, api_key: str | None, secret: str | None,
-                   keys_file: str | None) -> None:
+                   keys_file: str | None, rate_limit: int | None, tick: bool) -> None:
     from cashup.logging import configure_logging
-    from cashup.venues.paper.dialects import DIALECTS, ApiKey, build_venue, load_keys_file, run_dialect_server
+    from cashup.venues.paper.dialects import (
+        DIALECTS,
+        ApiKey,
+        RateLimit,
+        build_venue,
+        load_keys_file,
+        run_dialect_server,
+    )
     from cashup.venues.registry import paper_exchange_config
 
     settings = get_settings()
@@ -202,7 +211,8 @@ def _serve_dialect(dialect: str, port: int | None, api_key: str | None, secret: 
     port = settings.paper_exchange_port if port is None else port
     venue = build_venue(dialect, paper_exchange_config(settings), keys, settings.initial_paper_balances)
     print(f"paper exchange speaking {dialect} on http://127.0.0.1:{port}  ({len(keys)} API keys)", flush=True)
-    run_dialect_server(dialect, venue, port=port)
+    run_dialect_server(dialect, venue, port=port, tick=tick,
+                       rate_limit=RateLimit(rate_limit) if rate_limit is not None else None)
 
 
 @app.command()

@@ -8,7 +8,14 @@ from typing import Any
 import ccxt.async_support as ccxt
 import pytest
 
-from cashup.venues.paper.dialects import ApiKey, DialectServer, build_venue, repoint, running_dialect_server
+from cashup.venues.paper.dialects import (
+    ApiKey,
+    DialectServer,
+    RateLimit,
+    build_venue,
+    repoint,
+    running_dialect_server,
+)
 from cashup.venues.paper.exchange import PaperExchangeConfig
 
 API_KEY = "paper-key-1"
@@ -21,13 +28,14 @@ ServerFactory = Callable[..., DialectServer]
 
 @pytest.fixture
 def dialect_server() -> Iterator[ServerFactory]:
-    """Start a dialect server (``dialect``, optional ``config``); every one started is stopped at the end."""
+    """Start a dialect server (``dialect``, optional ``config`` and ``rate_limit``); all are stopped at the end."""
     with contextlib.ExitStack() as stack:
 
-        def start(dialect: str, config: PaperExchangeConfig | None = None) -> DialectServer:
+        def start(dialect: str, config: PaperExchangeConfig | None = None, *,
+                  rate_limit: RateLimit | None = None) -> DialectServer:
             venue = build_venue(dialect, config or PaperExchangeConfig(seed=11), [ApiKey(API_KEY, SECRET)],
                                 dict(BALANCES))
-            return stack.enter_context(running_dialect_server(dialect, venue))
+            return stack.enter_context(running_dialect_server(dialect, venue, rate_limit=rate_limit))
 
         yield start
 

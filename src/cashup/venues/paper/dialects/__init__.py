@@ -35,9 +35,12 @@ In tests, run one in-process on a free port::
 The market does not move unless asked (``tick=False``) or the server is started with ``tick=True``.
 Faults come from ``PaperExchangeConfig.faults``: an applied order call whose answer is lost answers
 HTTP 504 (CCXT raises ``RequestTimeout``); latency delays answers; an injected reject is the venue's
-refusal. State lives in memory: a restarted dialect server is a fresh venue.
+refusal. ``rate_limit=RateLimit(requests, seconds)`` (``--rate-limit`` on the command line) answers the
+venue's 429 with ``Retry-After`` beyond it (Binance: 418 for a client that keeps going). State lives in
+memory: a restarted dialect server is a fresh venue.
 """
 
+from cashup.venues.paper.dialects.asgi import RateLimit
 from cashup.venues.paper.dialects.auth import ApiKey, load_keys_file
 from cashup.venues.paper.dialects.serve import (
     DIALECTS,
@@ -56,6 +59,7 @@ __all__ = [
     "ApiKey",
     "DialectExchange",
     "DialectServer",
+    "RateLimit",
     "build_venue",
     "create_app",
     "load_keys_file",

@@ -6,10 +6,12 @@ Served: ``ping``, ``time``, ``exchangeInfo``, ``ticker/24hr``, ``ticker/price``,
 ``capital/config/getall``. Signed requests carry ``X-MBX-APIKEY``, a ``timestamp`` within ``recvWindow``
 and ``signature``. Errors are ``{"code": -NNNN, "msg": ...}`` with Binance's codes and messages, so CCXT
 maps them (``-2015``/``-1022`` authentication, ``-2010`` insufficient balance or duplicate client id,
-``-2011``/``-2013`` unknown order, ``-1013`` filter failures, ``-1121`` bad symbol). Fees are charged in
+``-2011``/``-2013`` unknown order, ``-1013`` filter failures, ``-1121`` bad symbol; over a rate limit
+429, then 418, with ``Retry-After``). Fees are charged in
 the quote asset. ``newClientOrderId`` may be reused once no open order carries it.
 """
 
+import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -23,7 +25,16 @@ from starlette.responses import JSONResponse, Response
 from cashup.core.enums import OrderSide, OrderType, TimeInForce
 from cashup.core.instruments import Instrument
 from cashup.venues.paper.dialects.accounts import Account
-from cashup.venues.paper.dialects.asgi import Call, VenueError, create_dialect_app, decimal_param, milliseconds, plain
+from cashup.venues.paper.dialects.asgi import (
+    Call,
+    RateLimit,
+    VenueError,
+    create_dialect_app,
+    decimal_param,
+    milliseconds,
+    plain,
+    retry_after,
+)
 from cashup.venues.paper.dialects.auth import binance_payload, binance_signature, signature_matches
 from cashup.venues.paper.dialects.venue import SPOT, DialectExchange, Order, Refusal, RefusalReason, Status, Ticket
 
@@ -88,7 +99,7 @@ class BinanceDialect:
 
     def __init__(self, venue: DialectExchange, *, clock: Callable[[], datetime] | None = None) -> None:
         self.venue = venue
-        self._clock = clock or venue._clock
+        self._clock = clock or venue.clock
         self._cancel_ids = 0
         self._public: dict[tuple[str, str], Callable[[dict[str, str]], Awaitable[Any]]] = {
             ("GET", "/ping"): self.ping,
@@ -514,8 +525,18 @@ class BinanceDialect:
         return items[: max(1, min(count, 1000))]
 
 
-def create_binance_app(venue: DialectExchange, *, tick: bool = True) -> Starlette:
+def too_many_requests(banned: bool, wait: float) -> VenueError:
+    """Binance's answer over the request limit: 429, then 418 (a ban) for a client that keeps sending."""
+    if banned:
+        return VenueError(418, {"code": -1003, "msg": f"Way too many requests; banned for {math.ceil(wait)}s."},
+                          retry_after(wait))
+    return VenueError(429, {"code": -1003, "msg": "Too many requests; current limit is exceeded. Please use the "
+                                                  "websocket for live updates to avoid polling the API."},
+                      retry_after(wait))
+
+
+def create_binance_app(venue: DialectExchange, *, tick: bool = True, rate_limit: RateLimit | None = None) -> Starlette:
     """The ASGI app of the paper exchange speaking Binance spot (serve it on 127.0.0.1)."""
     dialect = BinanceDialect(venue)
     return create_dialect_app(venue, dialect.handle, prefixes=PREFIXES, title="paper exchange (Binance dialect)",
-                              tick=tick)
+                              tick=tick, rate_limit=rate_limit, too_many=too_many_requests)

@@ -12,7 +12,7 @@ An order path id is the venue id or the client id (``text``, ``t-…``, up to 28
 ``text`` is not unique (the latest order carrying it answers). Errors are ``{"label", "message"}`` with
 Gate.io's labels (``INVALID_KEY``, ``INVALID_SIGNATURE``, ``REQUEST_EXPIRED``, ``BALANCE_NOT_ENOUGH``,
 ``INSUFFICIENT_AVAILABLE``, ``ORDER_NOT_FOUND``, ``INVALID_PARAM_VALUE``, ``POC_FILL_IMMEDIATELY``,
-``INCREASE_POSITION``…). Futures sizes are signed whole contracts (``CONTRACT_SIZES`` base units each),
+``INCREASE_POSITION``…; over a rate limit ``TOO_MANY_REQUESTS`` with 429 and ``Retry-After``). Futures sizes are signed whole contracts (``CONTRACT_SIZES`` base units each),
 one-way positions, leverage per contract; fees are charged in USDT.
 """
 
@@ -30,7 +30,16 @@ from cashup.core.enums import OrderSide, OrderType, TimeInForce
 from cashup.core.instruments import Instrument
 from cashup.core.money import ZERO
 from cashup.venues.paper.dialects.accounts import FUTURES_SETTLE, Account
-from cashup.venues.paper.dialects.asgi import Call, VenueError, create_dialect_app, decimal_param, milliseconds, plain
+from cashup.venues.paper.dialects.asgi import (
+    Call,
+    RateLimit,
+    VenueError,
+    create_dialect_app,
+    decimal_param,
+    milliseconds,
+    plain,
+    retry_after,
+)
 from cashup.venues.paper.dialects.auth import gate_signature, signature_matches
 from cashup.venues.paper.dialects.venue import (
     CONTRACT_SIZES,
@@ -110,7 +119,7 @@ class GateDialect:
 
     def __init__(self, venue: DialectExchange) -> None:
         self.venue = venue
-        self._clock = venue._clock
+        self._clock = venue.clock
         self._public: list[tuple[str, re.Pattern[str], Callable[[Call, list[str]], Awaitable[Any]]]] = [
             ("GET", re.compile(r"/spot/time"), self.time),
             ("GET", re.compile(r"/spot/currencies"), self.currencies),
@@ -696,8 +705,14 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def create_gateio_app(venue: DialectExchange, *, tick: bool = True) -> Starlette:
+def too_many_requests(_banned: bool, wait: float) -> VenueError:
+    """Gate.io's answer over the request limit (it has no ban status: always 429)."""
+    return VenueError(429, {"label": "TOO_MANY_REQUESTS", "message": "Request Rate limit Exceeded"},
+                      retry_after(wait))
+
+
+def create_gateio_app(venue: DialectExchange, *, tick: bool = True, rate_limit: RateLimit | None = None) -> Starlette:
     """The ASGI app of the paper exchange speaking Gate.io v4 spot and USDT futures (serve it on 127.0.0.1)."""
     dialect = GateDialect(venue)
     return create_dialect_app(venue, dialect.handle, prefixes=(PREFIX,), title="paper exchange (Gate.io dialect)",
-                              tick=tick)
+                              tick=tick, rate_limit=rate_limit, too_many=too_many_requests)

@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from cashup.venues.paper.dialects.asgi import RateLimit
 from cashup.venues.paper.dialects.auth import ApiKey
 from cashup.venues.paper.dialects.venue import FUTURES, SPOT, DialectExchange
 from cashup.venues.paper.exchange import PaperExchangeConfig
@@ -35,21 +36,23 @@ def build_venue(dialect: str, config: PaperExchangeConfig | None, keys: list[Api
     return venue
 
 
-def create_app(dialect: str, venue: DialectExchange, *, tick: bool = True) -> Starlette:
+def create_app(dialect: str, venue: DialectExchange, *, tick: bool = True,
+               rate_limit: RateLimit | None = None) -> Starlette:
     """The ASGI app speaking ``dialect`` over ``venue``."""
     if dialect == "binance":
         from cashup.venues.paper.dialects.binance import create_binance_app
 
-        return create_binance_app(venue, tick=tick)
+        return create_binance_app(venue, tick=tick, rate_limit=rate_limit)
     from cashup.venues.paper.dialects.gateio import create_gateio_app
 
-    return create_gateio_app(venue, tick=tick)
+    return create_gateio_app(venue, tick=tick, rate_limit=rate_limit)
 
 
-def run_dialect_server(dialect: str, venue: DialectExchange, *, host: str = "127.0.0.1", port: int = 8003) -> None:
+def run_dialect_server(dialect: str, venue: DialectExchange, *, host: str = "127.0.0.1", port: int = 8003,
+                       tick: bool = True, rate_limit: RateLimit | None = None) -> None:
     """Serve the dialect until interrupted (blocking)."""
-    uvicorn.run(create_app(dialect, venue), host=host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=2)
+    uvicorn.run(create_app(dialect, venue, tick=tick, rate_limit=rate_limit), host=host, port=port, log_config=None,
+                access_log=False, timeout_graceful_shutdown=2)
 
 
 def free_port() -> int:
@@ -75,13 +78,15 @@ class DialectServer:
     (``call``), e.g. ``server.call(server.venue.advance, 4)``.
     """
 
-    def __init__(self, dialect: str, venue: DialectExchange, *, tick: bool = False) -> None:
+    def __init__(self, dialect: str, venue: DialectExchange, *, tick: bool = False,
+                 rate_limit: RateLimit | None = None) -> None:
         self.dialect = dialect
         self.venue = venue
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(dialect, venue, tick=tick), host="127.0.0.1", port=self.port,
-                                log_config=None, access_log=False, lifespan="on")
+        app = create_app(dialect, venue, tick=tick, rate_limit=rate_limit)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
+                                lifespan="on")
         self._server = _Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"{dialect}-paper-exchange", daemon=True)
 
@@ -113,9 +118,10 @@ class DialectServer:
 
 
 @contextmanager
-def running_dialect_server(dialect: str, venue: DialectExchange, *, tick: bool = False) -> Iterator[DialectServer]:
+def running_dialect_server(dialect: str, venue: DialectExchange, *, tick: bool = False,
+                           rate_limit: RateLimit | None = None) -> Iterator[DialectServer]:
     """``DialectServer`` as a context manager: started on entry, stopped on exit."""
-    server = DialectServer(dialect, venue, tick=tick)
+    server = DialectServer(dialect, venue, tick=tick, rate_limit=rate_limit)
     server.start()
     try:
         yield server

@@ -187,7 +187,7 @@ class DialectExchange:
     ) -> None:
         config = config or PaperExchangeConfig()
         self.config = replace(config, journal_path=None)
-        self._clock = clock
+        self.clock = clock
         self.reject_open_duplicates = reject_open_duplicates
         self._default_client_id = default_client_id
         self.engines: dict[str, PaperExchange] = {}
@@ -293,7 +293,7 @@ class DialectExchange:
             raise Refusal(RefusalReason.INVALID_PARAMETER, "a quantity is required")
         base_quantity = quantity * size
         self._check_rules(engine, instrument, ticket, base_quantity)
-        now = self._clock()
+        now = self.clock()
         order = Order(
             next(self._order_ids), account.api_key, ticket.market, ticket.symbol, ticket.side, ticket.order_type,
             ticket.time_in_force, ticket.post_only, ticket.reduce_only, quantity,
