@@ -2,6 +2,7 @@
 real CCXT code path (signing, requests, parsing) end to end, with our books equal to the venue's records."""
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal as D
 from typing import Any
@@ -10,7 +11,10 @@ from uuid import UUID
 import ccxt.async_support as ccxt
 import pytest
 
+from cashup.metrics import VENUE_ERRORS
 from cashup.venues.paper.dialects import DialectServer, repoint
+from cashup.venues.paper.exchange import PaperExchangeConfig
+from cashup.venues.paper.faults import FaultConfig
 from tests.api.helpers import wait_for_status
 from tests.ccxt.conftest import API, API_KEY, SECRET, Service, account_body
 
@@ -161,3 +165,36 @@ async def test_a_wrong_secret_marks_the_account_broken_and_readiness_names_it(
     ready = await service.client.get("/health/ready")
     assert ready.json()["checks"][f"account:{account_id}"] == "ok"
     assert "not-the-secret-at-all" not in caplog.text and SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("dialect", VENUES)
+async def test_accept_then_time_out_on_200_orders_leaves_no_duplicate_at_the_venue(
+    service: Service, venue_server: Callable, dialect: str
+) -> None:
+    config = PaperExchangeConfig(seed=11, faults=FaultConfig(accept_then_timeout_rate=1.0))
+    server = venue_server(dialect, config)
+    account_id = await register(service, dialect, server)
+    venue = service.runtime.venues.account_venue(UUID(account_id))
+    assert venue is not None
+    venue.last_price("BTC/USDT")
+    await venue.refresh_prices()
+    last = venue.last_price("BTC/USDT")
+    assert last is not None
+    bodies = [order(dialect, "buy", "market", "0.001") if i % 4 == 0
+              else order(dialect, "buy", "limit", "0.001", (last * D("0.5")).quantize(D("0.1")) + i)
+              for i in range(200)]
+
+    timeouts_before = VENUE_ERRORS.labels(dialect, "VenueUnavailable")._value.get()
+    responses = await asyncio.gather(*(service.client.post(f"{API}/orders", json=body, headers=service.alice)
+                                       for body in bodies))
+    assert [response.status_code for response in responses] == [201] * 200
+    finals = [await wait_for_status(service.client, response.json()["id"], "accepted", "filled", timeout=60,
+                                    headers=service.alice) for response in responses]
+
+    assert Counter(body["status"] for body in finals) == {"accepted": 150, "filled": 50}
+    account = server.call(server.venue.account_by_key, API_KEY)
+    venue_orders = server.call(server.venue.orders, account, "spot")
+    received = Counter(venue_order.client_id for venue_order in venue_orders)
+    assert len(received) == 200 and max(received.values()) == 1
+    assert sum(1 for venue_order in venue_orders if venue_order.is_open) == 150
+    assert VENUE_ERRORS.labels(dialect, "VenueUnavailable")._value.get() - timeouts_before == 200

@@ -406,10 +406,14 @@ class CcxtVenue:
             open_ids = set()
             for order in await self._call(self.client.fetch_open_orders, symbol):
                 ours = our_client_id(self.name, order.get("clientOrderId"))
-                if ours in self._tracked:
+                if ours is not None and (tracked := self._tracked.get(ours)) is not None:
                     open_ids.add(ours)
+                    if tracked.exchange_order_id is None:  # its answer was lost: the venue has it
+                        tracked.exchange_order_id = str(order["id"])
+                        self._emit(ExecutionReport(ReportKind.ACCEPTED, ours, self._clock(),
+                                                   exchange_order_id=tracked.exchange_order_id))
                     if to_decimal(order.get("filled")):
-                        await self._report_fills(ours, self._tracked[ours], order)
+                        await self._report_fills(ours, tracked, order)
             for client_id, tracked in list(self._tracked.items()):
                 if tracked.symbol == symbol and client_id not in open_ids:
                     state = await self.fetch_order(client_id, symbol)
