@@ -100,6 +100,20 @@ async def test_market_buy_by_quote_amount_spends_no_more_than_asked(dialect_serv
     assert balances["BTC"][0] == BALANCES["BTC"] + bought
 
 
+async def test_market_sell_by_quote_amount_raises_no_more_than_asked(dialect_server) -> None:
+    server = dialect_server("binance")
+    async with binance_client(server) as exchange:
+        order = await exchange.create_order("BTC/USDT", "market", "sell", None, None, {"quoteOrderQty": "200"})
+        balances = _balances(await exchange.fetch_balance())
+
+    raised = Decimal(order["info"]["cummulativeQuoteQty"])
+    sold = Decimal(order["info"]["executedQty"])
+    assert (order["status"], order["side"]) == ("closed", "sell")
+    assert Decimal("199") < raised <= Decimal("200")
+    assert balances["BTC"] == (BALANCES["BTC"] - sold, Decimal(0))
+    assert balances["USDT"] == (BALANCES["USDT"] + raised - raised * FEE_RATE, Decimal(0))
+
+
 async def test_a_client_id_of_an_open_order_is_refused_until_the_order_closes(dialect_server) -> None:
     server = dialect_server("binance")
     async with binance_client(server) as exchange:

@@ -126,6 +126,6 @@ class Account:
 
     name: str
     api_key: str
-    secret: str
+    secret: str = field(repr=False)
     spot: SpotWallet
     futures: FuturesAccount

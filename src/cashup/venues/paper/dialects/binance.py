@@ -341,8 +341,6 @@ class BinanceDialect:
             raise _missing("price")
         side = OrderSide.BUY if side_text == "BUY" else OrderSide.SELL
         if order_type == "MARKET":
-            if quote is not None and side is OrderSide.SELL:
-                raise error(400, -1106, "Parameter 'quoteOrderQty' sent when not required.")
             if (quantity is None) == (quote is None):
                 raise error(400, -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
         elif quantity is None:
@@ -354,7 +352,7 @@ class BinanceDialect:
         return Ticket(
             SPOT, item.symbol, side, OrderType.MARKET if order_type == "MARKET" else OrderType.LIMIT,
             None if quote is not None else quantity, price if order_type != "MARKET" else None,
-            quote if side is OrderSide.BUY and order_type == "MARKET" else None,
+            quote if order_type == "MARKET" else None,
             time_in_force, order_type == "LIMIT_MAKER", False, client_id,
         )
 

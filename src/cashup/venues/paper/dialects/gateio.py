@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
@@ -176,8 +177,6 @@ class GateDialect:
         if account is None:
             raise error(401, "INVALID_KEY", "Invalid key provided")
         path = PREFIX + call.path
-        from urllib.parse import unquote
-
         candidates = {call.raw_query, unquote(call.raw_query)}
         if not any(signature_matches(gate_signature(account.secret, call.method, path, query, call.body, timestamp),
                                      sign) for query in candidates):
@@ -413,7 +412,7 @@ class GateDialect:
             raise _refusal(refusal, ticket.market) from None
 
     def _spot_json(self, order: Order) -> dict[str, Any]:
-        market_buy = order.requested_quote is not None
+        market_buy = order.requested_quote is not None and order.side is OrderSide.BUY
         if order.status is Status.OPEN:
             status, finish = "open", "open"
         elif order.status is Status.FILLED:
@@ -426,11 +425,10 @@ class GateDialect:
                 finish = "ioc" if order.time_in_force is not TimeInForce.FOK else "fok"
         if market_buy and order.status is not Status.OPEN and order.filled:
             status, finish = "closed", "filled"
-        amount = order.requested_quote if market_buy else order.quantity
-        left = (order.requested_quote - order.cost) if market_buy and order.requested_quote is not None \
-            else order.remaining
-        if order.status is not Status.OPEN and market_buy:
-            left = ZERO if order.filled else left
+        amount, left = order.quantity, order.remaining
+        if market_buy and order.requested_quote is not None:  # Gate.io counts a market buy in quote currency
+            amount = order.requested_quote
+            left = ZERO if order.filled else order.requested_quote
         return {
             "id": str(order.id), "text": order.client_id or "apiv4", "amend_text": "-",
             "create_time": _seconds(order.created_at), "update_time": _seconds(order.updated_at),

@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from cashup.core.enums import Liquidity, OrderSide, OrderType, TimeInForce
 from cashup.core.errors import InvalidOrder
-from cashup.core.instruments import Instrument
+from cashup.core.instruments import PAPER_INSTRUMENTS, Instrument
 from cashup.core.money import ZERO, round_down_to_step
 from cashup.venues.base import ExecutionReport, ReportKind, VenueOrderRequest
 from cashup.venues.paper.dialects.accounts import (
@@ -78,7 +78,8 @@ class Status(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """An order as a dialect parsed it. ``quantity`` is in base units (spot) or contracts (futures);
-    a market buy may instead give ``quote_quantity``, the amount of quote currency to spend."""
+    a spot market order may instead give ``quote_quantity``, the quote amount to spend (buy) or to
+    raise (sell)."""
 
     market: str
     symbol: str
@@ -115,7 +116,7 @@ class Trade:
 @dataclass(slots=True)
 class Order:
     """The venue's record of an order. ``quantity`` and ``filled`` are in base units (spot) or contracts
-    (futures); ``requested_quote`` is a market buy's amount to spend as asked."""
+    (futures); ``requested_quote`` is a market order's quote amount as asked."""
 
     id: int
     account: str
@@ -194,7 +195,7 @@ class DialectExchange:
         for market in markets:
             listed = instruments
             if market == FUTURES:
-                base = instruments or PaperExchange(self.config, clock=clock).instruments()
+                base = instruments or PAPER_INSTRUMENTS
                 listed = [
                     replace(item, min_notional=ZERO, min_quantity=CONTRACT_SIZES[item.symbol],
                             lot_size=CONTRACT_SIZES[item.symbol])
@@ -288,7 +289,7 @@ class DialectExchange:
         size = CONTRACT_SIZES.get(ticket.symbol, Decimal(1)) if ticket.market == FUTURES else Decimal(1)
         quantity = ticket.quantity
         if ticket.quote_quantity is not None:
-            quantity = self._quantity_for_quote(engine, instrument, ticket.quote_quantity)
+            quantity = self._quantity_for_quote(engine, instrument, ticket.quote_quantity, ticket.side)
         if quantity is None:
             raise Refusal(RefusalReason.INVALID_PARAMETER, "a quantity is required")
         base_quantity = quantity * size
@@ -425,12 +426,14 @@ class DialectExchange:
             if order in listed:
                 listed.remove(order)
 
-    def _quantity_for_quote(self, engine: PaperExchange, instrument: Instrument, quote: Decimal) -> Decimal:
-        """The base quantity a market buy spending at most ``quote`` takes from the asks, on the lot."""
+    def _quantity_for_quote(self, engine: PaperExchange, instrument: Instrument, quote: Decimal,
+                            side: OrderSide) -> Decimal:
+        """The base quantity a market order worth at most ``quote`` takes from the other side, on the lot."""
         if quote <= ZERO:
             raise Refusal(RefusalReason.INVALID_PARAMETER, "the quote amount must be greater than 0")
         left, quantity = quote, ZERO
-        for level in engine.book(instrument.symbol).depth(10_000).asks:
+        depth = engine.book(instrument.symbol).depth(10_000)
+        for level in depth.asks if side is OrderSide.BUY else depth.bids:
             take = min(level.quantity, round_down_to_step(left / level.price, instrument.lot_size))
             quantity += take
             left -= take * level.price
@@ -472,7 +475,7 @@ class DialectExchange:
             asset, amount = instrument.base, order.quantity
         else:
             asset = instrument.quote
-            if order.requested_quote is not None:
+            if order.requested_quote is not None:  # a market buy worth this much quote
                 notional = order.requested_quote
             else:
                 price = order.price if order.price is not None else self._market_buy_price(engine, instrument, order)
