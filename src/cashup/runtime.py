@@ -64,7 +64,8 @@ class Runtime:
             for name, venue in self.venues.items():
                 venue.set_report_sink(self.applier.sink_for(name))
         self.venue_accounts = VenueAccounts(self.sessions, self.venues, settings, clock,
-                                            self.applier.sink_for if self.run_worker else None)
+                                            self.applier.sink_for if self.run_worker else None,
+                                            self.applier.drain)
         self.worker = Worker(
             self.sessions,
             self.venues,

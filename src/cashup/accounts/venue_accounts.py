@@ -5,7 +5,9 @@
 ``AccountService`` is the API's view: it checks roles and ownership and asks ``VenueAccounts`` to (re)open.
 """
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -21,6 +23,7 @@ from cashup.config import Settings
 from cashup.core import ledger
 from cashup.core.enums import OrderStatus, Role
 from cashup.core.errors import Conflict, InvalidOrder, NotFound
+from cashup.core.ledger import InsufficientFunds
 from cashup.core.ids import new_id
 from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, BalanceRow, OrderRow, UserRow
@@ -45,6 +48,7 @@ class VenueAccounts:
         settings: Settings,
         clock: Callable[[], datetime],
         sink_for: Callable[[str], ReportSink] | None,
+        drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.directory = directory
@@ -52,6 +56,8 @@ class VenueAccounts:
         self.clock = clock
         self.cipher = CredentialCipher(settings.credentials_key)
         self._sink_for = sink_for
+        self._drain = drain
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open every enabled account's venue; refuse to start with stored credentials and no key."""
@@ -67,8 +73,15 @@ class VenueAccounts:
         for row in rows:
             if row.enabled and row.exchange in EXCHANGES:
                 await self.open(row)
+        if self._sink_for is not None:
+            self._task = asyncio.create_task(self._sync_forever(), name="venue-balance-sync")
 
     async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         for venue in self.directory.account_venues():
             await venue.stop()
             self.directory.remove_account(venue.account_id)
@@ -103,7 +116,7 @@ class VenueAccounts:
         if venue.broken is None:
             try:
                 await self.sync_balances(row.id)
-            except VenueError as error:
+            except (VenueError, InsufficientFunds) as error:
                 log.warning("venue balances not synced", account_id=str(row.id), error=str(error))
         log.info("venue account open", account_id=str(row.id), exchange=row.exchange, market=row.market,
                  instruments=len(venue.instruments()), broken=venue.broken is not None)
@@ -121,12 +134,22 @@ class VenueAccounts:
                                   .values(broken_reason=reason[:255], updated_at=self.clock()))
             await session.commit()
 
-    async def sync_balances(self, account_id: UUID) -> list[VenueBalance]:
-        """Make the ledger's total of each asset equal the venue's, booking any drift as an adjustment."""
+    async def sync_balances(self, account_id: UUID) -> list[VenueBalance] | None:
+        """Make the ledger's total of each asset equal the venue's, booking any drift as an adjustment.
+
+        Only while none of the account's orders is working and every report has been booked: a fill the venue
+        has counted and we have not booked yet is not drift. Returns ``None`` when it did not sync for that.
+        """
         venue = self.directory.account_venue(account_id)
         if venue is None:
             raise NotFound(f"account {account_id} has no running venue")
+        if venue.following():
+            return None
+        if self._drain is not None:
+            await self._drain()
         balances = await venue.fetch_balances()
+        if venue.following():
+            return None
         async with self.sessions() as session:
             store = LedgerStore(session, self.clock)
             rows = await store.balances([(account_id, balance.asset) for balance in balances])
@@ -141,6 +164,19 @@ class VenueAccounts:
                     log.info("venue balance drift booked", account_id=str(account_id), asset=asset, drift=str(drift))
             await session.commit()
         return balances
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ccxt_balance_sync_seconds)
+            for venue in self.directory.account_venues():
+                if venue.broken is not None:
+                    continue
+                try:
+                    await self.sync_balances(venue.account_id)
+                except (VenueError, InsufficientFunds) as error:
+                    log.warning("venue balances not synced", account_id=str(venue.account_id), error=str(error))
+                except Exception:
+                    log.exception("venue balance sync failed", account_id=str(venue.account_id))
 
     def health(self) -> dict[str, str]:
         """``account:<id>`` → ``ok`` or why not, for every venue account this process runs."""

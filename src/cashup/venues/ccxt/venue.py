@@ -315,6 +315,10 @@ class CcxtVenue:
 
     # -- beyond the protocol ---------------------------------------------------------------------
 
+    def following(self) -> int:
+        """How many of our orders this venue still follows (not final yet)."""
+        return len(self._tracked)
+
     def track(self, venue_client_order_id: str, symbol: str, exchange_order_id: str | None = None) -> None:
         """Follow an order placed before this process started (its reports resume on the next poll)."""
         self._tracked.setdefault(venue_client_order_id, _Tracked(symbol, exchange_order_id=exchange_order_id))
