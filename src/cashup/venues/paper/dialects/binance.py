@@ -70,7 +70,8 @@ def _missing(name: str) -> VenueError:
 
 
 def _illegal(name: str) -> VenueError:
-    return error(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}(\\.[0-9]{{1,20}})?$'.")
+    return error(400, -1100, f"Illegal characters found in parameter '{name}'; "
+                             "legal range is '^[0-9]{1,20}(\\.[0-9]{1,20})?$'.")
 
 
 def _refusal(refusal: Refusal) -> VenueError:
@@ -454,7 +455,7 @@ class BinanceDialect:
         return self._cancel_answer(order, params)
 
     async def cancel_replace(self, account: Account, params: dict[str, str]) -> Any:
-        """Cancel an order and place another (``cancelReplaceMode=STOP_ON_FAILURE``: no new order if the cancel fails)."""
+        """Cancel an order and place another (``STOP_ON_FAILURE``: no new order if the cancel fails)."""
         mode = params.get("cancelReplaceMode")
         if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
             raise _missing("cancelReplaceMode")

@@ -12,8 +12,9 @@ An order path id is the venue id or the client id (``text``, ``t-…``, up to 28
 ``text`` is not unique (the latest order carrying it answers). Errors are ``{"label", "message"}`` with
 Gate.io's labels (``INVALID_KEY``, ``INVALID_SIGNATURE``, ``REQUEST_EXPIRED``, ``BALANCE_NOT_ENOUGH``,
 ``INSUFFICIENT_AVAILABLE``, ``ORDER_NOT_FOUND``, ``INVALID_PARAM_VALUE``, ``POC_FILL_IMMEDIATELY``,
-``INCREASE_POSITION``…; over a rate limit ``TOO_MANY_REQUESTS`` with 429 and ``Retry-After``). Futures sizes are signed whole contracts (``CONTRACT_SIZES`` base units each),
-one-way positions, leverage per contract; fees are charged in USDT.
+``INCREASE_POSITION``…; over a rate limit ``TOO_MANY_REQUESTS`` with 429 and ``Retry-After``).
+Futures sizes are signed whole contracts (``CONTRACT_SIZES`` base units each), one-way positions,
+leverage per contract; fees are charged in USDT.
 """
 
 import json

@@ -26,7 +26,6 @@ from cashup.core.instruments import PAPER_INSTRUMENTS, Instrument
 from cashup.core.money import ZERO, round_down_to_step
 from cashup.venues.base import ExecutionReport, ReportKind, VenueOrderRequest
 from cashup.venues.paper.dialects.accounts import (
-    DEFAULT_LEVERAGE,
     FUTURES_SETTLE,
     Account,
     FuturesAccount,
@@ -34,7 +33,7 @@ from cashup.venues.paper.dialects.accounts import (
     SpotWallet,
 )
 from cashup.venues.paper.exchange import PaperExchange, PaperExchangeConfig
-from cashup.venues.paper.faults import FAULT_REJECT_REASON, InjectedTimeout
+from cashup.venues.paper.faults import FAULT_REJECT_REASON
 from cashup.venues.paper.market_data import STEPS_PER_BAR
 
 SPOT, FUTURES = "spot", "futures"
