@@ -184,3 +184,47 @@ async def test_perpetual_prices_follow_the_spot_prices(dialect_server) -> None:
 
     assert spot == perpetual
     assert Decimal(ticker["info"]["last"]) == perpetual
+
+
+async def test_post_only_that_would_take_is_refused_and_open_orders_span_pairs(dialect_server) -> None:
+    server = dialect_server("gateio")
+    best_ask = depth(server, SPOT, "BTC/USDT").asks[0].price
+    async with gate_client(server) as exchange:
+        with pytest.raises(ccxt.OrderImmediatelyFillable, match="POC_FILL_IMMEDIATELY"):
+            await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, float(best_ask), {"postOnly": True})
+        maker = await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 40000, {"postOnly": True})
+        other = await exchange.create_order("ETH/USDT", "limit", "sell", 0.01, 9000)
+        everything = await exchange.fetch_open_orders()
+
+    assert (maker["postOnly"], maker["timeInForce"]) == (True, "PO")
+    assert sorted((order["symbol"], order["id"]) for order in everything) == [
+        ("BTC/USDT", maker["id"]), ("ETH/USDT", other["id"])]
+
+
+async def test_a_futures_order_is_amended_in_place_with_its_margin(dialect_server) -> None:
+    server = dialect_server("gateio")
+    async with gate_client(server, types=("swap",)) as exchange:
+        placed = await exchange.create_order(CONTRACT, "limit", "sell", 4, 60000)
+        amended = await exchange.edit_order(placed["id"], CONTRACT, "limit", "sell", 6, 61000)
+        account = (await exchange.fetch_balance({"type": "swap"}))["info"][0]
+        listed = await exchange.fetch_open_orders(CONTRACT)
+
+    assert (amended["id"], amended["amount"], amended["price"], amended["side"]) == (placed["id"], 6, 61000, "sell")
+    assert [(order["id"], order["info"]["size"]) for order in listed] == [(placed["id"], -6)]
+    notional = 6 * CONTRACT_SIZE * Decimal(61000)
+    assert Decimal(account["order_margin"]) == notional / 10 + notional * FEE_RATE
+
+
+async def test_a_request_far_from_the_server_time_is_expired(dialect_server) -> None:
+    import httpx
+
+    from cashup.venues.paper.dialects.auth import gate_signature
+
+    server = dialect_server("gateio")
+    timestamp = "1000000000"
+    sign = gate_signature("paper-secret-1", "GET", "/api/v4/spot/accounts", "", b"", timestamp)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        answer = await client.get("/api/v4/spot/accounts",
+                                  headers={"KEY": "paper-key-1", "Timestamp": timestamp, "SIGN": sign})
+
+    assert (answer.status_code, answer.json()["label"]) == (401, "REQUEST_EXPIRED")
