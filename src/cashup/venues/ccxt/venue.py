@@ -333,6 +333,7 @@ class CcxtVenue:
             with contextlib.suppress(ValueError, KeyError):
                 loaded[market["symbol"]] = instrument_from_market(market)
         self._instruments = loaded
+        await self.refresh_prices(every_market=True)
 
     async def fetch_balances(self) -> list[VenueBalance]:
         """Every asset the venue holds for the account (free, in orders, total), as Decimal."""
@@ -394,11 +395,16 @@ class CcxtVenue:
             value += amount * price
         return value / volume if volume else None
 
-    async def refresh_prices(self) -> None:
-        for symbol in sorted(self._watched | {tracked.symbol for tracked in self._tracked.values()}):
-            if self._instruments and symbol not in self._instruments:
-                continue
-            ticker = await self._call(self.client.fetch_ticker, symbol)
+    async def refresh_prices(self, *, every_market: bool = False) -> None:
+        """Prices of the symbols in use (asked for, or with orders working) in one request; of every market
+        with ``every_market`` (at start and with each markets refresh, so a first order has a price)."""
+        wanted = None if every_market else sorted(
+            symbol for symbol in self._watched | {tracked.symbol for tracked in self._tracked.values()}
+            if not self._instruments or symbol in self._instruments)
+        if wanted == []:
+            return
+        tickers = await self._call(self.client.fetch_tickers, wanted)
+        for symbol, ticker in tickers.items():
             last = to_decimal(ticker.get("last")) or to_decimal(ticker.get("close"))
             mark = to_decimal(ticker.get("markPrice")) or last
             self._prices[symbol] = (last, mark)
