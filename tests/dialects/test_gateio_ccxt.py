@@ -228,3 +228,25 @@ async def test_a_request_far_from_the_server_time_is_expired(dialect_server) -> 
                                   headers={"KEY": "paper-key-1", "Timestamp": timestamp, "SIGN": sign})
 
     assert (answer.status_code, answer.json()["label"]) == (401, "REQUEST_EXPIRED")
+
+
+async def test_funding_is_paid_by_a_long_and_listed_in_the_funding_history(dialect_server) -> None:
+    server = dialect_server("gateio")
+    rate = Decimal("0.0003")
+    async with gate_client(server, types=("swap",)) as exchange:
+        await exchange.create_order(CONTRACT, "market", "buy", 20)
+        before = Decimal((await exchange.fetch_balance({"type": "swap"}))["info"][0]["total"])
+        [entry] = server.call(server.venue.apply_funding, rate)
+        mark = server.call(server.venue.last_price, FUTURES, "BTC/USDT")
+        history = await exchange.fetch_funding_history(CONTRACT)
+        after = Decimal((await exchange.fetch_balance({"type": "swap"}))["info"][0]["total"])
+        position = await exchange.fetch_position(CONTRACT)
+
+    payment = -20 * CONTRACT_SIZE * mark * rate
+    assert entry.change == payment and payment < 0
+    assert [(item["symbol"], Decimal(item["info"]["change"])) for item in history] == [(CONTRACT, payment)]
+    assert after == before + payment
+    assert Decimal(position["info"]["pnl_fund"]) == payment
+    fee = 20 * CONTRACT_SIZE * Decimal(position["info"]["entry_price"]) * FEE_RATE
+    assert Decimal(position["info"]["pnl_fee"]) == -fee
+    assert Decimal(position["info"]["realised_pnl"]) == payment - fee

@@ -72,9 +72,17 @@ class FuturesPosition:
     size: Decimal = ZERO
     entry_price: Decimal = ZERO
     leverage: Decimal = DEFAULT_LEVERAGE
-    realised_pnl: Decimal = ZERO
-    """Closed-trade PnL minus fees paid on this contract since the account opened."""
+    trade_pnl: Decimal = ZERO
+    """PnL of the contracts closed so far, before fees and funding."""
+    fees: Decimal = ZERO
+    funding: Decimal = ZERO
+    """Funding received (positive) or paid (negative)."""
     last_close_pnl: Decimal = ZERO
+
+    @property
+    def realised_pnl(self) -> Decimal:
+        """Closed-trade PnL, less fees, plus funding, since the account opened (as Gate.io counts it)."""
+        return self.trade_pnl - self.fees + self.funding
 
     def apply_fill(self, signed_contracts: Decimal, price: Decimal, multiplier: Decimal) -> Decimal:
         """Add a fill of ``signed_contracts`` at ``price``; return the PnL it realises (before fees)."""
@@ -92,7 +100,7 @@ class FuturesPosition:
             new_size = self.size + signed_contracts
             self.entry_price = (self.entry_price * abs(self.size) + price * abs(signed_contracts)) / abs(new_size)
             self.size = new_size
-        self.realised_pnl += realised
+        self.trade_pnl += realised
         return realised
 
     def closable(self, side_sign: int) -> Decimal:

@@ -5,8 +5,8 @@ Public: ``spot/time``, ``spot/currencies``, ``spot/currency_pairs``, ``spot/tick
 delivery and options listings (CCXT's ``load_markets`` asks for them). Signed (``KEY``, ``Timestamp``,
 ``SIGN``): ``account/detail``; spot ``accounts``, ``orders`` (create, list, get, cancel, amend by PATCH),
 ``open_orders``, ``my_trades``; futures ``accounts``, ``orders`` (create, list, get, cancel, amend by PUT),
-``my_trades``, ``my_trades_timerange``, ``positions``, ``positions/{contract}``,
-``positions/{contract}/leverage``.
+``my_trades``, ``my_trades_timerange``, ``account_book`` (``pnl``, ``fee``, ``fund``), ``positions``,
+``positions/{contract}``, ``positions/{contract}/leverage``.
 
 An order path id is the venue id or the client id (``text``, ``t-…``, up to 28 characters after it);
 ``text`` is not unique (the latest order carrying it answers). Errors are ``{"label", "message"}`` with
@@ -155,6 +155,7 @@ class GateDialect:
             ("DELETE", re.compile(r"/futures/usdt/orders/([\w.-]+)"), self.futures_cancel),
             ("PUT", re.compile(r"/futures/usdt/orders/([\w.-]+)"), self.futures_amend),
             ("GET", re.compile(r"/futures/usdt/my_trades(?:_timerange)?"), self.futures_trades),
+            ("GET", re.compile(r"/futures/usdt/account_book"), self.account_book),
             ("GET", re.compile(r"/futures/usdt/positions"), self.positions),
             ("GET", re.compile(r"/futures/usdt/positions/([A-Z0-9_]+)"), self.position),
             ("POST", re.compile(r"/futures/usdt/positions/([A-Z0-9_]+)/leverage"), self.leverage),
@@ -261,7 +262,9 @@ class GateDialect:
             "mark_type": "index", "mark_price": plain(mark), "index_price": plain(mark), "last_price": plain(mark),
             "maker_fee_rate": plain(config.maker_fee_rate), "taker_fee_rate": plain(config.taker_fee_rate),
             "order_price_round": plain(item.tick_size), "mark_price_round": plain(item.tick_size),
-            "funding_rate": "0", "funding_interval": 28800, "funding_next_apply": 0, "risk_limit_base": "1000000",
+            "funding_rate": plain(self.venue.funding_rate),
+            "funding_interval": int(self.venue.funding_interval.total_seconds()),
+            "funding_next_apply": milliseconds(self.venue.next_funding) // 1000, "risk_limit_base": "1000000",
             "risk_limit_step": "1000000", "risk_limit_max": "8000000", "order_size_min": 1,
             "order_size_max": 1000000, "order_price_deviate": "0.5", "ref_discount_rate": "0",
             "ref_rebate_rate": "0", "orderbook_id": 0, "trade_id": 0, "trade_size": 0, "position_size": 0,
@@ -290,8 +293,8 @@ class GateDialect:
             ticker.update(currency_pair=market_id(item.symbol), base_volume="0", quote_volume="0")
         else:
             ticker.update(contract=market_id(item.symbol), mark_price=plain(last), index_price=plain(last),
-                          funding_rate="0", volume_24h="0", volume_24h_base="0", volume_24h_quote="0",
-                          total_size="0")
+                          funding_rate=plain(self.venue.funding_rate), volume_24h="0", volume_24h_base="0",
+                          volume_24h_quote="0", total_size="0")
         return ticker
 
     async def spot_tickers(self, call: Call, _groups: list[str]) -> list[dict[str, Any]]:
@@ -365,6 +368,24 @@ class GateDialect:
                         "point_dnw": "0", "point_fee": "0", "point_refr": "0", "bonus_dnw": "0",
                         "bonus_offset": "0"},
         }
+
+    async def account_book(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
+        """The futures wallet's changes, newest first."""
+        kind, name = call.query.get("type"), call.query.get("contract")
+        symbol = self._contract(name).symbol if name else None
+        entries = [entry for entry in self.venue.account_book(account)
+                   if (kind is None or entry.kind == kind) and (symbol is None or entry.contract == symbol)]
+        start, end = call.query.get("from"), call.query.get("to")
+        if start and start.isdigit():
+            entries = [entry for entry in entries if milliseconds(entry.at) >= int(start) * 1000]
+        if end and end.isdigit():
+            entries = [entry for entry in entries if milliseconds(entry.at) < (int(end) + 1) * 1000]
+        return [
+            {"id": str(entry.id), "time": _float_seconds(entry.at), "change": plain(entry.change),
+             "balance": plain(entry.balance), "type": entry.kind, "text": market_id(entry.contract),
+             "contract": market_id(entry.contract), "trade_id": ""}
+            for entry in self._page(entries[::-1], call)
+        ]
 
     # -- spot orders -----------------------------------------------------------------------------
 
@@ -660,7 +681,8 @@ class GateDialect:
             "entry_price": plain(position.entry_price), "liq_price": plain(liquidation), "mark_price": plain(mark),
             "initial_margin": plain(position.margin(size)), "maintenance_margin": "0",
             "unrealised_pnl": plain(position.unrealised_pnl(mark, size)),
-            "realised_pnl": plain(position.realised_pnl), "pnl_pnl": "0", "pnl_fund": "0", "pnl_fee": "0",
+            "realised_pnl": plain(position.realised_pnl), "pnl_pnl": plain(position.trade_pnl),
+            "pnl_fund": plain(position.funding), "pnl_fee": plain(-position.fees),
             "history_pnl": plain(position.realised_pnl), "last_close_pnl": plain(position.last_close_pnl),
             "realised_point": "0", "history_point": "0", "adl_ranking": 6, "pending_orders": len(
                 [order for order in self.venue.orders(account, FUTURES, symbol, open_only=True)]),

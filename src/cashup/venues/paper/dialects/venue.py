@@ -16,7 +16,7 @@ import contextlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -40,6 +40,8 @@ SPOT, FUTURES = "spot", "futures"
 CONTRACT_SIZES = {"BTC/USDT": Decimal("0.0001"), "ETH/USDT": Decimal("0.01")}
 """Gate.io's ``quanto_multiplier`` of the perpetuals listed (base currency per contract)."""
 MAX_LEVERAGE = Decimal(100)
+DEFAULT_FUNDING_RATE = Decimal("0.0001")
+DEFAULT_FUNDING_INTERVAL = timedelta(hours=8)
 
 
 class RefusalReason(StrEnum):
@@ -110,6 +112,19 @@ class Trade:
     fee_asset: str
     liquidity: Liquidity
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BookEntry:
+    """One change of a futures wallet: ``kind`` is ``pnl`` (a close), ``fee`` or ``fund`` (funding)."""
+
+    id: int
+    account: str
+    at: datetime
+    kind: str
+    contract: str
+    change: Decimal
+    balance: Decimal
 
 
 @dataclass(slots=True)
@@ -184,6 +199,8 @@ class DialectExchange:
         default_client_id: Callable[[int], str] | None = None,
         clock: Callable[[], datetime] = _now,
         instruments: list[Instrument] | None = None,
+        funding_rate: Decimal = DEFAULT_FUNDING_RATE,
+        funding_interval: timedelta = DEFAULT_FUNDING_INTERVAL,
     ) -> None:
         config = config or PaperExchangeConfig()
         self.config = replace(config, journal_path=None)
@@ -211,6 +228,11 @@ class DialectExchange:
         self._trades: dict[str, list[Trade]] = {}
         self._order_ids = itertools.count(100_000_001)
         self._trade_ids = itertools.count(5_000_001)
+        self._book_ids = itertools.count(9_000_001)
+        self._book: dict[str, list[BookEntry]] = {}
+        self.funding_rate = funding_rate
+        self.funding_interval = funding_interval
+        self.next_funding = clock() + funding_interval
         self._task: asyncio.Task[None] | None = None
 
     # -- accounts --------------------------------------------------------------------------------
@@ -229,6 +251,7 @@ class DialectExchange:
         )
         self.accounts[api_key] = account
         self._trades[api_key] = []
+        self._book[api_key] = []
         return account
 
     def account_by_key(self, api_key: str) -> Account | None:
@@ -273,6 +296,9 @@ class DialectExchange:
             due -= steps
             if steps:
                 self.advance(steps)
+            if FUTURES in self.engines and self.clock() >= self.next_funding:
+                self.apply_funding()
+                self.next_funding += self.funding_interval
 
     # -- orders ----------------------------------------------------------------------------------
 
@@ -392,6 +418,31 @@ class DialectExchange:
         if not Decimal(1) <= leverage <= MAX_LEVERAGE:
             raise Refusal(RefusalReason.INVALID_PARAMETER, f"leverage must be from 1 to {MAX_LEVERAGE}")
         account.futures.position(symbol).leverage = leverage
+
+    def apply_funding(self, rate: Decimal | None = None) -> list[BookEntry]:
+        """Settle one funding interval at ``rate`` (default ``funding_rate``) on every open position, at the
+        mark: a long pays ``size × contract size × mark × rate`` when the rate is positive, a short receives it."""
+        rate = self.funding_rate if rate is None else rate
+        entries = []
+        for account in self.accounts.values():
+            for position in account.futures.positions.values():
+                mark = self.last_price(FUTURES, position.contract)
+                if not position.size or mark is None:
+                    continue
+                payment = -position.size * CONTRACT_SIZES[position.contract] * mark * rate
+                position.funding += payment
+                account.futures.total += payment
+                entries.append(self._record(account, "fund", position.contract, payment))
+        return entries
+
+    def account_book(self, account: Account) -> list[BookEntry]:
+        return list(self._book[account.api_key])
+
+    def _record(self, account: Account, kind: str, contract: str, change: Decimal) -> BookEntry:
+        entry = BookEntry(next(self._book_ids), account.api_key, self.clock(), kind, contract, change,
+                          account.futures.total)
+        self._book[account.api_key].append(entry)
+        return entry
 
     def futures_available(self, account: Account) -> Decimal:
         """Wallet balance plus unrealised PnL, less position and order margin."""
@@ -580,8 +631,12 @@ class DialectExchange:
             position = account.futures.position(order.symbol)
             self._release(order, order.locked * min(quantity / order.remaining, Decimal(1)))
             realised = position.apply_fill(quantity * order.side.sign, price, order.contract_size)
-            position.realised_pnl -= fee
-            account.futures.total += realised - fee
+            position.fees += fee
+            if realised:
+                account.futures.total += realised
+                self._record(account, "pnl", order.symbol, realised)
+            account.futures.total -= fee
+            self._record(account, "fee", order.symbol, -fee)
         else:
             instrument = self.instrument(order.market, order.symbol)
             assert instrument is not None
