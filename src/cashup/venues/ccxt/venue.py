@@ -220,6 +220,8 @@ class CcxtVenue:
 
     async def submit(self, request: VenueOrderRequest) -> None:
         venue_id = venue_side_client_id(self.name, request.venue_client_order_id)
+        if request.reduce_only and self.market == "futures":
+            await self._check_reduces(request)
         tracked = _Tracked(request.symbol, request.side, request.order_type, request.quantity, request.price)
         self._tracked[request.venue_client_order_id] = tracked
         params: dict[str, Any] = {self._client_id_param(): venue_id}
@@ -431,6 +433,17 @@ class CcxtVenue:
                         self._report_state(client_id, tracked, state)
 
     # -- plumbing --------------------------------------------------------------------------------
+
+    async def _check_reduces(self, request: VenueOrderRequest) -> None:
+        """Refuse, without sending it, a reduce-only order that would not only reduce the venue's position."""
+        held = next((position.contracts for position in await self.fetch_positions()
+                     if position.symbol == request.symbol), Decimal(0))
+        reducible = -held if request.side is OrderSide.BUY else held
+        if reducible <= 0 or request.quantity > reducible:
+            raise VenueRejected(
+                f"reduce-only {request.side.value} of {request.quantity} contracts of {request.symbol} is larger "
+                f"than the position it would reduce ({max(reducible, Decimal(0))} contracts)"
+            )
 
     def _client_id_param(self) -> str:
         return "text" if self.name == "gateio" else "newClientOrderId"
