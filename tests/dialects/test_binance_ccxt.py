@@ -234,3 +234,17 @@ async def test_a_stale_timestamp_is_refused_with_the_recv_window_error(dialect_s
                                   headers={"X-MBX-APIKEY": API_KEY})
 
     assert (answer.status_code, answer.json()["code"]) == (400, -1021)
+
+
+async def test_cancel_all_orders_of_a_symbol(dialect_server) -> None:
+    server = dialect_server("binance")
+    async with binance_client(server) as exchange:
+        first = await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 40000)
+        second = await exchange.create_order("BTC/USDT", "limit", "sell", 0.001, 60000)
+        canceled = await exchange.cancel_all_orders("BTC/USDT")
+        balances = _balances(await exchange.fetch_balance())
+        with pytest.raises(ccxt.OrderNotFound):
+            await exchange.cancel_all_orders("BTC/USDT")
+
+    assert sorted(order["id"] for order in canceled) == sorted([first["id"], second["id"]])
+    assert balances == {asset: (amount, Decimal(0)) for asset, amount in BALANCES.items()}

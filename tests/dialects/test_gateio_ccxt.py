@@ -250,3 +250,17 @@ async def test_funding_is_paid_by_a_long_and_listed_in_the_funding_history(diale
     fee = 20 * CONTRACT_SIZE * Decimal(position["info"]["entry_price"]) * FEE_RATE
     assert Decimal(position["info"]["pnl_fee"]) == -fee
     assert Decimal(position["info"]["realised_pnl"]) == payment - fee
+
+
+async def test_cancel_all_orders_cancels_only_the_pair_asked(dialect_server) -> None:
+    server = dialect_server("gateio")
+    async with gate_client(server) as exchange:
+        first = await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 40000)
+        second = await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 39000)
+        other = await exchange.create_order("ETH/USDT", "limit", "buy", 0.01, 3000)
+        canceled = await exchange.cancel_all_orders("BTC/USDT")
+        left = await exchange.fetch_open_orders()
+
+    assert sorted(order["id"] for order in canceled) == sorted([first["id"], second["id"]])
+    assert {order["status"] for order in canceled} == {"canceled"}
+    assert [order["id"] for order in left] == [other["id"]]

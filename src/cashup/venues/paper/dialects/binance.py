@@ -1,8 +1,8 @@
 """The paper exchange speaking Binance's spot REST API (``/api/v3``, and the ``/sapi/v1`` lists CCXT reads).
 
 Served: ``ping``, ``time``, ``exchangeInfo``, ``ticker/24hr``, ``ticker/price``, ``ticker/bookTicker``,
-``depth``; signed: ``account``, ``order`` (POST, GET, DELETE), ``order/cancelReplace``, ``openOrders``,
-``allOrders``, ``myTrades``, ``sapi/v1/margin/allPairs``, ``margin/isolated/allPairs``,
+``depth``; signed: ``account``, ``order`` (POST, GET, DELETE), ``order/cancelReplace``, ``openOrders``
+(GET, DELETE), ``allOrders``, ``myTrades``, ``sapi/v1/margin/allPairs``, ``margin/isolated/allPairs``,
 ``capital/config/getall``. Signed requests carry ``X-MBX-APIKEY``, a ``timestamp`` within ``recvWindow``
 and ``signature``. Errors are ``{"code": -NNNN, "msg": ...}`` with Binance's codes and messages, so CCXT
 maps them (``-2015``/``-1022`` authentication, ``-2010`` insufficient balance or duplicate client id,
@@ -118,6 +118,7 @@ class BinanceDialect:
             ("DELETE", "/order"): self.cancel_order,
             ("POST", "/order/cancelReplace"): self.cancel_replace,
             ("GET", "/openOrders"): self.open_orders,
+            ("DELETE", "/openOrders"): self.cancel_open_orders,
             ("GET", "/allOrders"): self.all_orders,
             ("GET", "/myTrades"): self.my_trades,
             ("GET", "/margin/allPairs"): self.no_margin_pairs,
@@ -482,6 +483,14 @@ class BinanceDialect:
                                        "cancelResponse": cancel_answer, "newOrderResponse": failure.body}}) from None
         return {"cancelResult": cancel_result, "newOrderResult": "SUCCESS", "cancelResponse": cancel_answer,
                 "newOrderResponse": self._new_order_answer(order, params.get("newOrderRespType"))}
+
+    async def cancel_open_orders(self, account: Account, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Cancel every open order of a symbol."""
+        symbol = self._instrument(params).symbol
+        orders = self.venue.orders(account, SPOT, symbol, open_only=True)
+        if not orders:
+            raise error(*UNKNOWN_ORDER_CANCEL)
+        return [self._cancel_answer(await self._cancel(account, order), {}) for order in orders]
 
     async def open_orders(self, account: Account, params: dict[str, str]) -> list[dict[str, Any]]:
         symbol = self._instrument(params).symbol if "symbol" in params else None

@@ -3,8 +3,9 @@
 Public: ``spot/time``, ``spot/currencies``, ``spot/currency_pairs``, ``spot/tickers``, ``spot/order_book``,
 ``futures/{settle}/contracts``, ``futures/usdt/tickers``, ``futures/usdt/order_book``, and empty margin,
 delivery and options listings (CCXT's ``load_markets`` asks for them). Signed (``KEY``, ``Timestamp``,
-``SIGN``): ``account/detail``; spot ``accounts``, ``orders`` (create, list, get, cancel, amend by PATCH),
-``open_orders``, ``my_trades``; futures ``accounts``, ``orders`` (create, list, get, cancel, amend by PUT),
+``SIGN``): ``account/detail``; spot ``accounts``, ``orders`` (create, list, get, cancel one or all, amend
+by PATCH), ``open_orders``, ``my_trades``; futures ``accounts``, ``orders`` (create, list, get, cancel one
+or all, amend by PUT),
 ``my_trades``, ``my_trades_timerange``, ``account_book`` (``pnl``, ``fee``, ``fund``), ``positions``,
 ``positions/{contract}``, ``positions/{contract}/leverage``.
 
@@ -143,6 +144,7 @@ class GateDialect:
             ("GET", re.compile(r"/spot/accounts"), self.spot_accounts),
             ("POST", re.compile(r"/spot/orders"), self.spot_create),
             ("GET", re.compile(r"/spot/orders"), self.spot_list),
+            ("DELETE", re.compile(r"/spot/orders"), self.spot_cancel_all),
             ("GET", re.compile(r"/spot/open_orders"), self.spot_open_orders),
             ("GET", re.compile(r"/spot/orders/([\w.-]+)"), self.spot_get),
             ("DELETE", re.compile(r"/spot/orders/([\w.-]+)"), self.spot_cancel),
@@ -151,6 +153,7 @@ class GateDialect:
             ("GET", re.compile(r"/futures/usdt/accounts"), self.futures_account),
             ("POST", re.compile(r"/futures/usdt/orders"), self.futures_create),
             ("GET", re.compile(r"/futures/usdt/orders"), self.futures_list),
+            ("DELETE", re.compile(r"/futures/usdt/orders"), self.futures_cancel_all),
             ("GET", re.compile(r"/futures/usdt/orders/([\w.-]+)"), self.futures_get),
             ("DELETE", re.compile(r"/futures/usdt/orders/([\w.-]+)"), self.futures_cancel),
             ("PUT", re.compile(r"/futures/usdt/orders/([\w.-]+)"), self.futures_amend),
@@ -496,6 +499,21 @@ class GateDialect:
         await self._cancel(account, order)
         return self._spot_json(order)
 
+    async def spot_cancel_all(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
+        """Cancel the open orders of a pair (of one ``side`` if given)."""
+        symbol = self._spot_instrument(call.query.get("currency_pair")).symbol
+        return [self._spot_json(order) for order in await self._cancel_all(account, SPOT, symbol, call)]
+
+    async def _cancel_all(self, account: Account, market: str, symbol: str, call: Call) -> list[Order]:
+        side = call.query.get("side")
+        if side not in (None, "buy", "sell"):
+            raise _invalid("side")
+        orders = [order for order in self.venue.orders(account, market, symbol, open_only=True)
+                  if side is None or order.side.value == side]
+        for order in orders:
+            await self._cancel(account, order)
+        return orders
+
     async def _cancel(self, account: Account, order: Order) -> None:
         try:
             await self.venue.cancel(account, order)
@@ -631,6 +649,11 @@ class GateDialect:
         order = self._find(account, FUTURES, groups[0])
         await self._cancel(account, order)
         return self._futures_json(order)
+
+    async def futures_cancel_all(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
+        """Cancel the open orders of a contract (of one ``side`` if given)."""
+        symbol = self._contract(call.query.get("contract")).symbol
+        return [self._futures_json(order) for order in await self._cancel_all(account, FUTURES, symbol, call)]
 
     async def futures_amend(self, account: Account, _call: Call, body: dict[str, Any], groups: list[str]) -> Any:
         order = self._find(account, FUTURES, groups[0])
