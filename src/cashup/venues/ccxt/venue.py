@@ -105,6 +105,17 @@ class VenuePosition:
     margin_mode: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class VenueFunding:
+    """One funding payment on a futures position: ``amount`` > 0 received, < 0 paid (settlement currency)."""
+
+    funding_id: str
+    symbol: str
+    amount: Decimal
+    currency: str
+    at: datetime | None
+
+
 @dataclass(slots=True)
 class _Tracked:
     """An order of ours this venue follows until it is final."""
@@ -374,6 +385,20 @@ class CcxtVenue:
                 margin_mode=item.get("marginMode"),
             ))
         return positions
+
+    async def fetch_funding(self, symbol: str | None = None, since: datetime | None = None) -> list[VenueFunding]:
+        """Funding payments of the futures account (oldest first), from ``since``."""
+        if self.market != "futures":
+            return []
+        since_ms = int(since.timestamp() * 1000) if since is not None else None
+        payments = []
+        for item in await self._call(self.client.fetch_funding_history, symbol, since_ms):
+            amount = to_decimal(item.get("amount"))
+            if amount is None:
+                continue
+            payments.append(VenueFunding(str(item.get("id") or ""), str(item.get("symbol")), amount,
+                                         str(item.get("code") or "USDT"), _timestamp(item.get("timestamp"))))
+        return payments
 
     async def set_leverage(self, symbol: str, leverage: int, margin_mode: str | None = None) -> None:
         """Leverage (and margin mode, ``cross`` or ``isolated``) of one futures contract."""
