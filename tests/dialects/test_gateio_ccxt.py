@@ -264,3 +264,18 @@ async def test_cancel_all_orders_cancels_only_the_pair_asked(dialect_server) -> 
     assert sorted(order["id"] for order in canceled) == sorted([first["id"], second["id"]])
     assert {order["status"] for order in canceled} == {"canceled"}
     assert [order["id"] for order in left] == [other["id"]]
+
+
+async def test_an_amend_the_book_refuses_leaves_the_order_and_its_lock_as_they_were(dialect_server) -> None:
+    server = dialect_server("gateio")
+    best_ask = depth(server, SPOT, "BTC/USDT").asks[0].price
+    async with gate_client(server) as exchange:
+        placed = await exchange.create_order("BTC/USDT", "limit", "buy", 0.01, 40000, {"postOnly": True})
+        with pytest.raises(ccxt.BadRequest, match="post-only|would take|INVALID_PARAM_VALUE"):
+            await exchange.edit_order(placed["id"], "BTC/USDT", "limit", "buy", 0.01, float(best_ask + 10))
+        order = await exchange.fetch_order(placed["id"], "BTC/USDT")
+        locked = _spot(await exchange.fetch_balance())["USDT"]
+
+    reserve = Decimal("0.01") * Decimal("40000") * (1 + FEE_RATE)
+    assert (order["status"], order["price"], order["amount"]) == ("open", 40000, 0.01)
+    assert locked == (BALANCES["USDT"] - reserve, reserve)

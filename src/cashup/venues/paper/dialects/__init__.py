@@ -32,7 +32,9 @@ In tests, run one in-process on a free port::
     with running_dialect_server("binance", venue) as server:   # server.url, server.port
         ...                                                     # server.call(venue.advance, 8) moves prices
 
-The market does not move unless asked (``tick=False``) or the server is started with ``tick=True``.
+The market does not move unless asked (``tick=False``) or the server is started with ``tick=True``;
+``server.call(venue.apply_funding, Decimal("0.0001"))`` settles one funding interval on Gate.io
+positions (a ticking server does so every ``funding_interval``, 8 hours by default).
 Faults come from ``PaperExchangeConfig.faults``: an applied order call whose answer is lost answers
 HTTP 504 (CCXT raises ``RequestTimeout``); latency delays answers; an injected reject is the venue's
 refusal. ``rate_limit=RateLimit(requests, seconds)`` (``--rate-limit`` on the command line) answers the

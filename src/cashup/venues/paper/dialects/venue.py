@@ -372,15 +372,19 @@ class DialectExchange:
         if new_quantity <= order.filled:
             raise Refusal(RefusalReason.INVALID_PARAMETER, f"quantity must exceed the filled {order.filled}")
         self._relock_for_amend(account, order, new_quantity, new_price)
-        refusal_before = order.refusal
-        order.refusal = None
-        await self.engines[order.market].amend(
-            self._paper_id(order), order.symbol,
-            None if quantity is None else quantity * order.contract_size, price,
-        )
-        if order.refusal is not None:
-            raise Refusal(RefusalReason.INVALID_PARAMETER, order.refusal)
-        order.refusal = refusal_before
+        refusal_before, order.refusal = order.refusal, None
+        try:
+            await self.engines[order.market].amend(
+                self._paper_id(order), order.symbol,
+                None if quantity is None else quantity * order.contract_size, price,
+            )
+        finally:
+            refused = order.refusal
+            order.refusal = refusal_before if refused is None else refused
+            if refused is not None and order.is_open and order.price is not None:
+                self._relock_for_amend(account, order, order.quantity, order.price, force=True)
+        if refused is not None:
+            raise Refusal(RefusalReason.INVALID_PARAMETER, refused)
         return order
 
     def find(self, account: Account, market: str, *, order_id: int | None = None,
@@ -563,31 +567,37 @@ class DialectExchange:
         account.futures.order_margin += amount
         order.lock_asset, order.locked = FUTURES_SETTLE, amount
 
-    def _relock_for_amend(self, account: Account, order: Order, quantity: Decimal, price: Decimal) -> None:
-        """Lock what the amended order needs instead of what it holds, or refuse if funds fall short."""
+    def _relock_for_amend(self, account: Account, order: Order, quantity: Decimal, price: Decimal, *,
+                          force: bool = False) -> None:
+        """Lock what the amended order needs instead of what it holds, or refuse if funds fall short.
+
+        ``force`` (putting back the lock of an amend the book refused) locks what it can instead."""
+        remaining = quantity - order.filled
         if order.market == FUTURES:
             position = account.futures.position(order.symbol)
-            remaining = quantity - order.filled
             opening = max(ZERO, remaining - position.closable(order.side.sign))
             notional = remaining * order.contract_size * price
             needed = opening * order.contract_size * price / position.leverage + notional * self._fee_rate()
-            if needed - order.locked > self.futures_available(account):
+            if not force and needed - order.locked > self.futures_available(account):
                 raise Refusal(RefusalReason.INSUFFICIENT_FUNDS, "insufficient available balance")
             account.futures.order_margin += needed - order.locked
             order.locked = needed
             return
-        remaining = quantity - order.filled
         needed = remaining if order.side is OrderSide.SELL else remaining * price * (1 + self._fee_rate())
         wallet = account.spot
         if needed > order.locked:
+            more = needed - order.locked
+            if force:
+                more = min(more, wallet.balance(order.lock_asset).free)
             try:
-                wallet.lock(order.lock_asset, needed - order.locked)
+                wallet.lock(order.lock_asset, more)
             except InsufficientBalance:
                 raise Refusal(RefusalReason.INSUFFICIENT_FUNDS,
                               "Account has insufficient balance for requested action.") from None
+            order.locked += more
         else:
             wallet.release(order.lock_asset, order.locked - needed)
-        order.locked = needed
+            order.locked = needed
 
     def _release(self, order: Order, amount: Decimal) -> None:
         amount = min(amount, order.locked)
