@@ -248,3 +248,20 @@ async def test_cancel_all_orders_of_a_symbol(dialect_server) -> None:
 
     assert sorted(order["id"] for order in canceled) == sorted([first["id"], second["id"]])
     assert balances == {asset: (amount, Decimal(0)) for asset, amount in BALANCES.items()}
+
+
+async def test_ticker_and_order_book_show_the_simulator_market(dialect_server) -> None:
+    server = dialect_server("binance")
+    book = depth(server, SPOT, "BTC/USDT")
+    last = server.call(server.venue.last_price, SPOT, "BTC/USDT")
+    async with binance_client(server) as exchange:
+        ticker = await exchange.fetch_ticker("BTC/USDT")
+        order_book = await exchange.fetch_order_book("BTC/USDT", limit=5)
+        server_time = await exchange.fetch_time()
+
+    assert Decimal(ticker["info"]["lastPrice"]) == last
+    assert (Decimal(ticker["info"]["bidPrice"]), Decimal(ticker["info"]["askPrice"])) == (
+        book.bids[0].price, book.asks[0].price)
+    assert [Decimal(str(price)) for price, _ in order_book["asks"]] == [level.price for level in book.asks[:5]]
+    assert [Decimal(str(size)) for _, size in order_book["bids"]] == [level.quantity for level in book.bids[:5]]
+    assert server_time > 1_700_000_000_000
