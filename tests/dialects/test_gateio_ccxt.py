@@ -279,3 +279,15 @@ async def test_an_amend_the_book_refuses_leaves_the_order_and_its_lock_as_they_w
     reserve = Decimal("0.01") * Decimal("40000") * (1 + FEE_RATE)
     assert (order["status"], order["price"], order["amount"]) == ("open", 40000, 0.01)
     assert locked == (BALANCES["USDT"] - reserve, reserve)
+
+
+async def test_an_injected_reject_is_a_refusal_that_leaves_no_order(dialect_server) -> None:
+    server = dialect_server("gateio", PaperExchangeConfig(seed=11, faults=FaultConfig(reject_rate=1.0)))
+    async with gate_client(server) as exchange:
+        with pytest.raises(ccxt.BadRequest, match="rejected by fault injection"):
+            await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 40000, {"text": "t-no-1"})
+        with pytest.raises(ccxt.OrderNotFound):
+            await exchange.fetch_order(None, "BTC/USDT", {"clientOrderId": "t-no-1"})
+        balances = _spot(await exchange.fetch_balance())
+
+    assert balances["USDT"] == (BALANCES["USDT"], Decimal(0))

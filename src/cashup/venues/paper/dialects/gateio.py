@@ -73,7 +73,7 @@ _REFUSALS = {
     RefusalReason.ORDER_NOT_FOUND: "ORDER_NOT_FOUND",
     RefusalReason.ORDER_CLOSED: "ORDER_CLOSED",
     RefusalReason.INVALID_PARAMETER: "INVALID_PARAM_VALUE",
-    RefusalReason.REJECTED: "ORDER_REJECTED",
+    RefusalReason.REJECTED: "INVALID_PARAM_VALUE",  # Gate.io has no label of its own for a plain refusal
 }
 
 
