@@ -65,7 +65,7 @@ class Runtime:
                 venue.set_report_sink(self.applier.sink_for(name))
         self.venue_accounts = VenueAccounts(self.sessions, self.venues, settings, clock,
                                             self.applier.sink_for if self.run_worker else None,
-                                            self.applier.drain)
+                                            self.applier.drain, self.accounts)
         self.worker = Worker(
             self.sessions,
             self.venues,

@@ -198,3 +198,49 @@ async def test_accept_then_time_out_on_200_orders_leaves_no_duplicate_at_the_ven
     assert len(received) == 200 and max(received.values()) == 1
     assert sum(1 for venue_order in venue_orders if venue_order.is_open) == 150
     assert VENUE_ERRORS.labels(dialect, "VenueUnavailable")._value.get() - timeouts_before == 200
+
+
+@pytest.mark.parametrize("dialect", VENUES)
+async def test_a_manual_trade_on_the_same_key_is_booked_once_as_external_and_sync_finds_no_drift(
+    service: Service, venue_server: Callable, dialect: str
+) -> None:
+    server = venue_server(dialect)
+    account_id = await register(service, dialect, server)
+    placed = await service.client.post(f"{API}/orders", json=order(dialect, "buy", "market", "0.01"),
+                                       headers=service.alice)
+    assert placed.status_code == 201, placed.text
+    assert (await wait_for_status(service.client, placed.json()["id"], "filled", headers=service.alice))[
+        "status"] == "filled"
+
+    manual = getattr(ccxt, {"binance": "binance", "gateio": "gate"}[dialect])(
+        {"apiKey": API_KEY, "secret": SECRET, "options": {"fetchMarkets": {"types": ["spot"]}}})
+    repoint(manual, server.url)
+    try:
+        await manual.create_order("BTC/USDT", "limit", "sell", "0.003",
+                                  str(service.runtime.last_price(dialect, "BTC/USDT") * D("0.95")))
+    finally:
+        await manual.close()
+
+    async def external_booked() -> bool:
+        trades = (await service.client.get(f"{API}/trades", params={"account_id": account_id},
+                                           headers=service.alice)).json()
+        return len(trades["items"] if isinstance(trades, dict) else trades) == 2
+
+    await until(external_booked)
+    totals, venue_trades = await venue_records(dialect, server, "BTC/USDT")
+    trades = (await service.client.get(f"{API}/trades", params={"account_id": account_id},
+                                       headers=service.alice)).json()
+    items = trades["items"] if isinstance(trades, dict) else trades
+    assert sorted((t["side"], D(t["quantity"]), D(t["price"]), D(t["fee"]), t["order_id"] is None) for t in items) \
+        == sorted((t["side"], D(str(t["amount"])), D(str(t["price"])), D(str(t["fee"]["cost"])),
+                   t["side"] == "sell") for t in venue_trades)
+    await until(lambda: _balances_are(service, account_id, totals))
+
+    report = await service.client.post(f"{API}/positions/sync/{dialect}", headers=service.alice)
+    assert report.status_code == 200, report.text
+    assert (report.json()["checked"], report.json()["drifts"]) == (1, [])
+    positions = (await service.client.get(f"{API}/positions", params={"account_id": account_id},
+                                          headers=service.alice)).json()
+    rows = positions["items"] if isinstance(positions, dict) else positions
+    assert [(p["symbol"], D(p["quantity"])) for p in rows] == [("BTC/USDT", D("0.007"))]
+    assert await our_balances(service, account_id) == totals

@@ -13,29 +13,33 @@ from decimal import Decimal
 from uuid import UUID
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cashup.accounts.credentials import CredentialCipher, CredentialsKeyMissing, key_hint
 from cashup.accounts.schemas import AccountCreate, AccountOut, AccountUpdate, LeverageIn, LeverageOut
+from cashup.accounts.service import AccountDirectory
 from cashup.config import Settings
 from cashup.core import ledger
 from cashup.core.enums import OrderStatus, Role
 from cashup.core.errors import Conflict, InvalidOrder, NotFound
-from cashup.core.ledger import InsufficientFunds
 from cashup.core.ids import new_id
+from cashup.core.ledger import InsufficientFunds
 from cashup.core.principal import Principal
-from cashup.db.models import AccountRow, BalanceRow, OrderRow, UserRow
+from cashup.db.models import AccountRow, BalanceRow, OrderRow, TradeRow, UserRow
 from cashup.trading.ledger_store import LedgerStore
 from cashup.venues.base import ReportSink
 from cashup.venues.ccxt.edge import EXCHANGES
-from cashup.venues.ccxt.venue import AccountConfig, CcxtVenue, VenueBalance
+from cashup.trading.schemas import TradeIn
+from cashup.trading.service import TradeService
+from cashup.venues.ccxt.venue import AccountConfig, CcxtVenue, ExternalTrade, VenueBalance
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.errors import VenueError
 
 log = structlog.get_logger("cashup.accounts")
 OPEN_STATUSES = [status.value for status in OrderStatus if not status.is_final]
+SYSTEM = Principal("cashup-venue-sync", Role.ADMIN)
 
 
 class VenueAccounts:
@@ -49,6 +53,7 @@ class VenueAccounts:
         clock: Callable[[], datetime],
         sink_for: Callable[[str], ReportSink] | None,
         drain: Callable[[], Awaitable[None]] | None = None,
+        accounts: AccountDirectory | None = None,
     ) -> None:
         self.sessions = sessions
         self.directory = directory
@@ -57,6 +62,7 @@ class VenueAccounts:
         self.cipher = CredentialCipher(settings.credentials_key)
         self._sink_for = sink_for
         self._drain = drain
+        self._accounts = accounts
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -110,6 +116,8 @@ class VenueAccounts:
         )
         if self._sink_for is not None:
             venue.set_report_sink(self._sink_for(row.exchange))
+            if row.market == "spot":  # a manual futures trade shows in the balance sync instead
+                venue.set_external_sink(self.book_external, await self._external_since(row))
         await venue.start()
         self.directory.add_account(venue)
         await self._follow_working_orders(venue)
@@ -164,6 +172,37 @@ class VenueAccounts:
                     log.info("venue balance drift booked", account_id=str(account_id), asset=asset, drift=str(drift))
             await session.commit()
         return balances
+
+    async def book_external(self, account_id: UUID, trade: ExternalTrade) -> None:
+        """Book a venue fill of an order we did not place, once, as an external trade (balances, position)."""
+        if self._accounts is None:
+            return
+        if self._drain is not None:
+            await self._drain()  # a fill of ours waiting in the queue is not external
+        async with self.sessions() as session:
+            known = await session.scalar(select(TradeRow.id).where(
+                TradeRow.account_id == account_id, TradeRow.execution_id == trade.execution_id).limit(1))
+            ours = trade.exchange_order_id is not None and await session.scalar(select(OrderRow.id).where(
+                OrderRow.account_id == account_id, OrderRow.exchange_order_id == trade.exchange_order_id).limit(1))
+            if known is not None or ours:
+                return
+            body = TradeIn(account_id=account_id, symbol=trade.symbol, side=trade.side, quantity=trade.quantity,
+                           price=trade.price, fee=trade.fee, fee_currency=trade.fee_currency,
+                           execution_id=trade.execution_id, executed_at=trade.at, liquidity=trade.liquidity)
+            service = TradeService(session, self._accounts, self.directory.instruments, self.clock)
+            row, created = await service.record(SYSTEM, body)
+            if created:
+                row.source = "external"
+            await session.commit()
+        log.info("external venue trade booked", account_id=str(account_id), execution_id=trade.execution_id,
+                 symbol=trade.symbol, side=trade.side.value, quantity=str(trade.quantity))
+
+    async def _external_since(self, row: AccountRow) -> datetime:
+        """Trades after the last one booked on the account (or since it was registered) may be external."""
+        async with self.sessions() as session:
+            latest = await session.scalar(select(func.max(TradeRow.executed_at)).where(
+                TradeRow.account_id == row.id))
+        return latest or row.created_at
 
     async def _sync_forever(self) -> None:
         while True:

@@ -116,6 +116,25 @@ class VenueFunding:
     at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class ExternalTrade:
+    """A fill at the venue of an order this service did not place (a manual trade on the same key)."""
+
+    execution_id: str
+    exchange_order_id: str | None
+    symbol: str
+    side: OrderSide
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_currency: str | None
+    liquidity: Liquidity
+    at: datetime
+
+
+ExternalSink = Callable[[UUID, ExternalTrade], Awaitable[None]]
+
+
 @dataclass(slots=True)
 class _Tracked:
     """An order of ours this venue follows until it is final."""
@@ -197,6 +216,9 @@ class CcxtVenue:
         self._base_rate_limit = float(self.client.rateLimit)
         self._tasks: list[asyncio.Task[None]] = []
         self._recording: asyncio.Task[None] | None = None
+        self._external_sink: ExternalSink | None = None
+        self._trades_since: dict[str, int] = {}
+        self._default_since: int | None = None
 
     # -- Venue protocol --------------------------------------------------------------------------
 
@@ -328,6 +350,11 @@ class CcxtVenue:
 
     # -- beyond the protocol ---------------------------------------------------------------------
 
+    def set_external_sink(self, sink: ExternalSink, since: datetime) -> None:
+        """Hand fills of orders we did not place, from ``since`` on, to ``sink`` (which books each once)."""
+        self._external_sink = sink
+        self._default_since = int(since.timestamp() * 1000)
+
     def following(self) -> int:
         """How many of our orders this venue still follows (not final yet)."""
         return len(self._tracked)
@@ -456,6 +483,28 @@ class CcxtVenue:
                     state = await self.fetch_order(client_id, symbol)
                     if state is not None:
                         self._report_state(client_id, tracked, state)
+        if self._external_sink is not None:
+            for symbol in sorted(self._watched | {tracked.symbol for tracked in self._tracked.values()}):
+                await self._poll_external(symbol)
+
+    async def _poll_external(self, symbol: str) -> None:
+        """Hand the venue's trades of orders that are not ours to the external sink. Skipped while an order of
+        ours has no venue id yet: its trades could not be told from a manual one."""
+        assert self._external_sink is not None
+        if any(tracked.exchange_order_id is None for tracked in self._tracked.values()):
+            return
+        ours = {tracked.exchange_order_id for tracked in self._tracked.values()}
+        since = self._trades_since.get(symbol, self._default_since)
+        for trade in await self._call(self.client.fetch_my_trades, symbol, since):
+            if trade.get("timestamp") is not None:
+                self._trades_since[symbol] = max(self._trades_since.get(symbol, 0), int(trade["timestamp"]))
+            if str(trade.get("order")) in ours:
+                continue
+            fill = self._fill("", trade)
+            assert fill.quantity is not None and fill.price is not None and fill.execution_id is not None
+            await self._external_sink(self.account_id, ExternalTrade(
+                fill.execution_id, fill.exchange_order_id, symbol, OrderSide(trade["side"]), fill.quantity,
+                fill.price, fill.fee or Decimal(0), fill.fee_currency, fill.liquidity or Liquidity.TAKER, fill.at))
 
     # -- plumbing --------------------------------------------------------------------------------
 
