@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
 
 import structlog
@@ -29,10 +30,10 @@ from cashup.core.ledger import InsufficientFunds
 from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, BalanceRow, OrderRow, TradeRow, UserRow
 from cashup.trading.ledger_store import LedgerStore
-from cashup.venues.base import ReportSink
-from cashup.venues.ccxt.edge import EXCHANGES
 from cashup.trading.schemas import TradeIn
 from cashup.trading.service import TradeService
+from cashup.venues.base import ReportSink
+from cashup.venues.ccxt.edge import EXCHANGES
 from cashup.venues.ccxt.venue import AccountConfig, CcxtVenue, ExternalTrade, VenueBalance
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.errors import VenueError
@@ -231,11 +232,13 @@ class VenueAccounts:
                 OrderRow.account_id == venue.account_id, OrderRow.status.in_(OPEN_STATUSES),
                 OrderRow.venue_client_order_id.is_not(None)))).all()
         for client_id, symbol, exchange_order_id in rows:
-            venue.track(client_id, symbol, exchange_order_id)
+            if client_id is not None:
+                venue.track(client_id, symbol, exchange_order_id)
 
 
 def account_out(row: AccountRow) -> AccountOut:
-    status = "disabled" if not row.enabled else "broken" if row.broken_reason else "ok"
+    status: Literal["ok", "broken", "disabled"] = (
+        "disabled" if not row.enabled else "broken" if row.broken_reason else "ok")
     return AccountOut(
         id=row.id, user_id=row.user_id, exchange=row.exchange, market=row.market, label=row.name,
         sandbox=row.sandbox, api_url=row.api_url, enabled=row.enabled, status=status,

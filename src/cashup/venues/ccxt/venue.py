@@ -11,7 +11,7 @@ on a rate limit, and marks the account broken on an authentication failure.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -192,7 +192,7 @@ class CcxtVenue:
         poll_seconds: float = 1.0,
         timeout_seconds: float = 10.0,
         markets_refresh_seconds: float = 3600.0,
-        on_broken: Callable[[UUID, str], Awaitable[None]] | None = None,
+        on_broken: Callable[[UUID, str], Coroutine[Any, Any, None]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.name = config.exchange
