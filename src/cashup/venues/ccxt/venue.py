@@ -437,8 +437,13 @@ class CcxtVenue:
 
     async def fetch_market_vwap(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
         """The volume-weighted price of the venue's public trades between ``start`` and ``end`` (the first page
-        the venue returns from ``start``), or ``None`` when it lists none."""
-        trades = await self._call(self.client.fetch_trades, symbol, int(start.timestamp() * 1000), 1000)
+        the venue returns from ``start``), or ``None`` when it lists none or does not answer (it is a figure
+        for reports, not for trading)."""
+        try:
+            trades = await self._call(self.client.fetch_trades, symbol, int(start.timestamp() * 1000), 1000)
+        except VenueError as error:
+            logger.info("%s: no public trades for the VWAP of %s: %s", self.name, symbol, error)
+            return None
         volume = value = Decimal(0)
         for trade in trades:
             at = _timestamp(trade.get("timestamp"))
