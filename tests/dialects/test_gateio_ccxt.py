@@ -291,3 +291,13 @@ async def test_an_injected_reject_is_a_refusal_that_leaves_no_order(dialect_serv
         balances = _spot(await exchange.fetch_balance())
 
     assert balances["USDT"] == (BALANCES["USDT"], Decimal(0))
+
+
+async def test_an_ioc_buy_below_the_market_ends_canceled_unfilled(dialect_server) -> None:
+    server = dialect_server("gateio")
+    async with gate_client(server) as exchange:
+        order = await exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 40000, {"timeInForce": "IOC"})
+        balances = _spot(await exchange.fetch_balance())
+
+    assert (order["status"], order["filled"], order["info"]["finish_as"]) == ("canceled", 0, "ioc")
+    assert balances["USDT"] == (BALANCES["USDT"], Decimal(0))

@@ -443,11 +443,7 @@ class GateDialect:
         elif order.status is Status.FILLED:
             status, finish = "closed", "filled"
         else:
-            status = "cancelled"
-            finish = {Status.CANCELED: "cancelled", Status.EXPIRED: order.time_in_force.value.lower()}.get(
-                order.status, "cancelled")
-            if order.order_type is OrderType.MARKET and order.status is Status.EXPIRED:
-                finish = "ioc" if order.time_in_force is not TimeInForce.FOK else "fok"
+            status, finish = "cancelled", _finish_as(order)
         if market_buy and order.status is not Status.OPEN and order.filled:
             status, finish = "closed", "filled"
         amount, left = order.quantity, order.remaining
@@ -620,10 +616,8 @@ class GateDialect:
         finish = None
         if order.status is Status.FILLED:
             finish = "filled"
-        elif order.status is Status.CANCELED:
-            finish = "cancelled"
         elif finished:
-            finish = "ioc" if order.time_in_force is not TimeInForce.FOK else "fok"
+            finish = _finish_as(order)
         sign = order.side.sign
         tif = "poc" if order.post_only else ("ioc" if order.order_type is OrderType.MARKET
                                               and order.time_in_force is TimeInForce.GTC
@@ -736,6 +730,20 @@ class GateDialect:
             label = "LEVERAGE_TOO_HIGH" if leverage > MAX_LEVERAGE else "LEVERAGE_TOO_LOW"
             raise error(400, label, f"leverage must be from 1 to {MAX_LEVERAGE}") from None
         return self._position_json(account, item.symbol)
+
+
+def _finish_as(order: Order) -> str:
+    """Why an order ended unfilled: canceled, or the rest of an immediate (IOC, market) or FOK order dropped."""
+    if order.status is Status.EXPIRED:
+        return "fok" if order.time_in_force is TimeInForce.FOK else "ioc"
+    return "cancelled"
+
+
+def _finish_as(order: Order) -> str:
+    """Why an order ended unfilled: canceled, or the rest of an immediate (IOC, market) or FOK order dropped."""
+    if order.status is Status.EXPIRED:
+        return "fok" if order.time_in_force is TimeInForce.FOK else "ioc"
+    return "cancelled"
 
 
 def _text(value: Any) -> str | None:
