@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     ccxt_poll_seconds: float = Field(default=1.0, gt=0, description="how often real venues are polled for fills")
     ccxt_timeout_seconds: float = Field(default=10.0, gt=0)
     ccxt_markets_refresh_seconds: float = Field(default=3600.0, gt=0)
+    ccxt_accounts_refresh_seconds: float = Field(
+        default=10.0, gt=0, description="how often a process picks up accounts registered or changed elsewhere"
+    )
     ccxt_balance_sync_seconds: float = Field(
         default=60.0, gt=0, description="how often a real account's balances are compared with the venue's"
     )

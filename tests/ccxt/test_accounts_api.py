@@ -135,3 +135,23 @@ async def test_the_service_refuses_to_start_with_stored_credentials_and_no_key(
             await runtime.start()
     finally:
         await runtime.stop()
+
+
+async def test_a_process_picks_up_accounts_registered_or_disabled_by_another(
+    ccxt_settings: Settings, token_for: Callable[..., str], venue_server: Callable
+) -> None:
+    from tests.ccxt.conftest import running_service
+
+    server = venue_server("binance")
+    async with running_service(ccxt_settings, token_for) as api, running_service(ccxt_settings, token_for) as other:
+        created = await api.client.post(f"{API}/accounts", json=account_body("binance", server.url),
+                                        headers=api.admin)
+        account_id = UUID(created.json()["id"])
+        assert other.runtime.venues.account_venue(account_id) is None
+        await other.runtime.venue_accounts.refresh()
+        assert other.runtime.venues.account_venue(account_id) is not None
+        assert other.runtime.instruments.get("binance", "BTC/USDT") is not None
+
+        await api.client.patch(f"{API}/accounts/{account_id}", json={"enabled": False}, headers=api.admin)
+        await other.runtime.venue_accounts.refresh()
+        assert other.runtime.venues.account_venue(account_id) is None

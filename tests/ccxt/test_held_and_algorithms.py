@@ -56,7 +56,9 @@ async def test_twap_slices_and_iceberg_clips_are_orders_of_the_account_at_the_ve
     done = await wait_for_status(service.client, parent["id"], "filled", timeout=15, headers=service.alice)
     assert (done["status"], D(done["filled_quantity"])) == ("filled", D("0.00301"))
     slices = await children(service, parent["id"])
-    assert len(slices) == 3 and {child["account_id"] for child in slices} == {account_id}
+    # a slice whose time passed while the previous one was working is merged into the next (catch-up)
+    assert 2 <= len(slices) <= 3 and {child["account_id"] for child in slices} == {account_id}
+    assert sum(D(child["filled_quantity"]) for child in slices) == D("0.00301")
     filled_at_venue = [order for order in venue_orders(server) if order.status.value == "filled"]
     assert sorted(order.filled for order in filled_at_venue) == sorted(D(child["quantity"]) for child in slices)
 

@@ -64,31 +64,42 @@ class VenueAccounts:
         self._sink_for = sink_for
         self._drain = drain
         self._accounts = accounts
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._opened: dict[UUID, datetime | None] = {}
+        """The ``updated_at`` of each account row when its venue was opened."""
 
     async def start(self) -> None:
         """Open every enabled account's venue; refuse to start with stored credentials and no key."""
-        async with self.sessions() as session:
-            rows = list((await session.execute(
-                select(AccountRow).where(AccountRow.api_key_encrypted.is_not(None))
-            )).scalars())
+        rows = await self._rows()
         if rows and not self.cipher.configured:
             raise CredentialsKeyMissing(
                 f"{len(rows)} venue account(s) have stored credentials but CREDENTIALS_KEY is not set; "
                 "set the key they were encrypted with"
             )
-        for row in rows:
-            if row.enabled and row.exchange in EXCHANGES:
-                await self.open(row)
+        await self.refresh(rows)
+        self._tasks.append(asyncio.create_task(self._refresh_forever(), name="venue-accounts-refresh"))
         if self._sink_for is not None:
-            self._task = asyncio.create_task(self._sync_forever(), name="venue-balance-sync")
+            self._tasks.append(asyncio.create_task(self._sync_forever(), name="venue-balance-sync"))
+
+    async def refresh(self, rows: list[AccountRow] | None = None) -> None:
+        """Follow the accounts table: open new or changed enabled accounts, close disabled ones (another process
+        may have registered, rotated or disabled them)."""
+        rows = await self._rows() if rows is None else rows
+        for row in rows:
+            wanted = row.enabled and row.exchange in EXCHANGES
+            running = self.directory.account_venue(row.id) is not None
+            if wanted and (not running or self._opened.get(row.id) != row.updated_at):
+                await self.open(row)
+            elif not wanted and running:
+                await self.close(row.id)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
         for venue in self.directory.account_venues():
             await venue.stop()
             self.directory.remove_account(venue.account_id)
@@ -97,6 +108,7 @@ class VenueAccounts:
         """(Re)start the venue of ``row`` with its current credentials."""
         await self.close(row.id)
         assert row.api_key_encrypted is not None and row.secret_encrypted is not None
+        self._opened[row.id] = row.updated_at
         config = AccountConfig(
             account_id=row.id,
             exchange=row.exchange,
@@ -122,7 +134,7 @@ class VenueAccounts:
         await venue.start()
         self.directory.add_account(venue)
         await self._follow_working_orders(venue)
-        if venue.broken is None:
+        if venue.broken is None and self._sink_for is not None:  # the processes that book the venue's reports
             try:
                 await self.sync_balances(row.id)
             except (VenueError, InsufficientFunds) as error:
@@ -140,7 +152,7 @@ class VenueAccounts:
         """Record that the venue refused the account's credentials (readiness reports it)."""
         async with self.sessions() as session:
             await session.execute(update(AccountRow).where(AccountRow.id == account_id)
-                                  .values(broken_reason=reason[:255], updated_at=self.clock()))
+                                  .values(broken_reason=reason[:255]))
             await session.commit()
 
     async def sync_balances(self, account_id: UUID) -> list[VenueBalance] | None:
@@ -204,6 +216,20 @@ class VenueAccounts:
             latest = await session.scalar(select(func.max(TradeRow.executed_at)).where(
                 TradeRow.account_id == row.id))
         return latest or row.created_at
+
+    async def _rows(self) -> list[AccountRow]:
+        async with self.sessions() as session:
+            return list((await session.execute(
+                select(AccountRow).where(AccountRow.api_key_encrypted.is_not(None))
+            )).scalars())
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ccxt_accounts_refresh_seconds)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("venue accounts not refreshed")
 
     async def _sync_forever(self) -> None:
         while True:
