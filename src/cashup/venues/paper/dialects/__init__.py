@@ -44,6 +44,7 @@ memory: a restarted dialect server is a fresh venue.
 
 from cashup.venues.paper.dialects.asgi import RateLimit
 from cashup.venues.paper.dialects.auth import ApiKey, load_keys_file
+from cashup.venues.paper.dialects.records import CONTRACT_SIZES
 from cashup.venues.paper.dialects.serve import (
     DIALECTS,
     DialectServer,
@@ -53,7 +54,7 @@ from cashup.venues.paper.dialects.serve import (
     run_dialect_server,
     running_dialect_server,
 )
-from cashup.venues.paper.dialects.venue import CONTRACT_SIZES, DialectExchange
+from cashup.venues.paper.dialects.venue import DialectExchange
 
 __all__ = [
     "CONTRACT_SIZES",

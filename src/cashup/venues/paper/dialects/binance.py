@@ -36,7 +36,15 @@ from cashup.venues.paper.dialects.asgi import (
     retry_after,
 )
 from cashup.venues.paper.dialects.auth import binance_payload, binance_signature, signature_matches
-from cashup.venues.paper.dialects.venue import SPOT, DialectExchange, Order, Refusal, RefusalReason, Status, Ticket
+from cashup.venues.paper.dialects.records import (
+    SPOT,
+    Order,
+    Refusal,
+    RefusalReason,
+    Status,
+    Ticket,
+)
+from cashup.venues.paper.dialects.venue import DialectExchange
 
 PREFIXES = ("/api/v3", "/api/v1", "/sapi/v1", "/sapi/v2")
 CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")

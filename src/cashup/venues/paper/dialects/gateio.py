@@ -55,16 +55,16 @@ from cashup.venues.paper.dialects.gateio_common import (
     seconds_text,
 )
 from cashup.venues.paper.dialects.gateio_futures import GateFuturesEndpoints
-from cashup.venues.paper.dialects.venue import (
+from cashup.venues.paper.dialects.records import (
     CONTRACT_SIZES,
     FUTURES,
     MAX_LEVERAGE,
     SPOT,
-    DialectExchange,
     Order,
     Status,
     Ticket,
 )
+from cashup.venues.paper.dialects.venue import DialectExchange
 
 Route = Callable[[Account, Call, dict[str, Any], list[str]], Awaitable[Any]]
 

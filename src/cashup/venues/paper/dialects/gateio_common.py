@@ -10,10 +10,9 @@ from cashup.core.enums import TimeInForce
 from cashup.core.instruments import Instrument
 from cashup.venues.paper.dialects.accounts import Account
 from cashup.venues.paper.dialects.asgi import Call, VenueError, milliseconds, plain
-from cashup.venues.paper.dialects.venue import (
+from cashup.venues.paper.dialects.records import (
     FUTURES,
     SPOT,
-    DialectExchange,
     Order,
     Refusal,
     RefusalReason,
@@ -21,6 +20,7 @@ from cashup.venues.paper.dialects.venue import (
     Ticket,
     Trade,
 )
+from cashup.venues.paper.dialects.venue import DialectExchange
 
 PREFIX = "/api/v4"
 TEXT = re.compile(r"^t-[0-9A-Za-z_.-]{1,28}$")

@@ -18,7 +18,7 @@ from cashup.venues.paper.dialects.gateio_common import (
     market_id,
     number_text,
 )
-from cashup.venues.paper.dialects.venue import (
+from cashup.venues.paper.dialects.records import (
     CONTRACT_SIZES,
     FUTURES,
     MAX_LEVERAGE,

@@ -15,7 +15,11 @@ from starlette.applications import Starlette
 
 from cashup.venues.paper.dialects.asgi import RateLimit
 from cashup.venues.paper.dialects.auth import ApiKey
-from cashup.venues.paper.dialects.venue import FUTURES, SPOT, DialectExchange
+from cashup.venues.paper.dialects.records import (
+    FUTURES,
+    SPOT,
+)
+from cashup.venues.paper.dialects.venue import DialectExchange
 from cashup.venues.paper.exchange import PaperExchangeConfig
 
 DIALECTS = ("binance", "gateio")
