@@ -15,7 +15,7 @@ from uuid import UUID
 
 import structlog
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cashup.accounts.credentials import CredentialCipher, CredentialsKeyMissing, key_hint
@@ -69,14 +69,15 @@ class VenueAccounts:
         """The ``updated_at`` of each account row when its venue was opened."""
 
     async def start(self) -> None:
-        """Open every enabled account's venue; refuse to start with stored credentials and no key."""
-        rows = await self._rows()
-        if rows and not self.cipher.configured:
-            raise CredentialsKeyMissing(
-                f"{len(rows)} venue account(s) have stored credentials but CREDENTIALS_KEY is not set; "
-                "set the key they were encrypted with"
-            )
-        await self.refresh(rows)
+        """Open every enabled account's venue; refuse to start with stored credentials and no key. A database
+        that does not answer yet leaves the accounts to the periodic refresh."""
+        try:
+            rows = await self._rows()
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("venue accounts not loaded: the database does not answer; retrying", error=str(error))
+        else:
+            self._require_key(rows)
+            await self.refresh(rows)
         self._tasks.append(asyncio.create_task(self._refresh_forever(), name="venue-accounts-refresh"))
         if self._sink_for is not None:
             self._tasks.append(asyncio.create_task(self._sync_forever(), name="venue-balance-sync"))
@@ -85,6 +86,7 @@ class VenueAccounts:
         """Follow the accounts table: open new or changed enabled accounts, close disabled ones (another process
         may have registered, rotated or disabled them)."""
         rows = await self._rows() if rows is None else rows
+        self._require_key(rows)
         for row in rows:
             wanted = row.enabled and row.exchange in EXCHANGES
             running = self.directory.account_venue(row.id) is not None
@@ -216,6 +218,13 @@ class VenueAccounts:
             latest = await session.scalar(select(func.max(TradeRow.executed_at)).where(
                 TradeRow.account_id == row.id))
         return latest or row.created_at
+
+    def _require_key(self, rows: list[AccountRow]) -> None:
+        if rows and not self.cipher.configured:
+            raise CredentialsKeyMissing(
+                f"{len(rows)} venue account(s) have stored credentials but CREDENTIALS_KEY is not set; "
+                "set the key they were encrypted with"
+            )
 
     async def _rows(self) -> list[AccountRow]:
         async with self.sessions() as session:

@@ -278,11 +278,15 @@ class CcxtVenue:
 
     async def cancel(self, venue_client_order_id: str, symbol: str) -> None:
         tracked = self._tracked.setdefault(venue_client_order_id, _Tracked(symbol))
-        await self._call(self.client.cancel_order, *self._order_ref(venue_client_order_id, symbol))
+        try:
+            await self._call(self.client.cancel_order, *self._order_ref(venue_client_order_id, symbol))
+        except VenueOrderNotFound:
+            pass  # not open any more (filled, or never there): what the venue has says which
         # Fills that happened before the cancel are reported first, then the cancel itself.
         state = await self.fetch_order(venue_client_order_id, symbol)
         if state is None:
-            raise VenueOrderNotFound(f"{self.name} no longer knows order {venue_client_order_id}")
+            self._tracked.pop(venue_client_order_id, None)
+            raise VenueOrderNotFound(f"{self.name} does not know order {venue_client_order_id}")
         self._report_state(venue_client_order_id, tracked, state)
 
     async def amend(
@@ -303,12 +307,17 @@ class CcxtVenue:
         new_price = price if price is not None else tracked.price
         assert new_quantity is not None and tracked.side is not None
         params: dict[str, Any] = {}
+        sent_quantity = new_quantity
         if self.name == "binance":
+            # Cancel-replace places a new order: it carries what is left of the new total.
+            state = await self.fetch_order(venue_client_order_id, symbol)
+            if state is not None:
+                sent_quantity = new_quantity - state.filled_quantity
             params = {"newClientOrderId": venue_side_client_id(self.name, venue_client_order_id),
                       "cancelReplaceMode": "STOP_ON_FAILURE"}
         order = await self._call(
             self.client.edit_order, tracked.exchange_order_id, symbol, "limit", tracked.side.value,
-            wire(new_quantity), wire(new_price) if new_price is not None else None, params,
+            wire(sent_quantity), wire(new_price) if new_price is not None else None, params,
         )
         tracked.quantity, tracked.price = new_quantity, new_price
         tracked.exchange_order_id = str(order.get("id") or tracked.exchange_order_id)
@@ -488,6 +497,9 @@ class CcxtVenue:
                     state = await self.fetch_order(client_id, symbol)
                     if state is not None:
                         self._report_state(client_id, tracked, state)
+                    elif tracked.exchange_order_id is None:
+                        # Never reached the venue: the engine's reconciliation sends it again if it should.
+                        self._tracked.pop(client_id, None)
         if self._external_sink is not None:
             for symbol in sorted(self._watched | {tracked.symbol for tracked in self._tracked.values()}):
                 await self._poll_external(symbol)
