@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
 import structlog
@@ -33,10 +33,12 @@ from cashup.trading.ledger_store import LedgerStore
 from cashup.trading.schemas import TradeIn
 from cashup.trading.service import TradeService
 from cashup.venues.base import ReportSink
-from cashup.venues.ccxt.edge import EXCHANGES
-from cashup.venues.ccxt.venue import AccountConfig, CcxtVenue, ExternalTrade, VenueBalance
+from cashup.venues.ccxt import EXCHANGES
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.errors import VenueError
+
+if TYPE_CHECKING:  # CCXT is imported only when an account opens
+    from cashup.venues.ccxt.venue import CcxtVenue, ExternalTrade, VenueBalance
 
 log = structlog.get_logger("cashup.accounts")
 OPEN_STATUSES = [status.value for status in OrderStatus if not status.is_final]
@@ -106,8 +108,10 @@ class VenueAccounts:
             await venue.stop()
             self.directory.remove_account(venue.account_id)
 
-    async def open(self, row: AccountRow) -> CcxtVenue:
+    async def open(self, row: AccountRow) -> "CcxtVenue":
         """(Re)start the venue of ``row`` with its current credentials."""
+        from cashup.venues.ccxt.venue import AccountConfig, CcxtVenue
+
         await self.close(row.id)
         assert row.api_key_encrypted is not None and row.secret_encrypted is not None
         self._opened[row.id] = row.updated_at
@@ -157,7 +161,7 @@ class VenueAccounts:
                                   .values(broken_reason=reason[:255]))
             await session.commit()
 
-    async def sync_balances(self, account_id: UUID) -> list[VenueBalance] | None:
+    async def sync_balances(self, account_id: UUID) -> "list[VenueBalance] | None":
         """Make the ledger's total of each asset equal the venue's, booking any drift as an adjustment.
 
         Only while none of the account's orders is working and every report has been booked: a fill the venue
@@ -188,7 +192,7 @@ class VenueAccounts:
             await session.commit()
         return balances
 
-    async def book_external(self, account_id: UUID, trade: ExternalTrade) -> None:
+    async def book_external(self, account_id: UUID, trade: "ExternalTrade") -> None:
         """Book a venue fill of an order we did not place, once, as an external trade (balances, position)."""
         if self._accounts is None:
             return
@@ -260,7 +264,7 @@ class VenueAccounts:
             for venue in self.directory.account_venues()
         }
 
-    async def _follow_working_orders(self, venue: CcxtVenue) -> None:
+    async def _follow_working_orders(self, venue: "CcxtVenue") -> None:
         async with self.sessions() as session:
             rows = (await session.execute(select(OrderRow.venue_client_order_id, OrderRow.symbol,
                                                  OrderRow.exchange_order_id).where(

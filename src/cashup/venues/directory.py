@@ -2,11 +2,14 @@
 
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from cashup.core.instruments import InstrumentRegistry
 from cashup.venues.base import Venue
-from cashup.venues.ccxt.venue import CcxtVenue
+
+if TYPE_CHECKING:  # CCXT is imported only when an account opens
+    from cashup.venues.ccxt.venue import CcxtVenue
 
 
 class VenueDirectory(Mapping[str, Venue]):
@@ -33,10 +36,10 @@ class VenueDirectory(Mapping[str, Venue]):
             return venue if venue.name == exchange else None
         return self._named.get(exchange)
 
-    def account_venue(self, account_id: UUID) -> CcxtVenue | None:
+    def account_venue(self, account_id: UUID) -> "CcxtVenue | None":
         return self._accounts.get(account_id)
 
-    def account_venues(self) -> list[CcxtVenue]:
+    def account_venues(self) -> list["CcxtVenue"]:
         return list(self._accounts.values())
 
     def on_exchange(self, exchange: str) -> list[Venue]:
@@ -45,15 +48,15 @@ class VenueDirectory(Mapping[str, Venue]):
             return [self._named[exchange]]
         return [venue for venue in self._accounts.values() if venue.name == exchange]
 
-    def add_account(self, venue: CcxtVenue) -> None:
+    def add_account(self, venue: "CcxtVenue") -> None:
         """Serve ``venue.account_id`` with ``venue`` and list its instruments under its exchange."""
         self._accounts[venue.account_id] = venue
         self.register_instruments(venue)
 
-    def remove_account(self, account_id: UUID) -> CcxtVenue | None:
+    def remove_account(self, account_id: UUID) -> "CcxtVenue | None":
         return self._accounts.pop(account_id, None)
 
-    def register_instruments(self, venue: CcxtVenue) -> None:
+    def register_instruments(self, venue: "CcxtVenue") -> None:
         for instrument in venue.instruments():
             self.instruments.add(venue.name, instrument)
 

@@ -20,9 +20,6 @@ from cashup.venues.errors import (
     VenueUnavailable,
 )
 
-EXCHANGES = ("binance", "gateio")
-"""The venues the CCXT adapter supports, by the names orders and accounts use."""
-
 CCXT_CLASS = {"binance": "binance", "gateio": "gate"}
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
