@@ -139,8 +139,22 @@ def paper_exchange(
     journal: Annotated[str | None, typer.Option(
         help="Journal of the exchange's state (default PAPER_JOURNAL_PATH or <STATE_DIR>/paper-exchange.db)")] = None,
     tick: Annotated[bool, typer.Option("--tick/--no-tick", help="Move the market every PAPER_TICK_SECONDS")] = True,
+    dialect: Annotated[str | None, typer.Option(
+        help="Speak a venue's REST API instead: binance (spot) or gateio (spot and USDT futures); state in memory")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="PAPER_DIALECT_API_KEY",
+                                                help="With --dialect: an API key it accepts")] = None,
+    secret: Annotated[str | None, typer.Option(envvar="PAPER_DIALECT_SECRET",
+                                               help="With --dialect: the secret of --api-key")] = None,
+    keys_file: Annotated[str | None, typer.Option(
+        help='With --dialect: JSON list of {"api_key", "secret", "balances"} accounts')] = None,
+    rate_limit: Annotated[int | None, typer.Option(
+        min=1, help="With --dialect: requests per second per API key before the venue's 429")] = None,
 ) -> None:
     """Run the paper exchange as its own process, shared by services started with PAPER_EXCHANGE_URL."""
+    if dialect is not None:
+        _serve_dialect(dialect, port, api_key, secret, keys_file, rate_limit, tick)
+        return
     import uvicorn
 
     from cashup.logging import configure_logging
@@ -165,6 +179,40 @@ def paper_exchange(
                     access_log=False, timeout_graceful_shutdown=2)
     finally:
         exchange.close()
+
+
+def _serve_dialect(dialect: str, port: int | None, api_key: str | None, secret: str | None,
+                   keys_file: str | None, rate_limit: int | None, tick: bool) -> None:
+    from cashup.logging import configure_logging
+    from cashup.venues.paper.dialects import (
+        DIALECTS,
+        ApiKey,
+        RateLimit,
+        build_venue,
+        load_keys_file,
+        run_dialect_server,
+    )
+    from cashup.venues.registry import paper_exchange_config
+
+    settings = get_settings()
+    configure_logging(settings)
+    if dialect not in DIALECTS:
+        _fail(f"--dialect: one of {', '.join(DIALECTS)}, not {dialect!r}")
+    if (api_key is None) != (secret is None):
+        _fail("--api-key and --secret go together")
+    keys = [ApiKey(api_key, secret)] if api_key is not None and secret is not None else []
+    if keys_file is not None:
+        try:
+            keys += load_keys_file(keys_file)
+        except (OSError, ValueError) as error:
+            _fail(f"--keys-file: {error}")
+    if not keys:
+        _fail("--dialect needs --api-key and --secret, or --keys-file")
+    port = settings.paper_exchange_port if port is None else port
+    venue = build_venue(dialect, paper_exchange_config(settings), keys, settings.initial_paper_balances)
+    print(f"paper exchange speaking {dialect} on http://127.0.0.1:{port}  ({len(keys)} API keys)", flush=True)
+    run_dialect_server(dialect, venue, port=port, tick=tick,
+                       rate_limit=RateLimit(rate_limit) if rate_limit is not None else None)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,20 @@ class Settings(BaseSettings):
 
     exchange_api_key: str | None = None
     exchange_secret: str | None = None
+    credentials_key: str | None = Field(
+        default=None,
+        description="Fernet key(s) encrypting venue credentials at rest; comma-separated, the first encrypts "
+        "(see the README: Fernet.generate_key())",
+    )
+    ccxt_poll_seconds: float = Field(default=1.0, gt=0, description="how often real venues are polled for fills")
+    ccxt_timeout_seconds: float = Field(default=10.0, gt=0)
+    ccxt_markets_refresh_seconds: float = Field(default=3600.0, gt=0)
+    ccxt_accounts_refresh_seconds: float = Field(
+        default=10.0, gt=0, description="how often a process picks up accounts registered or changed elsewhere"
+    )
+    ccxt_balance_sync_seconds: float = Field(
+        default=60.0, gt=0, description="how often a real account's balances are compared with the venue's"
+    )
 
     idempotency_ttl_hours: int = 24
 

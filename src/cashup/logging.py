@@ -18,7 +18,8 @@ import structlog
 from cashup.config import Settings
 
 MASK = "***"
-SECRET_KEY_PARTS = ("authorization", "password", "passwd", "secret", "token", "api_key", "apikey", "cookie")
+SECRET_KEY_PARTS = ("authorization", "password", "passwd", "secret", "token", "api_key", "apikey", "cookie",
+                    "passphrase", "credentials_key")
 _URL_CREDENTIALS = re.compile(r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]*):(?P<secret>[^@\s'\"]+)@")
 _BEARER = re.compile(r"(?i)\b(?P<prefix>bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")

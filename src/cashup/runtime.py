@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cashup.accounts.cache import AccountCache
 from cashup.accounts.service import AccountDirectory
+from cashup.accounts.venue_accounts import VenueAccounts
 from cashup.config import Settings
 from cashup.core.instruments import InstrumentRegistry
 from cashup.core.risk import RiskLimits
@@ -24,7 +25,7 @@ from cashup.engine.worker import Worker
 from cashup.execution.placement import Placement
 from cashup.execution.signals import Signals
 from cashup.risk.cache import RiskCache
-from cashup.venues.base import Venue
+from cashup.venues.directory import VenueDirectory
 from cashup.venues.registry import build_venues
 
 log = structlog.get_logger("cashup.runtime")
@@ -46,8 +47,9 @@ class Runtime:
         self.signals = Signals()
         self.account_cache = AccountCache(self.cache_versions)
         self.accounts = AccountDirectory(self.account_cache, clock, paper_funding=settings.initial_paper_balances)
-        self.venues: dict[str, Venue] = build_venues(settings)
-        self.instruments = InstrumentRegistry({name: venue.instruments() for name, venue in self.venues.items()})
+        named = build_venues(settings)
+        self.instruments = InstrumentRegistry({name: venue.instruments() for name, venue in named.items()})
+        self.venues = VenueDirectory(named, self.instruments)
         self.rules = TradingRules(
             fee_rates={"paper": max(settings.paper_taker_fee_rate, settings.paper_maker_fee_rate)},
             protection_band=settings.market_protection_band,
@@ -73,6 +75,9 @@ class Runtime:
             # An API process without a worker leaves a shared exchange's reports to the workers that book them.
             for name, venue in self.venues.items():
                 venue.set_report_sink(self.applier.sink_for(name))
+        self.venue_accounts = VenueAccounts(self.sessions, self.venues, settings, clock,
+                                            self.applier.sink_for if self.run_worker else None,
+                                            self.applier.drain, self.accounts)
         self.worker = Worker(
             self.sessions,
             self.venues,
@@ -92,8 +97,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
 
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:
-        venue = self.venues.get(exchange)
-        return venue.last_price(symbol) if venue is not None else None
+        return self.venues.last_price(exchange, symbol)
 
     def venue_reports_fills(self, exchange: str) -> bool:
         """Whether the service sees the fills of orders on ``exchange`` itself (unknown exchanges count as yes)."""
@@ -103,6 +107,7 @@ class Runtime:
     async def start(self) -> None:
         for venue in self.venues.values():
             await venue.start()
+        await self.venue_accounts.start()
         self._tasks.append(asyncio.create_task(self.applier.run(), name="report-applier"))
         if can_listen(self.engine):
             self._tasks.append(asyncio.create_task(listen_for_changes(self.engine, self.cache_versions),
@@ -115,6 +120,7 @@ class Runtime:
                  database=self.settings.database_url)
 
     async def stop(self) -> None:
+        await self.venue_accounts.stop()
         for venue in self.venues.values():
             await venue.stop()
         with contextlib.suppress(TimeoutError):

@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.accounts.cache import DEFAULT_ACCOUNT, AccountCache
 from cashup.core import ledger
-from cashup.core.errors import NotFound
+from cashup.core.errors import InvalidOrder, NotFound
 from cashup.core.ids import new_id
 from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, UserRow
 from cashup.trading.ledger_store import LedgerStore
+from cashup.venues.ccxt import EXCHANGES as VENUE_EXCHANGES
 
 PAPER = "paper"
 CREATE_ATTEMPTS = 3
@@ -41,6 +42,8 @@ class AccountDirectory:
 
     async def default_account(self, principal: Principal, exchange: str, session: AsyncSession) -> UUID:
         """The user's default account on ``exchange``, created (and, on paper, funded) on first use."""
+        if exchange in VENUE_EXCHANGES:
+            return await self._venue_account(principal, exchange, session)
         found = await self.cache.default_account(principal.user_id, exchange, session=session)
         attempts = 0
         while found is None:
@@ -82,6 +85,20 @@ class AccountDirectory:
         if row is None or not principal.can_see(row.user_id):
             raise NotFound(f"account {account_id} not found")
         return row
+
+    async def _venue_account(self, principal: Principal, exchange: str, session: AsyncSession) -> UUID:
+        """The caller's first enabled account on a real venue; those are registered by an admin, never made here
+        (paper and manual desks get a default account on first use)."""
+        query = (select(AccountRow.id)
+                 .where(AccountRow.user_id == principal.user_id, AccountRow.exchange == exchange,
+                        AccountRow.enabled.is_(True))
+                 .order_by(AccountRow.created_at, AccountRow.id).limit(1))
+        found = (await session.execute(query)).scalar_one_or_none()
+        if found is None:
+            raise InvalidOrder("exchange", "no_account",
+                               f"exchange: you have no enabled {exchange} account; an admin registers one with "
+                               "POST /api/v1/accounts")
+        return found
 
     async def _create(self, session: AsyncSession, principal: Principal, exchange: str) -> UUID:
         if await session.get(UserRow, principal.user_id) is None:

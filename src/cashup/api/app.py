@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cashup.accounts.router import router as accounts_router
 from cashup.api import system
 from cashup.api.auth import TokenVerifier
 from cashup.api.deps import StrictQuery
@@ -65,6 +66,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(orders_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(trading_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(risk_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(accounts_router, prefix="/api/v1", dependencies=[StrictQuery])
 
     app.add_middleware(ObserveRequests)
     return app

@@ -78,6 +78,7 @@ async def ready(runtime: RuntimeDep, response: Response) -> Readiness:
         checks[f"venue:{name}"] = (
             "ok" if venue.last_price(venue.instruments()[0].symbol) is not None else "no market data"
         )
+    checks.update(runtime.venue_accounts.health())
     healthy = all(value == "ok" for value in checks.values())
     if not healthy:
         response.status_code = 503

@@ -8,9 +8,9 @@ from cashup.core.money import ZERO, is_multiple_of, round_down_to_step, round_to
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
-    """``BTC/USDT`` → ``("BTC", "USDT")``."""
+    """``BTC/USDT`` → ``("BTC", "USDT")``; a contract's settlement suffix is dropped (``BTC/USDT:USDT``)."""
     base, _, quote = symbol.partition("/")
-    return base, quote
+    return base, quote.partition(":")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,8 @@ class Instrument:
     lot_size: Decimal
     min_quantity: Decimal
     min_notional: Decimal
+    contract_size: Decimal = Decimal(1)
+    """Base units per contract for a perpetual (``BTC/USDT:USDT``); 1 for a spot pair."""
 
     @property
     def base(self) -> str:
@@ -30,6 +32,10 @@ class Instrument:
     @property
     def quote(self) -> str:
         return split_symbol(self.symbol)[1]
+
+    @property
+    def is_contract(self) -> bool:
+        return ":" in self.symbol
 
     def round_price(self, price: Decimal) -> Decimal:
         return round_to_step(price, self.tick_size)
@@ -62,11 +68,13 @@ class Instrument:
 
 
 def normalize_symbol(raw: str) -> str:
-    """Accept ``BTC/USDT``, ``BTC-USDT``, ``BTC_USDT`` (any case) and return the unified ``BTC/USDT``."""
-    text = raw.strip().upper().replace("-", "/").replace("_", "/").replace("%2F", "/")
-    parts = text.split("/")
-    if len(parts) != 2 or not all(part.isalnum() for part in parts):
-        raise InvalidOrder("symbol", "format", f"symbol: {raw!r} is not of the form BASE/QUOTE")
+    """Accept ``BTC/USDT``, ``BTC-USDT``, ``BTC_USDT`` (any case) and return the unified ``BTC/USDT``; a
+    perpetual keeps its settlement currency (``BTC/USDT:USDT``)."""
+    text = raw.strip().upper().replace("-", "/").replace("_", "/").replace("%2F", "/").replace("%3A", ":")
+    pair, colon, settle = text.partition(":")
+    parts = pair.split("/")
+    if len(parts) != 2 or not all(part.isalnum() for part in parts) or (colon and not settle.isalnum()):
+        raise InvalidOrder("symbol", "format", f"symbol: {raw!r} is not of the form BASE/QUOTE or BASE/QUOTE:SETTLE")
     return text
 
 

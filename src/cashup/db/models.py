@@ -32,6 +32,19 @@ class AccountRow(Base):
     exchange: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(64), default="default")
     created_at: Mapped[datetime]
+    market: Mapped[str] = mapped_column(String(16), default="spot", server_default="spot")
+    """``spot``, or ``futures`` (Gate.io USDT perpetuals) for an account on a real venue."""
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    secret_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    passphrase_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    api_key_hint: Mapped[str | None] = mapped_column(String(16), default=None)
+    """The API key's last four characters, to tell keys apart without showing them."""
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    api_url: Mapped[str | None] = mapped_column(String(255), default=None)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    broken_reason: Mapped[str | None] = mapped_column(String(255), default=None)
+    """Why the venue refused the account's credentials; cleared when the keys are rotated."""
+    updated_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class OrderRow(Base):

@@ -98,7 +98,7 @@ def child_view(child: Order) -> ChildView:
 async def run_algorithm(ctx: EngineContext, uow: UnitOfWork, parent: Order) -> None:
     """One look at a running algorithm: roll its children's fills up, act on its decision, schedule the next."""
     instrument = ctx.instruments.get(parent.exchange, parent.symbol)
-    venue = ctx.venues.get(parent.exchange)
+    venue = ctx.venues.resolve(parent.exchange, parent.account_id)
     if instrument is None or venue is None or parent.status in ENDED:
         ctx.done(uow, parent)
         await uow.commit()

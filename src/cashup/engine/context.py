@@ -1,6 +1,6 @@
 """What every work step needs: sessions, venues, clock, timeouts, and the shared ways to finish a step."""
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +20,7 @@ from cashup.execution.signals import Signals
 from cashup.execution.uow import UnitOfWork
 from cashup.execution.work import Action, WorkQueue, leased, retry_at, scheduled
 from cashup.metrics import RETRIES, VENUE_ERRORS
-from cashup.venues.base import Venue
+from cashup.venues.directory import VenueDirectory
 from cashup.venues.errors import VenueError
 
 log = structlog.get_logger("cashup.engine")
@@ -29,7 +29,7 @@ log = structlog.get_logger("cashup.engine")
 @dataclass
 class EngineContext:
     sessions: async_sessionmaker[AsyncSession]
-    venues: Mapping[str, Venue]
+    venues: VenueDirectory
     signals: Signals
     clock: Callable[[], datetime]
     instruments: InstrumentRegistry
@@ -42,8 +42,7 @@ class EngineContext:
     placement: Placement
 
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:
-        venue = self.venues.get(exchange)
-        return venue.last_price(symbol) if venue is not None else None
+        return self.venues.last_price(exchange, symbol)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:

@@ -20,7 +20,7 @@ async def trigger(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
         ctx.done(uow, order)
         await uow.commit()
         return
-    venue = ctx.venues.get(order.exchange)
+    venue = ctx.venues.resolve(order.exchange, order.account_id)
     instrument = ctx.instruments.get(order.exchange, order.symbol)
     price = None
     if venue is not None:

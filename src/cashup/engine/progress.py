@@ -47,7 +47,7 @@ async def twap_progress(
     progress = algorithm.progress([child_view(child) for child in await OrderStore(session).children(parent.id)], now)
     window_end = min(now, parent.updated_at or now) if parent.status.is_final else now
     await session.rollback()  # nothing was written: end the read so no transaction is open during the venue call
-    venue = venues.get(parent.exchange)
+    venue = venues.resolve(parent.exchange, parent.account_id)
     vwap = await venue.fetch_market_vwap(parent.symbol, parent.created_at, window_end) if venue else None
     vwap = storable(vwap) if vwap is not None else None
     slippage = slippage_bps(parent.side, progress.average_price, vwap) if vwap and progress.average_price else None

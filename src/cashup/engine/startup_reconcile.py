@@ -55,8 +55,10 @@ async def reconcile_open_orders(ctx: EngineContext) -> StartupReconciliation:
         row_view = await _snapshot(ctx, order_id)
         if row_view is None:
             continue
-        exchange, client_id, symbol = row_view
-        venue = ctx.venues[exchange]
+        exchange, account_id, client_id, symbol = row_view
+        venue = ctx.venues.resolve(exchange, account_id)
+        if venue is None:
+            continue
         outcome.checked += 1
         try:
             state = await venue.fetch_order(client_id, symbol)
@@ -105,12 +107,12 @@ async def _open_order_ids(ctx: EngineContext) -> list[UUID]:
         return list(result)
 
 
-async def _snapshot(ctx: EngineContext, order_id: UUID) -> tuple[str, str, str] | None:
+async def _snapshot(ctx: EngineContext, order_id: UUID) -> tuple[str, UUID, str, str] | None:
     async with ctx.unit_of_work() as uow:
         order = await uow.orders.get(order_id)
         if order is None or order.venue_client_order_id is None:
             return None
-        return order.exchange, order.venue_client_order_id, order.symbol
+        return order.exchange, order.account_id, order.venue_client_order_id, order.symbol
 
 
 async def _settle(ctx: EngineContext, order_id: UUID, state: VenueOrderState | None) -> str | None:

@@ -78,7 +78,7 @@ async def submit_many(ctx: EngineContext, order_ids: list[UUID]) -> list[Send]:
                 ctx.done(uow, order)
                 continue
             client_id = venue_client_order_id(order.id)
-            venue = ctx.venues.get(order.exchange)
+            venue = ctx.venues.resolve(order.exchange, order.account_id)
             events: list[OrderEvent] = [OrderSubmitted(at=ctx.clock(), venue_client_order_id=client_id)]
             if venue is None:
                 events.append(OrderRejected(at=ctx.clock(), reason=f"venue {order.exchange} is not running"))
@@ -109,7 +109,7 @@ async def reconcile(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
 
     The venue is asked outside any transaction (the lease keeps other workers away meanwhile); the answer is
     then applied to the order as it stands after the call."""
-    venue = ctx.venues.get(order.exchange)
+    venue = ctx.venues.resolve(order.exchange, order.account_id)
     if venue is None:
         ctx.again(uow, order, Action.RECONCILE, ctx.action_timeout)
         await uow.commit()
@@ -166,7 +166,7 @@ async def _settle_reconciliation(ctx: EngineContext, uow: UnitOfWork, order: Ord
 
 
 async def cancel(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
-    venue = ctx.venues.get(order.exchange)
+    venue = ctx.venues.resolve(order.exchange, order.account_id)
     if order.status is not OrderStatus.PENDING_CANCEL:
         ctx.done(uow, order)
         await uow.commit()
@@ -191,7 +191,7 @@ async def cancel(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
 
 
 async def replace(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:
-    venue = ctx.venues.get(order.exchange)
+    venue = ctx.venues.resolve(order.exchange, order.account_id)
     amend = order.pending_amend
     if order.status is not OrderStatus.PENDING_REPLACE or venue is None or amend is None:
         ctx.done(uow, order)

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -33,7 +33,7 @@ from cashup.execution.signals import Signals
 from cashup.execution.uow import UnitOfWork
 from cashup.execution.work import Action, WorkQueue
 from cashup.metrics import WORK_STEPS
-from cashup.venues.base import Venue
+from cashup.venues.directory import VenueDirectory
 
 log = structlog.get_logger("cashup.engine.worker")
 
@@ -54,7 +54,7 @@ class Worker:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        venues: Mapping[str, Venue],
+        venues: VenueDirectory,
         signals: Signals,
         clock: Callable[[], datetime],
         instruments: InstrumentRegistry,

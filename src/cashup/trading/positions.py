@@ -48,10 +48,12 @@ class PositionRepository:
         self.session = session
 
     async def find(self, *, user_id: str | None = None, strategy_id: str | None = None, exchange: str | None = None,
-                   symbol: str | None = None, for_update: bool = False) -> list[PositionRow]:
+                   symbol: str | None = None, account_id: UUID | None = None,
+                   for_update: bool = False) -> list[PositionRow]:
         """Positions matching every given filter, ordered by exchange, symbol and strategy."""
         query = select(PositionRow)
-        for column, value in ((PositionRow.user_id, user_id), (PositionRow.strategy_id, strategy_id),
+        for column, value in ((PositionRow.user_id, user_id), (PositionRow.account_id, account_id),
+                              (PositionRow.strategy_id, strategy_id),
                               (PositionRow.exchange, exchange), (PositionRow.symbol, symbol)):
             if value is not None:
                 query = query.where(column == value)
@@ -87,10 +89,11 @@ class PositionService:
         self.repository = PositionRepository(session)
 
     async def find(self, principal: Principal, *, strategy_id: str | None = None, exchange: str | None = None,
-                   symbol: str | None = None) -> list[PositionRow]:
+                   symbol: str | None = None, account_id: UUID | None = None) -> list[PositionRow]:
         """The positions the caller may see, filtered."""
         return await self.repository.find(user_id=principal.owner_filter(), strategy_id=strategy_id,
-                                          exchange=exchange, symbol=normalize_symbol(symbol) if symbol else None)
+                                          exchange=exchange, symbol=normalize_symbol(symbol) if symbol else None,
+                                          account_id=account_id)
 
     def view(self, row: PositionRow) -> dict[str, Any]:
         """A position with its mark price and unrealized PnL."""

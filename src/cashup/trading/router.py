@@ -4,6 +4,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import select
 
 from cashup.api.deps import CurrentPrincipal, Placements, RuntimeDep, SessionDep
 from cashup.api.errors import BODY, READ, errors
@@ -13,7 +14,7 @@ from cashup.core.errors import NotFound
 from cashup.core.instruments import normalize_symbol
 from cashup.core.ledger import LedgerReason
 from cashup.core.orders.commands import PlaceOrder
-from cashup.db.models import BalanceRow
+from cashup.db.models import AccountRow, BalanceRow
 from cashup.orders.schemas import OrderOut
 from cashup.orders.service import decode_cursor, encode_cursor
 from cashup.trading.balances import BalanceService
@@ -143,17 +144,19 @@ async def list_trades(
     symbol: Annotated[str | None, Query(max_length=32)] = None,
     side: OrderSide | None = None,
     strategy_id: Annotated[str | None, Query(max_length=64)] = None,
+    account_id: UUID | None = None,
     start: QueryTime | None = None,
     end: QueryTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> TradePage:
-    """The caller's trades, newest first, filtered by symbol, side, strategy and time range."""
+    """The caller's trades, newest first, filtered by symbol, side, strategy, account and time range."""
     rows = await trades.find(
         principal,
         symbol=symbol,
         side=side,
         strategy_id=strategy_id,
+        account_id=account_id,
         since=start,
         until=end,
         limit=limit + 1,
@@ -204,9 +207,10 @@ async def list_positions(
     positions: Positions,
     strategy_id: Annotated[str | None, Query(max_length=64)] = None,
     exchange: Annotated[str | None, Query(max_length=32)] = None,
+    account_id: UUID | None = None,
 ) -> list[PositionOut]:
-    """The caller's positions with the paper feed's mark price and unrealized PnL."""
-    rows = await positions.find(principal, strategy_id=strategy_id, exchange=exchange)
+    """The caller's positions (of one account if given) with the mark price and unrealized PnL."""
+    rows = await positions.find(principal, strategy_id=strategy_id, exchange=exchange, account_id=account_id)
     return [PositionOut.model_validate(positions.view(row)) for row in rows]
 
 
@@ -257,13 +261,18 @@ async def sync(
     """Rebuild positions from the exchange's record of our fills and report the drift corrected."""
     positions = PositionSync(session, runtime.instruments, runtime.clock)
     asked = await positions.orders_to_ask(principal, exchange)
-    venue = runtime.venues.get(exchange)
-    if venue is None:
+    if not runtime.venues.on_exchange(exchange):
         raise NotFound(f"exchange {exchange} is not running")
     await session.commit()  # end the read: the venue is asked with no transaction open
-    filled = await venue_filled(venue, asked)
+    filled = await venue_filled(runtime.venues, exchange, asked)
     report = await positions.correct(principal, exchange, filled)
+    accounts = [venue.account_id for venue in runtime.venues.account_venues() if venue.name == exchange]
+    owners = {row.id: row.user_id for row in
+              (await session.execute(select(AccountRow).where(AccountRow.id.in_(accounts)))).scalars()}
     await session.commit()
+    for account_id, user_id in owners.items():
+        if principal.can_see(user_id):
+            await runtime.venue_accounts.sync_balances(account_id)
     return report
 
 

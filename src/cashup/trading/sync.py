@@ -34,6 +34,7 @@ from cashup.db.models import OrderRow, PositionRow, TradeRow
 from cashup.trading.ledger_store import LedgerStore
 from cashup.trading.schemas import PositionDrift, SyncReport
 from cashup.venues.base import Venue
+from cashup.venues.directory import VenueDirectory
 
 Key = tuple[UUID, str, str]
 """(account, strategy ('' for none), symbol)."""
@@ -50,22 +51,25 @@ class OpenOrder:
     id: UUID
     venue_client_order_id: str
     symbol: str
+    account_id: UUID
 
 
 def _signed(side: str, quantity: Decimal) -> Decimal:
     return quantity if side == OrderSide.BUY else -quantity
 
 
-async def venue_filled(venue: Venue, orders: Sequence[OpenOrder]) -> dict[UUID, Decimal]:
-    """What the venue says each order filled (0 for an order it does not know); call outside any transaction."""
+async def venue_filled(venues: VenueDirectory, exchange: str, orders: Sequence[OpenOrder]) -> dict[UUID, Decimal]:
+    """What the venue says each order filled (0 for an order it does not know), asking each order's account on
+    ``exchange``; an order whose account has no running venue is left out. Call outside any transaction."""
     gate = asyncio.Semaphore(VENUE_CALLS_AT_ONCE)
+    asked = [(order, venue) for order in orders if (venue := venues.resolve(exchange, order.account_id))]
 
-    async def ask(order: OpenOrder) -> tuple[UUID, Decimal]:
+    async def ask(order: OpenOrder, venue: Venue) -> tuple[UUID, Decimal]:
         async with gate:
             state = await venue.fetch_order(order.venue_client_order_id, order.symbol)
         return order.id, state.filled_quantity if state is not None else ZERO
 
-    return dict(await asyncio.gather(*(ask(order) for order in orders)))
+    return dict(await asyncio.gather(*(ask(order, venue) for order, venue in asked)))
 
 
 class PositionSync:
@@ -89,7 +93,8 @@ class PositionSync:
     async def orders_to_ask(self, principal: Principal, exchange: str) -> list[OpenOrder]:
         """The caller's orders on ``exchange`` that reached the venue and are not final in our books."""
         self._authorize(principal)
-        query = self._mine(principal, select(OrderRow.id, OrderRow.venue_client_order_id, OrderRow.symbol).where(
+        query = self._mine(principal, select(OrderRow.id, OrderRow.venue_client_order_id, OrderRow.symbol,
+                                                        OrderRow.account_id).where(
             OrderRow.exchange == exchange, OrderRow.venue_client_order_id.is_not(None),
             OrderRow.status.not_in(_FINAL)), OrderRow.user_id)
         return [OpenOrder(*row) for row in (await self.session.execute(query)).all()]

@@ -39,9 +39,11 @@ class TradeFilter:
     strategy_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    account_id: UUID | None = None
 
     def apply(self, query: Select[Any]) -> Select[Any]:
-        for column, value in ((TradeRow.user_id, self.user_id), (TradeRow.symbol, self.symbol),
+        for column, value in ((TradeRow.user_id, self.user_id), (TradeRow.account_id, self.account_id),
+                              (TradeRow.symbol, self.symbol),
                               (TradeRow.side, self.side.value if self.side else None),
                               (TradeRow.strategy_id, self.strategy_id)):
             if value is not None:
@@ -112,9 +114,11 @@ class TradeService:
 
     async def find(self, principal: Principal, *, symbol: str | None = None, side: OrderSide | None = None,
                    strategy_id: str | None = None, since: datetime | None = None, until: datetime | None = None,
-                   limit: int | None = None, after: UUID | None = None) -> list[TradeRow]:
+                   account_id: UUID | None = None, limit: int | None = None,
+                   after: UUID | None = None) -> list[TradeRow]:
         """The caller's trades, newest first."""
-        criteria = TradeFilter(None, normalize_symbol(symbol) if symbol else None, side, strategy_id, since, until)
+        criteria = TradeFilter(None, normalize_symbol(symbol) if symbol else None, side, strategy_id, since, until,
+                               account_id)
         return await self.repository.find(self.visible(principal, criteria), limit, after)
 
     async def summary(self, principal: Principal, *, symbol: str | None = None, strategy_id: str | None = None,

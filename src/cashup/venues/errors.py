@@ -25,3 +25,11 @@ class VenueRejected(VenueError):
 
 class VenueOrderNotFound(VenueError):
     """The venue does not know the order."""
+
+
+class VenueAccountBroken(VenueRejected):
+    """The venue refused the account's credentials: nothing was placed, and the account needs new keys."""
+
+
+class VenueDuplicateOrder(VenueUnavailable):
+    """The venue already has an order with this client id: it exists, so reconcile instead of sending again."""
