@@ -28,6 +28,7 @@ from cashup.orders.statistics import order_statistics
 from cashup.trading.sync import PositionSync, venue_filled
 from cashup.trading.trades import TradeFilter, TradeRepository, fold_summary
 from cashup.venues.base import VenueOrderState, VenueOrderStatus
+from cashup.venues.directory import VenueDirectory
 
 T0 = datetime(2026, 11, 20, 23, 58, 0, 250000, tzinfo=UTC)  # the data straddles midnight UTC
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "ETH/BTC")
@@ -275,7 +276,7 @@ async def test_position_sync_asks_only_about_open_orders_and_sums_the_rest_in_th
         assert sorted(order.venue_client_order_id for order in asked) == ["v-3", "v-4"]
         await session.commit()
         venue = RecordingVenue(session, {"v-3": Decimal("0.25")})
-        filled = await venue_filled(venue, asked)  # type: ignore[arg-type]
+        filled = await venue_filled(VenueDirectory({"paper": venue}, InstrumentRegistry()), "paper", asked)  # type: ignore[dict-item]
         assert venue.in_transaction == [False, False]
         report = await sync.correct(alice_principal, "paper", filled)
         await session.commit()
