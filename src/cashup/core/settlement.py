@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from cashup.core import ledger
 from cashup.core.enums import ALGORITHM_ORDER_TYPES, Liquidity, OrderSide
+from cashup.core.instruments import split_symbol
 from cashup.core.money import ZERO
 from cashup.core.orders import Order, OrderFilled
 
@@ -77,3 +78,18 @@ def settle_lock(order: Order, delta: Decimal) -> Settlement:
     if delta > ZERO:
         return Settlement([ledger.lock(order.account_id, order.locked_asset, delta, correlation, order.id)])
     return Settlement([ledger.release(order.account_id, order.locked_asset, -delta, correlation, order.id)])
+
+
+def balances_touched(order: Order, fill_fee_currency: str | None = None, *, fill: bool = False) -> set[tuple]:
+    """The (account, asset) balance rows an event on ``order`` may change: its lock, and for a fill both sides of
+    the pair on the account and at the venue, and the fee. Locking them all at once, in one order, keeps
+    concurrent writers from deadlocking on them."""
+    keys: set[tuple] = set()
+    if order.locked_asset is not None:
+        keys.add((order.account_id, order.locked_asset))
+    if fill and order.order_type not in ALGORITHM_ORDER_TYPES:
+        base, quote = split_symbol(order.symbol)
+        venue = ledger.venue_account(order.exchange)
+        keys |= {(order.account_id, base), (order.account_id, quote), (venue, base), (venue, quote),
+                 (ledger.FEES_ACCOUNT, fill_fee_currency or quote)}
+    return keys

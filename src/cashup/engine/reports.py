@@ -23,6 +23,7 @@ from cashup.core.orders import (
     OrderReplaced,
     OrderReplaceRejected,
 )
+from cashup.core.settlement import balances_touched
 from cashup.engine.crash import AFTER_ACCEPT, crash_point
 from cashup.engine.failures import FailureStore
 from cashup.execution.signals import Signals
@@ -112,11 +113,22 @@ class ReportApplier:
             uow = UnitOfWork(session, self.clock, self.signals)
             await uow.orders.prefetch_venue_client_ids(
                 {(venue_name, report.venue_client_order_id) for venue_name, report in batch}, for_update=True)
+            await self._lock_balances(uow, batch)
             settled: list[UUID] = []
             for venue_name, report in batch:
                 await apply_report(uow, venue_name, report, settled=settled)
             await FailureStore(session, self.clock).resolve_many(settled)
             await uow.commit()
+
+    @staticmethod
+    async def _lock_balances(uow: UnitOfWork, batch: list[tuple[str, ExecutionReport]]) -> None:
+        """Lock every balance row the batch may change in one sorted statement, as placements do."""
+        keys: set[tuple] = set()
+        for venue_name, report in batch:
+            order = await uow.orders.get_by_venue_client_id(venue_name, report.venue_client_order_id)
+            if order is not None:
+                keys |= balances_touched(order, report.fee_currency, fill=report.kind is ReportKind.FILL)
+        await uow.settlements.ledger.balances(keys)
 
 
 async def apply_report(uow: UnitOfWork, venue_name: str, report: ExecutionReport, *,

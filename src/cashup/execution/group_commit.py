@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cashup.core.errors import DomainError, IdempotencyConflict
 from cashup.core.orders.commands import PlaceOrder
+from cashup.db.outage import is_unavailable
 from cashup.execution.idempotency import IdempotencyRecords, StoredAnswer
 from cashup.execution.placement import Placed, Placement, Resolved, RiskFigures
 from cashup.execution.signals import Signals
@@ -91,19 +92,25 @@ class PlacementWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
-            except IntegrityError:
-                log.info("batch conflicted with another writer; placing its orders one by one", size=len(batch))
+            except DBAPIError as error:
+                if is_unavailable(error):
+                    for request in batch:
+                        _settle(request, error)
+                    continue
+                # a unique key taken by another writer, a deadlock: each order again, in a transaction of its own
+                log.info("batch conflicted with another writer; placing its orders one by one", size=len(batch),
+                         error=type(error.orig).__name__ if error.orig is not None else repr(error))
                 for request in batch:
                     await self._write_alone(request)
-            except Exception as error:  # the database is down: every request of the batch gets the error
+            except Exception as error:  # every request of the batch gets the error
                 for request in batch:
-                    _fail(request, error)
+                    _settle(request, error)
 
     async def _write_alone(self, request: _Request) -> None:
         try:
             await self._write([request])
         except Exception as error:
-            _fail(request, error)
+            _settle(request, error)
 
     async def _write(self, batch: list[_Request]) -> None:
         answers: list[tuple[_Request, Answer | BaseException]] = []
@@ -174,7 +181,3 @@ def _settle(request: _Request, answer: Answer | BaseException) -> None:
         request.future.set_exception(answer)
     else:
         request.future.set_result(answer)
-
-
-def _fail(request: _Request, error: BaseException) -> None:
-    _settle(request, error)

@@ -25,6 +25,8 @@ from cashup.metrics import FILLS, ORDER_TRANSITIONS
 
 
 class UnitOfWork:
+    """One transaction's worth of order and money changes: ``place`` and ``record`` stage them, ``commit`` writes."""
+
     def __init__(self, session: AsyncSession, clock: Callable[[], datetime], signals: Signals | None = None) -> None:
         self.session = session
         self.clock = clock
