@@ -6,7 +6,6 @@
 """
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
@@ -32,7 +31,7 @@ from cashup.db.models import AccountRow, BalanceRow, OrderRow, TradeRow, UserRow
 from cashup.trading.ledger_store import LedgerStore
 from cashup.trading.schemas import TradeIn
 from cashup.trading.trades import TradeService
-from cashup.venues.base import ReportSink
+from cashup.venues.base import ReportSink, cancel_and_wait
 from cashup.venues.ccxt import EXCHANGES
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.errors import VenueError
@@ -99,11 +98,7 @@ class VenueAccounts:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         for venue in self.directory.account_venues():
             await venue.stop()
             self.directory.remove_account(venue.account_id)

@@ -1,12 +1,14 @@
 """The venue interface every exchange adapter implements, and the messages it exchanges with the engine."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from cashup.core.enums import Liquidity, OrderSide, OrderType, TimeInForce
 from cashup.core.instruments import Instrument
@@ -131,3 +133,12 @@ class Venue(Protocol):
     def last_price(self, symbol: str) -> Decimal | None: ...
 
     def mark_price(self, symbol: str) -> Decimal | None: ...
+
+
+async def cancel_and_wait(tasks: list["asyncio.Task[Any]"]) -> None:
+    """Cancel background tasks and wait until each has ended."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from cashup.core.instruments import Instrument
-from cashup.venues.base import ReportSink, VenueOrderRequest, VenueOrderState, deliver
+from cashup.venues.base import ReportSink, VenueOrderRequest, VenueOrderState, cancel_and_wait, deliver
 from cashup.venues.errors import (
     VenueError,
     VenueOrderNotFound,
@@ -137,11 +137,7 @@ class RemotePaperVenue:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

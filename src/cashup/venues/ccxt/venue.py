@@ -30,6 +30,7 @@ from cashup.venues.base import (
     VenueOrderRequest,
     VenueOrderState,
     VenueOrderStatus,
+    cancel_and_wait,
 )
 from cashup.venues.ccxt.edge import (
     CCXT_CLASS,
@@ -243,11 +244,7 @@ class CcxtVenue:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         with contextlib.suppress(Exception):
             await self.client.close()
 
