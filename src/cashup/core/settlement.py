@@ -47,10 +47,6 @@ class Settlement:
     postings: list[ledger.Posting] = field(default_factory=list)
     fills: list[tuple[PositionChange, TradeFacts]] = field(default_factory=list)
 
-    @property
-    def is_empty(self) -> bool:
-        return not self.postings and not self.fills
-
 
 def settle_fill(order: Order, fill: OrderFilled, lock_used: Decimal, base: str, quote: str) -> Settlement:
     """The postings, position change and trade of one fill of ``order``.
