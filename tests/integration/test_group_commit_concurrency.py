@@ -14,6 +14,7 @@ from uuid import UUID
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from cashup.api.app import placement_writer
 from cashup.core.enums import Role
@@ -212,3 +213,35 @@ async def test_one_key_with_two_bodies_in_one_batch_answers_the_second_409(runti
     assert isinstance(answers[1], IdempotencyConflict), answers[1]
     rows = await orders_of(runtime, "alice")
     assert [row.quantity for row in rows] == [Decimal("0.01")]
+
+
+@every_backend
+async def test_a_batch_that_meets_a_deadlock_places_each_order_alone(
+    runtime: Runtime, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses the whole batch (a deadlock with another writer): nothing of it was committed, and
+    every order is placed again in a transaction of its own instead of being answered 500."""
+    writer = placement_writer(runtime)
+    write = type(writer)._write
+    batches: list[int] = []
+
+    async def deadlock_once(self: Any, batch: list[Any]) -> None:
+        batches.append(len(batch))
+        if len(batches) == 1:
+            raise DBAPIError("UPDATE balances …", {}, Exception("deadlock detected"))
+        await write(self, batch)
+
+    monkeypatch.setattr(type(writer), "_write", deadlock_once)
+    low = far_below(runtime)
+    commands = [OrderCreate.model_validate(limit_buy(low, quantity=f"0.0{index}")).to_command(ALICE)
+                for index in range(1, 5)]
+    try:
+        answers = await asyncio.wait_for(asyncio.gather(*(writer.place(command) for command in commands)), 30)
+    finally:
+        await writer.stop()
+
+    assert [answer.status_code for answer in answers] == [201] * 4
+    assert batches == [4, 1, 1, 1, 1]
+    rows = await orders_of(runtime, "alice")
+    assert sorted(row.quantity for row in rows) == [Decimal("0.01"), Decimal("0.02"), Decimal("0.03"),
+                                                    Decimal("0.04")]
