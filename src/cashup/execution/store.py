@@ -104,6 +104,7 @@ class OrderStore:
         self._identity: dict[UUID, Order] = {}
         self._locked: set[UUID] = set()
         self._absent_client_ids: set[tuple[UUID, str]] = set()
+        self._by_client_id: dict[tuple[UUID, str], Order] = {}
         self._loaded: dict[UUID, dict[str, Any]] = {}
         self._queues: dict[UUID, QueueState] = {}
         self._new: dict[UUID, Order] = {}
@@ -162,9 +163,9 @@ class OrderStore:
         return await self._one(condition, for_update, with_executions)
 
     async def get_by_client_id(self, account_id: UUID, client_order_id: str) -> Order | None:
-        for order in self._identity.values():
-            if order.account_id == account_id and order.client_order_id == client_order_id:
-                return order
+        known = self._by_client_id.get((account_id, client_order_id))
+        if known is not None:
+            return known
         if (account_id, client_order_id) in self._absent_client_ids:
             return None
         condition = (ORDERS.c.account_id == account_id) & (ORDERS.c.client_order_id == client_order_id)
@@ -222,6 +223,7 @@ class OrderStore:
             vars(known).update(vars(order))
             order = known
         self._identity[order.id] = order
+        self._by_client_id[(order.account_id, order.client_order_id)] = order
         self._loaded[order.id] = order_columns(order)
         self._queues[order.id] = QueueState(row["pending_action"], row["next_action_at"], row["lease_owner"],
                                             row["lease_expires_at"], row["attempts"])
@@ -233,6 +235,7 @@ class OrderStore:
         """Stage a new order with its first events and its place in the queue."""
         self._new[order.id] = order
         self._identity[order.id] = order
+        self._by_client_id[(order.account_id, order.client_order_id)] = order
         self._work[order.id] = work
         self._stage_events(order, events)
 
@@ -262,7 +265,9 @@ class OrderStore:
     def discard(self) -> None:
         """Drop every staged write (the savepoint they belonged to rolled back); their orders are read again."""
         for order_id in [*self._new, *self._dirty]:
-            self._identity.pop(order_id, None)
+            order = self._identity.pop(order_id, None)
+            if order is not None:
+                self._by_client_id.pop((order.account_id, order.client_order_id), None)
             self._loaded.pop(order_id, None)
             self._locked.discard(order_id)
         self._clear()
