@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -19,6 +19,7 @@ from cashup.core.ids import new_id
 from cashup.core.money import canonical
 from cashup.db.models import AccountRow, ExecutionRow, OrderRow, UserRow
 from cashup.orders.repository import OrderFilter
+from tests.api.helpers import recorded_statements
 
 CREATED_AT = datetime(2026, 11, 21, 9, 58, 44, 123456, tzinfo=UTC)
 
@@ -127,16 +128,8 @@ def assert_canonical(value: Decimal, text_form: str, column: str) -> None:
 @pytest.fixture
 def statements(engine: AsyncEngine) -> Iterator[list[str]]:
     """Every SQL statement sent to the database while the test runs."""
-    sent: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(engine) as sent:
         yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def count(sessions: async_sessionmaker[AsyncSession], table: type) -> int:
