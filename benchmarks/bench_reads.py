@@ -8,7 +8,8 @@ again. Every copy is the template row with a new id (``md5(id || copy)::uuid``, 
 order), unique text columns suffixed with the copy number, and every timestamp moved ``SPACING`` back
 per copy, so the history reaches back days. The copies are read from the database's own catalog, so
 they stay valid for whatever columns ``orders`` and ``trades`` have. One user owns them all: the worst
-case for the per-user statistics.
+case for the per-user statistics. After each copy the final orders and trades are counted into the day totals,
+as the service's worker does every minute.
 
 Each endpoint is called once to warm up, then ``repeat`` times (statistics: ``stat_repeat`` times) one
 after the other; the median latency counts. An endpoint whose median at the small size, scaled
@@ -31,6 +32,7 @@ API = "/api/v1"
 TEMPLATES = 100
 SPACING = "30 seconds"
 CHUNK_COPIES = 500
+ROLL_UP_BATCH = 20_000
 REQUEST_TIMEOUT = 120.0
 CHILD_TABLES = ("trades",)
 """Tables whose rows follow their order when it is copied (``/trades/summary`` reads them)."""
@@ -92,6 +94,7 @@ async def measure_reads(base_url: str, postgres_url: str, token: str, *, small: 
                 started = time.perf_counter()
                 log(f"  seeding the orders table to {copies * len(templates):,} orders of one user")
                 await _copy(connection, templates, copies_done, copies)
+                await _count_into_day_totals(postgres_url, log)
                 await connection.execute("ANALYZE")
                 result.seed_seconds[size] = time.perf_counter() - started
                 copies_done = copies
@@ -109,6 +112,23 @@ async def measure_reads(base_url: str, postgres_url: str, token: str, *, small: 
         finally:
             await connection.close()
     return result
+
+
+async def _count_into_day_totals(postgres_url: str, log: Any) -> None:
+    """Do at once what the service's worker does every minute: count the copied final orders and their trades
+    into the day totals (the statistics add those to the orders not counted yet)."""
+    from cashup.config import Settings
+    from cashup.db.session import create_engine, create_sessionmaker
+    from cashup.engine.rollups import DayTotals
+
+    engine = create_engine(Settings(database_url=postgres_url))
+    started = time.perf_counter()
+    try:
+        orders, trades = await DayTotals(create_sessionmaker(engine), lambda: datetime.now(UTC),
+                                         batch_size=ROLL_UP_BATCH).roll_up()
+    finally:
+        await engine.dispose()
+    log(f"  counted {orders:,} orders and {trades:,} trades into day totals in {time.perf_counter() - started:.0f} s")
 
 
 def _estimate(result: ReadLatency, endpoint: Endpoint, size: int, small: int) -> float | None:

@@ -21,6 +21,7 @@ from cashup.db.cache_versions import CacheVersions, session_info
 from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
 from cashup.engine.retention import HistoryRetention
+from cashup.engine.rollups import DayTotals
 from cashup.engine.worker import Worker
 from cashup.execution.placement import Placement
 from cashup.execution.signals import Signals
@@ -116,6 +117,7 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
             self._tasks.append(asyncio.create_task(HistoryRetention(
                 self.sessions, self.clock, self.settings.order_history_retention_days).run(), name="retention"))
+            self._tasks.append(asyncio.create_task(DayTotals(self.sessions, self.clock).run(), name="day-totals"))
         log.info("runtime started", venues=sorted(self.venues), worker=self.run_worker,
                  database=self.settings.database_url)
 

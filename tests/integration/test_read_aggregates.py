@@ -6,6 +6,7 @@ beyond the default 28-digit Decimal context), fees in several currencies (and no
 and ``''``, and orders created either side of midnight UTC.
 """
 
+import asyncio
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -14,6 +15,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 from uuid import UUID
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,6 +25,7 @@ from cashup.core.instruments import Instrument, InstrumentRegistry
 from cashup.core.money import EXACT, ZERO, storable
 from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, LedgerEntryRow, OrderRow, PositionRow, TradeRow, UserRow
+from cashup.engine.rollups import DayTotals
 from cashup.orders.repository import OrderFilter
 from cashup.orders.statistics import order_statistics
 from cashup.trading.sync import PositionSync, venue_filled
@@ -160,22 +163,48 @@ def reference_trade_summary(trades: Iterable[TradeRow]) -> dict[str, Any]:
 def matches(rows: Sequence[OrderRow], criteria: OrderFilter) -> list[OrderRow]:
     return [row for row in rows
             if (criteria.user_id is None or row.user_id == criteria.user_id)
+            and (not criteria.status or row.status in {status.value for status in criteria.status})
+            and (criteria.side is None or row.side == criteria.side.value)
             and (criteria.strategy_id is None or row.strategy_id == criteria.strategy_id)
             and (criteria.symbol is None or row.symbol == criteria.symbol)
             and (criteria.created_from is None or row.created_at >= criteria.created_from)
             and (criteria.created_to is None or row.created_at < criteria.created_to)]
 
 
-async def test_order_statistics_equal_the_python_reference(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def add_in_two_parts(sessions: async_sessionmaker[AsyncSession], rows: Sequence[Any],
+                           roll_up_between: bool) -> tuple[int, int]:
+    """Store ``rows``, counting the first half into the day totals before the second half arrives; return what
+    was counted. Two roll-ups race (as two workers would), in batches small enough that several meet in a group."""
+    half = len(rows) // 2
+    async with sessions() as session:
+        session.add_all(rows[:half])
+        await session.commit()
+    counted = (0, 0)
+    if roll_up_between:
+        racing = await asyncio.gather(*(DayTotals(sessions, lambda: T0, batch_size=7).roll_up() for _ in range(2)))
+        counted = (racing[0][0] + racing[1][0], racing[0][1] + racing[1][1])
+    async with sessions() as session:
+        session.add_all(rows[half:])
+        await session.commit()
+    return counted
+
+
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["live", "rolled-up"])
+async def test_order_statistics_equal_the_python_reference(sessions: async_sessionmaker[AsyncSession],
+                                                           rolled_up: bool) -> None:
     rng = random.Random(7)
     async with sessions() as session:
         rows = random_orders(rng, await seed_accounts(session))
-        session.add_all(rows)
         await session.commit()
+    counted, _ = await add_in_two_parts(sessions, rows, rolled_up)
+    if rolled_up:  # open orders and the second half stay in the GROUP BY over orders
+        assert counted == sum(OrderStatus(row.status).is_final for row in rows[:len(rows) // 2]) > 0
     midnight = datetime(2026, 11, 21, tzinfo=UTC)
     criteria = [OrderFilter(), OrderFilter(user_id="alice"), OrderFilter(strategy_id="grid"),
                 OrderFilter(symbol="ETH/BTC", user_id="bob"), OrderFilter(created_from=midnight),
-                OrderFilter(created_to=midnight), OrderFilter(user_id="nobody")]
+                OrderFilter(created_to=midnight), OrderFilter(user_id="nobody"),
+                OrderFilter(created_from=midnight - timedelta(hours=1)),  # inside a day: every order is grouped
+                OrderFilter(status=[OrderStatus.FILLED, OrderStatus.CANCELED], side=OrderSide.SELL)]
     for criterion in criteria:
         async with sessions() as session:
             figures = await order_statistics(session, criterion)
@@ -187,8 +216,9 @@ async def test_order_statistics_equal_the_python_reference(sessions: async_sessi
     assert {"USDT", "BTC", "?"} <= set(everything["fees"])
 
 
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["live", "rolled-up"])
 async def test_trade_summary_equals_the_python_reference_with_fees_per_currency(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], rolled_up: bool,
 ) -> None:
     rng = random.Random(11)
     async with sessions() as session:
@@ -204,18 +234,23 @@ async def test_trade_summary_equals_the_python_reference_with_fees_per_currency(
                 fee_currency=rng.choice(FEE_CURRENCIES), liquidity="taker",
                 realized_pnl=amount(rng, 14, 10) - amount(rng, 14, 10),
                 executed_at=T0 + timedelta(seconds=rng.randrange(0, 300)), source="manual"))
-        session.add_all(trades)
         await session.commit()
+    _, counted = await add_in_two_parts(sessions, trades, rolled_up)
+    assert counted == (len(trades) // 2 if rolled_up else 0)
 
     for criterion in (TradeFilter(), TradeFilter(user_id="alice"), TradeFilter(symbol="ETH/USDT"),
-                      TradeFilter(strategy_id="trend", since=datetime(2026, 11, 21, tzinfo=UTC))):
+                      TradeFilter(strategy_id="trend", since=datetime(2026, 11, 21, tzinfo=UTC)),
+                      TradeFilter(until=datetime(2026, 11, 21, tzinfo=UTC), side=OrderSide.BUY),
+                      TradeFilter(since=T0)):
         async with sessions() as session:
             summary = fold_summary(await TradeRepository(session).summary_groups(criterion))
         expected = [trade for trade in trades
                     if (criterion.user_id is None or trade.user_id == criterion.user_id)
                     and (criterion.symbol is None or trade.symbol == criterion.symbol)
                     and (criterion.strategy_id is None or trade.strategy_id == criterion.strategy_id)
-                    and (criterion.since is None or trade.executed_at >= criterion.since)]
+                    and (criterion.side is None or trade.side == criterion.side.value)
+                    and (criterion.since is None or trade.executed_at >= criterion.since)
+                    and (criterion.until is None or trade.executed_at < criterion.until)]
         assert summary == reference_trade_summary(expected), criterion
     assert set(reference_trade_summary(trades)["fees"]) == {"BTC", "USDT", "?"}
 

@@ -1,6 +1,6 @@
 """Order history retention on SQLite, PostgreSQL and MariaDB, with an injected clock: final orders that have been
 final longer than the retention go with their events and executions, in batches; everything else stays, and
-the books (trades) are never touched."""
+the books (trades) are never touched, and the statistics still count what went."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -13,6 +13,8 @@ from cashup.core.ids import new_id
 from cashup.core.money import ZERO
 from cashup.db.models import ExecutionRow, OrderEventRow, OrderRow, TradeRow
 from cashup.engine.retention import HistoryRetention
+from cashup.orders.repository import OrderFilter
+from cashup.orders.statistics import order_statistics
 from tests.integration.test_read_aggregates import T0, order_row, seed_accounts
 
 
@@ -53,6 +55,8 @@ async def test_retention_purges_old_final_orders_in_batches_and_keeps_the_books(
                                  source="venue"))
         await session.commit()
 
+    async with sessions() as session:
+        statistics_before = await order_statistics(session, OrderFilter(user_id="alice"))
     retention = HistoryRetention(sessions, lambda: T0, 365, batch_size=2)  # 5 expired: three batches
     assert await retention.purge() == len(expired)
     assert await retention.purge() == 0
@@ -65,3 +69,6 @@ async def test_retention_purges_old_final_orders_in_batches_and_keeps_the_books(
         trades = len((await session.execute(select(TradeRow.id))).scalars().all())
     assert left == events == executions == {row.id for row in kept}
     assert trades == len(expired) + len(kept)
+    async with sessions() as session:  # the purge counted the orders into the day totals first
+        assert await order_statistics(session, OrderFilter(user_id="alice")) == statistics_before
+    assert statistics_before["total_orders"] == len(expired) + len(kept)

@@ -8,6 +8,7 @@ aggregate that adds the text amounts as ``Decimal`` (and, given two arguments, t
 database; ``GROUP BY`` runs in SQL on every database and only the group rows reach the application.
 """
 
+from datetime import UTC, datetime, time
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -65,6 +66,16 @@ def _day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(utc_day, "sqlite")
 def _day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'
     return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+
+
+def start_of_day(moment: datetime) -> datetime:
+    """The UTC midnight that begins ``moment``'s UTC day."""
+    return datetime.combine(moment.astimezone(UTC).date(), time.min, tzinfo=UTC)
+
+
+def day_of(moment: datetime) -> str:
+    """``moment``'s UTC day as ``utc_day`` renders it."""
+    return moment.astimezone(UTC).date().isoformat()
 
 
 class micros_between(FunctionElement[int]):  # noqa: N801

@@ -5,10 +5,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from cashup.db.types import ExactDecimal, UTCDateTime
+from cashup.db.types import ExactDecimal, UTCDateTime, WideDecimal
 
 
 class Base(DeclarativeBase):
@@ -61,6 +61,7 @@ class OrderRow(Base):
         Index("ix_orders_due_action", "pending_action", "next_action_at"),
         Index("ix_orders_venue_client_order_id", "exchange", "venue_client_order_id"),
         Index("ix_orders_parent", "parent_order_id", "id"),
+        Index("ix_orders_rolled_user", "rolled_up", "user_id", "created_at"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -117,6 +118,8 @@ class OrderRow(Base):
     role: Mapped[str | None] = mapped_column(String(16))
     child_index: Mapped[int | None]
     algo_state: Mapped[dict[str, Any] | None]
+    rolled_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Counted in ``order_day_totals`` (a final order of a past day); the statistics read it from there."""
 
     # Declared so the unit of work inserts an order before its events and executions; never loaded.
     events: Mapped[list["OrderEventRow"]] = relationship(lazy="raise", viewonly=False)
@@ -209,6 +212,7 @@ class TradeRow(Base):
         Index("ix_trades_user_executed", "user_id", "executed_at"),
         Index("ix_trades_user_id", "user_id", "id"),
         Index("ix_trades_account_symbol", "account_id", "symbol"),
+        Index("ix_trades_rolled_user", "rolled_up", "user_id", "executed_at"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -228,6 +232,8 @@ class TradeRow(Base):
     realized_pnl: Mapped[Decimal]
     executed_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(16))
+    rolled_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Counted in ``trade_day_totals`` (a trade of a past day); the trade summary reads it from there."""
 
 
 class PositionRow(Base):
@@ -311,3 +317,63 @@ class CacheVersionRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
+
+
+class OrderDayTotalRow(Base):
+    """Counts and exact sums of the final orders of past UTC days, one row per group.
+
+    The statistics add these rows to a ``GROUP BY`` over the orders not rolled up yet (today's and open ones),
+    so their cost follows the number of days and groups, not of orders."""
+
+    __tablename__ = "order_day_totals"
+    __table_args__ = (
+        UniqueConstraint("user_id", "account_id", "exchange", "day", "status", "order_type", "side", "symbol",
+                         "strategy_id", "fee_currency", name="uq_order_day_totals_group"),
+        Index("ix_order_day_totals_user_day", "user_id", "day"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[UUID]
+    exchange: Mapped[str] = mapped_column(String(32))
+    day: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    order_type: Mapped[str] = mapped_column(String(24))
+    side: Mapped[str] = mapped_column(String(8))
+    symbol: Mapped[str] = mapped_column(String(32))
+    strategy_id: Mapped[str] = mapped_column(String(64))
+    """'' when the orders have no strategy (a key column: never NULL)."""
+    fee_currency: Mapped[str] = mapped_column(String(16))
+    orders: Mapped[int] = mapped_column(Integer)
+    volume: Mapped[Decimal]
+    notional: Mapped[Decimal] = mapped_column(WideDecimal)
+    fees: Mapped[Decimal]
+    fee_orders: Mapped[int] = mapped_column(Integer)
+    latency_count: Mapped[int] = mapped_column(Integer)
+    latency_micros: Mapped[Decimal] = mapped_column(WideDecimal)
+
+
+class TradeDayTotalRow(Base):
+    """Counts and exact sums of the trades of past UTC days, one row per group (see ``OrderDayTotalRow``)."""
+
+    __tablename__ = "trade_day_totals"
+    __table_args__ = (
+        UniqueConstraint("user_id", "account_id", "day", "symbol", "side", "strategy_id", "fee_currency",
+                         name="uq_trade_day_totals_group"),
+        Index("ix_trade_day_totals_user_day", "user_id", "day"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[UUID]
+    day: Mapped[str] = mapped_column(String(10))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    strategy_id: Mapped[str] = mapped_column(String(64))
+    fee_currency: Mapped[str] = mapped_column(String(16))
+    trades: Mapped[int] = mapped_column(Integer)
+    volume: Mapped[Decimal]
+    notional: Mapped[Decimal] = mapped_column(WideDecimal)
+    fees: Mapped[Decimal]
+    fee_trades: Mapped[int] = mapped_column(Integer)
+    realized_pnl: Mapped[Decimal]

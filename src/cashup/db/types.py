@@ -40,6 +40,29 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return Decimal(canonical(to_decimal(value)))
 
 
+class WideDecimal(TypeDecorator[Decimal]):
+    """A Decimal wider than NUMERIC(38, 18): a notional sum carries up to 36 decimals. Unbounded NUMERIC on
+    PostgreSQL, DECIMAL(65, 30) on MariaDB (the scale its own products stop at), canonical text on SQLite."""
+
+    impl = Numeric()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(96))
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(Numeric(65, 30, asdecimal=True))
+        return dialect.type_descriptor(Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return canonical(to_decimal(value)) if dialect.name == "sqlite" else to_decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(canonical(to_decimal(value)))
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime with microseconds, stored naive in UTC where the database has no zone."""
 

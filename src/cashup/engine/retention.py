@@ -4,7 +4,8 @@ An order goes with its events and executions once it has been final (filled, can
 expired) for longer than the retention and no work is pending on it. Orders of an algorithm go only when the
 whole family is final: a child stays while its parent is open, a parent while any child is open. The books
 are never purged: trades, ledger entries, balances and positions keep every fill and every movement of money
-(a trade keeps the id of its purged order).
+(a trade keeps the id of its purged order). Only orders already counted into the day totals go (the purge
+rolls them up first), so the statistics keep counting them.
 
 Each batch is one short transaction, so the purge never holds the database for long; every process that runs
 a worker runs it, and two of them purging at once only delete the same rows twice.
@@ -22,6 +23,7 @@ from sqlalchemy.orm import aliased
 
 from cashup.core.enums import FINAL_STATUSES
 from cashup.db.models import ExecutionRow, OrderEventRow, OrderRow
+from cashup.engine.rollups import DayTotals
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +60,7 @@ class HistoryRetention:
         if self.days <= 0:
             return 0
         cutoff = self.clock() - timedelta(days=self.days)
+        await DayTotals(self.sessions, self.clock).roll_up()
         purged = 0
         while True:
             async with self.sessions() as session:
@@ -84,6 +87,7 @@ class HistoryRetention:
                 OrderRow.created_at < cutoff,  # the index's range; the final time below is what counts
                 func.coalesce(OrderRow.updated_at, OrderRow.created_at) < cutoff,
                 OrderRow.status.in_(_FINAL),
+                OrderRow.rolled_up.is_(True),
                 OrderRow.pending_action.is_(None),
                 ~open_parent,
                 ~open_child,

@@ -8,7 +8,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, case, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.accounts.service import AccountDirectory
@@ -20,8 +20,8 @@ from cashup.core.instruments import InstrumentRegistry, normalize_symbol
 from cashup.core.money import EXACT, ZERO, storable
 from cashup.core.principal import Principal
 from cashup.core.settlement import PositionChange
-from cashup.db.aggregates import exact_sum, utc_day
-from cashup.db.models import TradeRow
+from cashup.db.aggregates import day_of, exact_sum, start_of_day, utc_day
+from cashup.db.models import TradeDayTotalRow, TradeRow
 from cashup.execution.settlements import SettlementWriter
 from cashup.trading.schemas import TradeIn
 
@@ -66,6 +66,23 @@ _SUMMARY_FIGURES = (
 )
 
 
+def _day_totals(criteria: TradeFilter) -> Select[Any]:
+    """The day totals matching ``criteria``, as rows in the shape of the summary groups."""
+    t = TradeDayTotalRow
+    query = select(t.symbol, t.strategy_id, t.day, t.fee_currency, t.trades, t.volume, t.notional, t.fees,
+                   t.fee_trades, t.realized_pnl)
+    for column, value in ((t.user_id, criteria.user_id), (t.account_id, criteria.account_id),
+                          (t.symbol, criteria.symbol), (t.side, criteria.side.value if criteria.side else None),
+                          (t.strategy_id, criteria.strategy_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if criteria.since is not None:
+        query = query.where(t.day >= day_of(criteria.since))
+    if criteria.until is not None:
+        query = query.where(t.day < day_of(criteria.until))
+    return query
+
+
 class TradeRepository:
     """Queries of trades."""
 
@@ -91,9 +108,15 @@ class TradeRepository:
             TradeRow.account_id == account_id, TradeRow.order_id.is_(None), TradeRow.execution_id == execution_id))
 
     async def summary_groups(self, criteria: TradeFilter) -> Sequence[Any]:
-        """One row per (symbol, strategy, UTC day, fee currency) with its count and exact sums."""
-        query = criteria.apply(select(*_SUMMARY_KEYS, *_SUMMARY_FIGURES)).group_by(*_SUMMARY_KEYS)
-        return (await self.session.execute(query)).all()
+        """Rows of (symbol, strategy, UTC day, fee currency) with their counts and exact sums.
+
+        Trades are counted once into ``trade_day_totals`` (``engine/rollups.py``); on whole days the ``GROUP BY``
+        covers only the trades not counted yet and the day totals are added to it, in one statement."""
+        query = criteria.apply(select(*_SUMMARY_KEYS, *_SUMMARY_FIGURES))
+        if not all(bound is None or bound == start_of_day(bound) for bound in (criteria.since, criteria.until)):
+            return (await self.session.execute(query.group_by(*_SUMMARY_KEYS))).all()
+        not_counted = query.where(TradeRow.rolled_up.is_(False)).group_by(*_SUMMARY_KEYS)
+        return (await self.session.execute(union_all(not_counted, _day_totals(criteria)))).all()
 
 
 class TradeService:
