@@ -207,6 +207,8 @@ def _copied(name: str, kind: str, unique: set[str]) -> str:
         return f"CASE WHEN {column} IS NULL THEN NULL ELSE left({column}, 48) || '~' || g END"
     if kind.startswith("timestamp"):
         return f"{column} - g * interval '{SPACING}'"
+    if name == "rolled_up":
+        return "false"  # a copy is a new order: not counted into the day totals yet
     return column
 
 

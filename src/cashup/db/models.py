@@ -62,6 +62,7 @@ class OrderRow(Base):
         Index("ix_orders_venue_client_order_id", "exchange", "venue_client_order_id"),
         Index("ix_orders_parent", "parent_order_id", "id"),
         Index("ix_orders_rolled_user", "rolled_up", "user_id", "created_at"),
+        Index("ix_orders_lease_owner", "lease_owner"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)

@@ -68,6 +68,7 @@ def upgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rolled_up', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.create_index('ix_orders_rolled_user', ['rolled_up', 'user_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_orders_lease_owner', ['lease_owner'], unique=False)
 
     with op.batch_alter_table('trades', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rolled_up', sa.Boolean(), server_default=sa.false(), nullable=False))
@@ -81,6 +82,7 @@ def downgrade() -> None:
         batch_op.drop_column('rolled_up')
 
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_lease_owner')
         batch_op.drop_index('ix_orders_rolled_user')
         batch_op.drop_column('rolled_up')
 
