@@ -95,9 +95,9 @@ def test_a_client_on_one_api_sees_every_event_of_orders_placed_through_another_a
     port_b = free_port()
     api_b_process = cluster.spawn("serve", "--no-worker", "--port", str(port_b),
                                   env=cluster._env(PORT=str(port_b), HOST=HOST))
+    cluster._wait_healthy(api_b_process, f"http://{HOST}:{port_b}/health", timeout=60)
     cluster.start_worker()
     cluster.start_worker()
-    cluster._wait_healthy(api_b_process, f"http://{HOST}:{port_b}/health")
     token = issue_token(SECRET, USER, Role.TRADER)
     admin = issue_token(SECRET, "ws-admin", Role.ADMIN)
     api_b = httpx.Client(base_url=f"http://{HOST}:{port_b}/api/v1", headers={"Authorization": f"Bearer {token}"},

@@ -5,8 +5,6 @@ import json
 from collections.abc import Sequence
 from typing import Protocol
 
-from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
-
 from cashup.events.model import Event
 
 
@@ -21,6 +19,8 @@ class Publisher(Protocol):
 
 class RabbitPublisher:
     def __init__(self, url: str, exchange: str = "cashup.events") -> None:
+        from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange  # a second to import: only if used
+
         self.broker = RabbitBroker(url, logger=None)
         self.exchange = RabbitExchange(exchange, type=ExchangeType.TOPIC, durable=True)
 
