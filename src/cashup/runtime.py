@@ -22,8 +22,10 @@ from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
 from cashup.engine.retention import HistoryRetention
 from cashup.engine.worker import Worker
+from cashup.events.model import EventSink
 from cashup.execution.placement import Placement
 from cashup.execution.signals import Signals
+from cashup.notifications.wiring import Notifications
 from cashup.risk.cache import RiskCache
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.registry import build_venues
@@ -94,6 +96,10 @@ class Runtime:
             rules=self.rules,
             trigger_poll_seconds=settings.trigger_poll_seconds,
         )
+        self.event_sinks: list[EventSink] = []
+        """The in-process consumers of committed events, in the order the relay feeds them."""
+        self.notifications = Notifications(settings, self.sessions, clock)
+        self.notifications.register(self.event_sinks)
         self._tasks: list[asyncio.Task[None]] = []
 
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:
@@ -112,6 +118,7 @@ class Runtime:
         if can_listen(self.engine):
             self._tasks.append(asyncio.create_task(listen_for_changes(self.engine, self.cache_versions),
                                                    name="cache-notifications"))
+        await self.notifications.start()
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
             self._tasks.append(asyncio.create_task(HistoryRetention(
@@ -132,4 +139,5 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.notifications.stop()
         await self.engine.dispose()

@@ -21,6 +21,7 @@ from cashup.core.ids import new_id
 from cashup.engine.router import router as engine_router
 from cashup.execution.group_commit import PlacementWriter
 from cashup.metrics import REQUEST_LATENCY
+from cashup.notifications.router import router as notifications_router
 from cashup.orders.router import render_placement
 from cashup.orders.router import router as orders_router
 from cashup.risk.router import router as risk_router
@@ -67,6 +68,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(trading_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(risk_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(accounts_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(notifications_router, prefix="/api/v1", dependencies=[StrictQuery])
 
     app.add_middleware(ObserveRequests)
     return app
