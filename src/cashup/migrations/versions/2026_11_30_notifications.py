@@ -80,10 +80,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('notification_templates')
-    op.drop_index('ix_notification_attempts_delivery', table_name='notification_attempts')
     op.drop_table('notification_attempts')
-    op.drop_index('ix_notification_deliveries_user', table_name='notification_deliveries')
-    op.drop_index('ix_notification_deliveries_due', table_name='notification_deliveries')
     op.drop_table('notification_deliveries')
-    op.drop_index('ix_notification_subscriptions_user', table_name='notification_subscriptions')
     op.drop_table('notification_subscriptions')
