@@ -26,6 +26,9 @@ from cashup.events.model import EventSink
 from cashup.execution.placement import Placement
 from cashup.execution.signals import Signals
 from cashup.notifications.wiring import Notifications
+from cashup.replicas.connection import connect as connect_redis
+from cashup.replicas.invalidation import CacheInvalidationSink
+from cashup.replicas.order_cache import OrderCache
 from cashup.risk.cache import RiskCache
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.registry import build_venues
@@ -100,6 +103,12 @@ class Runtime:
         """The in-process consumers of committed events, in the order the relay feeds them."""
         self.notifications = Notifications(settings, self.sessions, clock)
         self.notifications.register(self.event_sinks)
+        self.redis = connect_redis(settings)
+        self.order_cache: OrderCache | None = None
+        if self.redis is not None and settings.redis_read_cache:
+            self.order_cache = OrderCache(self.redis, settings.redis_cache_ttl_seconds)
+            self.signals.on_orders_changed(self.order_cache.forget)
+            self.event_sinks.append(CacheInvalidationSink(self.order_cache))
         self._tasks: list[asyncio.Task[None]] = []
 
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:
@@ -140,4 +149,8 @@ class Runtime:
                 await task
         self._tasks.clear()
         await self.notifications.stop()
+        if self.order_cache is not None:
+            await self.order_cache.settle()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()

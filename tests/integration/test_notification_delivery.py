@@ -14,7 +14,7 @@ from cashup.core.principal import Principal
 from cashup.db.models import NotificationDeliveryRow
 from cashup.db.session import create_engine, create_sessionmaker
 from cashup.notifications.channels import ChannelName, Message, SendResult
-from cashup.notifications.dispatcher import DispatchPolicy, Dispatcher
+from cashup.notifications.dispatcher import Dispatcher, DispatchPolicy
 from cashup.notifications.schemas import SubscriptionCreate
 from cashup.notifications.service import Subscriptions
 from cashup.notifications.sink import NotificationSink

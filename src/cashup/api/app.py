@@ -24,6 +24,8 @@ from cashup.metrics import REQUEST_LATENCY
 from cashup.notifications.router import router as notifications_router
 from cashup.orders.router import render_placement
 from cashup.orders.router import router as orders_router
+from cashup.replicas.invalidation import SettleCacheBeforeAnswering
+from cashup.replicas.rate_limit import LimitRequests, RateLimiter, storage_for
 from cashup.risk.router import router as risk_router
 from cashup.runtime import Runtime
 from cashup.trading.router import router as trading_router
@@ -70,6 +72,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(accounts_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(notifications_router, prefix="/api/v1", dependencies=[StrictQuery])
 
+    app.add_middleware(SettleCacheBeforeAnswering)
+    if settings.api_rate_limit:
+        limiter = RateLimiter(settings.api_rate_limit, storage_for(settings.redis_url))
+        app.add_middleware(LimitRequests, limiter=limiter, tokens=app.state.tokens)
     app.add_middleware(ObserveRequests)
     return app
 
