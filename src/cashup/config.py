@@ -142,7 +142,9 @@ class Settings(BaseSettings):
     redis_cache_ttl_seconds: float = Field(default=30.0, gt=0)
 
     notification_poll_seconds: float = Field(
-        default=1.0, gt=0, description="how often the notification dispatcher looks for due deliveries"
+        default=10.0, gt=0,
+        description="longest the notification dispatcher sleeps: it is woken by new deliveries and by its own "
+        "retries; this picks up what another process left behind",
     )
     notification_max_attempts: int = Field(default=8, ge=1, description="tries of one delivery before it fails")
     notification_disable_after_failures: int = Field(

@@ -26,9 +26,10 @@ from cashup.events.model import EventSink
 from cashup.execution.placement import Placement
 from cashup.execution.signals import Signals
 from cashup.notifications.wiring import Notifications
+from cashup.replicas.balance_changes import session_info as read_cache_info
 from cashup.replicas.connection import connect as connect_redis
 from cashup.replicas.invalidation import CacheInvalidationSink
-from cashup.replicas.order_cache import OrderCache
+from cashup.replicas.read_cache import ReadCache
 from cashup.risk.cache import RiskCache
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.registry import build_venues
@@ -48,7 +49,11 @@ class Runtime:
         self.clock = clock
         self.engine: AsyncEngine = create_engine(settings)
         self.cache_versions = CacheVersions(settings.cache_check_interval_ms / 1000)
-        self.sessions = create_sessionmaker(self.engine, info=session_info(self.cache_versions))
+        self.redis = connect_redis(settings)
+        self.read_cache = (ReadCache(self.redis, settings.redis_cache_ttl_seconds)
+                           if self.redis is not None and settings.redis_read_cache else None)
+        self.sessions = create_sessionmaker(
+            self.engine, info=dict(session_info(self.cache_versions)) | read_cache_info(self.read_cache))
         self.signals = Signals()
         self.account_cache = AccountCache(self.cache_versions)
         self.accounts = AccountDirectory(self.account_cache, clock, paper_funding=settings.initial_paper_balances)
@@ -103,12 +108,9 @@ class Runtime:
         """The in-process consumers of committed events, in the order the relay feeds them."""
         self.notifications = Notifications(settings, self.sessions, clock)
         self.notifications.register(self.event_sinks)
-        self.redis = connect_redis(settings)
-        self.order_cache: OrderCache | None = None
-        if self.redis is not None and settings.redis_read_cache:
-            self.order_cache = OrderCache(self.redis, settings.redis_cache_ttl_seconds)
-            self.signals.on_orders_changed(self.order_cache.forget)
-            self.event_sinks.append(CacheInvalidationSink(self.order_cache))
+        if self.read_cache is not None:
+            self.signals.on_orders_changed(self.read_cache.forget)
+            self.event_sinks.append(CacheInvalidationSink(self.read_cache))
         self._tasks: list[asyncio.Task[None]] = []
 
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:
@@ -149,8 +151,8 @@ class Runtime:
                 await task
         self._tasks.clear()
         await self.notifications.stop()
-        if self.order_cache is not None:
-            await self.order_cache.settle()
+        if self.read_cache is not None:
+            await self.read_cache.settle()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

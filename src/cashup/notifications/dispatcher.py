@@ -33,7 +33,7 @@ log = structlog.get_logger("cashup.notifications")
 
 @dataclass(frozen=True, slots=True)
 class DispatchPolicy:
-    poll_seconds: float = 1.0
+    poll_seconds: float = 10.0
     max_attempts: int = 8
     disable_after: int = 10
     retry_base_seconds: float = 2.0
@@ -50,13 +50,17 @@ class Dispatcher:
         self.clock = clock
         self.policy = policy
         self._wake = asyncio.Event()
+        self._next_due: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        """Send what is due, then sleep until woken by new deliveries, until the next retry this process
+        scheduled, or at most ``poll_seconds`` (deliveries another process left behind)."""
         while True:
             self._wake.clear()
+            self._next_due = None
             try:
                 sent = await self.run_once()
             except asyncio.CancelledError:
@@ -66,8 +70,11 @@ class Dispatcher:
                 sent = 0
             if sent:
                 continue
+            wait = self.policy.poll_seconds
+            if self._next_due is not None:
+                wait = min(wait, max((self._next_due - self.clock()).total_seconds(), 0.0))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.policy.poll_seconds):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
 
     async def run_once(self) -> int:
@@ -120,7 +127,7 @@ class Dispatcher:
                 return
             override = await session.get(NotificationTemplateRow, delivery.event_type)
             event = _event(delivery.event)
-            text = templates.render(override.text if override else templates.default_for(event.type), event)
+            text = _text(override.text if override else None, event)
             message = Message(str(delivery.id), delivery.event, text, subscription.target, subscription.secret)
             channel = self.channels.get(ChannelName(delivery.channel))
             await session.commit()
@@ -166,6 +173,7 @@ class Dispatcher:
             delay = retry_delay(delivery.attempts, base=self.policy.retry_base_seconds,
                                 cap=self.policy.retry_cap_seconds)
             delivery.next_attempt_at = now + timedelta(seconds=delay)
+            self._next_due = min(self._next_due or delivery.next_attempt_at, delivery.next_attempt_at)
         if subscription is not None and subscription.enabled \
                 and subscription.consecutive_failures >= self.policy.disable_after:
             subscription.enabled = False
@@ -190,3 +198,13 @@ def _event(frame: dict) -> Event:
     return Event(str(frame.get("event_id", "")), str(frame.get("stream", "")), int(frame.get("seq", 0)),
                  str(frame.get("type", "")), datetime.fromisoformat(at) if isinstance(at, str) else datetime.min,
                  dict(frame.get("data") or {}))
+
+
+def _text(override: str | None, event: Event) -> str:
+    """The admin's text for the event, or the default if that fails on this event's data."""
+    if override is not None:
+        try:
+            return templates.render(override, event)
+        except Exception as error:  # noqa: BLE001 - a template error must not hold up the delivery
+            log.warning("notification template failed; default used", event_type=event.type, error=repr(error))
+    return templates.render(templates.default_for(event.type), event)

@@ -227,7 +227,7 @@ async def get_order_by_client_id(
 async def get_order(order_id: UUID, principal: CurrentPrincipal, orders: OrderQueriesDep,
                     runtime: RuntimeDep) -> Response:
     """One order with its fill state."""
-    cache = runtime.order_cache
+    cache = runtime.read_cache
     if cache is None:
         return json_response(order_out(await orders.get(principal, order_id)), 200)
     cached = await cache.get(order_id)

@@ -6,28 +6,38 @@ from uuid import UUID
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cashup.events.model import Event
-from cashup.replicas.order_cache import OrderCache
+from cashup.replicas.read_cache import ReadCache
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class CacheInvalidationSink:
-    """An ``EventSink``: every order event drops the order's cached answer (a change made in another process)."""
+    """An ``EventSink``: order events drop the order's cached answer, balance events the balances of their
+    account (a change made in another process)."""
 
-    def __init__(self, cache: OrderCache) -> None:
+    def __init__(self, cache: ReadCache) -> None:
         self.cache = cache
 
     async def deliver(self, events: Sequence[Event]) -> None:
-        ids: list[UUID] = []
+        orders: list[UUID] = []
+        accounts: list[UUID] = []
         for event in events:
-            if not event.type.startswith("order."):
-                continue
-            try:
-                ids.append(UUID(str(event.data.get("id"))))
-            except ValueError:
-                continue
-        if ids:
-            await self.cache.drop(ids)
+            if event.type.startswith("order."):
+                orders.extend(_uuid(event.data.get("id")))
+            elif event.type == "balance":
+                accounts.extend(_uuid(event.data.get("account_id") or event.stream))
+        if orders:
+            self.cache.forget(orders)
+        if accounts:
+            self.cache.forget_balances(accounts)
+        await self.cache.settle()
+
+
+def _uuid(value: object) -> list[UUID]:
+    try:
+        return [UUID(str(value))]
+    except ValueError:
+        return []
 
 
 class SettleCacheBeforeAnswering:
@@ -38,7 +48,7 @@ class SettleCacheBeforeAnswering:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
-        cache: OrderCache | None = getattr(runtime, "order_cache", None)
+        cache: ReadCache | None = getattr(runtime, "read_cache", None)
         if scope["type"] != "http" or scope["method"] in READ_METHODS or cache is None:
             await self.app(scope, receive, send)
             return
