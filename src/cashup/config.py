@@ -137,7 +137,7 @@ class Settings(BaseSettings):
         "shared by every replica through REDIS_URL when set; unset: no limit",
     )
     redis_read_cache: bool = Field(
-        default=True, description="with REDIS_URL: cache hot order reads in Redis, dropped by every change"
+        default=True, description="with REDIS_URL: cache hot order and balance reads in Redis, dropped by every change"
     )
     redis_cache_ttl_seconds: float = Field(default=30.0, gt=0)
 
