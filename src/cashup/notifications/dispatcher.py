@@ -51,14 +51,20 @@ class Dispatcher:
         self.policy = policy
         self._wake = asyncio.Event()
         self._next_due: datetime | None = None
+        self._stopping = False
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """End ``run`` after the round in progress (no statement is cut off mid-flight)."""
+        self._stopping = True
         self._wake.set()
 
     async def run(self) -> None:
         """Send what is due, then sleep until woken by new deliveries, until the next retry this process
         scheduled, or at most ``poll_seconds`` (deliveries another process left behind)."""
-        while True:
+        while not self._stopping:
             self._wake.clear()
             self._next_due = None
             try:
@@ -68,7 +74,7 @@ class Dispatcher:
             except Exception as error:  # noqa: BLE001 - a database hiccup must not end the loop
                 log.warning("notification dispatch failed", error=repr(error))
                 sent = 0
-            if sent:
+            if sent or self._stopping:
                 continue
             wait = self.policy.poll_seconds
             if self._next_due is not None:

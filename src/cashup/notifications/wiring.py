@@ -14,6 +14,9 @@ from cashup.notifications.channels import build_channels
 from cashup.notifications.dispatcher import Dispatcher, DispatchPolicy
 from cashup.notifications.sink import NotificationSink
 
+STOP_GRACE_SECONDS = 5.0
+"""How long a stop waits for the dispatcher's round in progress before cutting it off."""
+
 
 class Notifications:
     def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession],
@@ -41,8 +44,13 @@ class Notifications:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self.dispatcher.stop()
+            try:
+                async with asyncio.timeout(STOP_GRACE_SECONDS):
+                    await asyncio.shield(self._task)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         await self.client.aclose()
