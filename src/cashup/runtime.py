@@ -5,6 +5,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,10 +30,12 @@ from cashup.notifications.wiring import Notifications
 from cashup.replicas.balance_changes import session_info as read_cache_info
 from cashup.replicas.connection import connect as connect_redis
 from cashup.replicas.invalidation import CacheInvalidationSink
-from cashup.replicas.read_cache import ReadCache
 from cashup.risk.cache import RiskCache
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.registry import build_venues
+
+if TYPE_CHECKING:
+    from cashup.replicas.read_cache import ReadCache
 
 log = structlog.get_logger("cashup.runtime")
 
@@ -50,8 +53,11 @@ class Runtime:
         self.engine: AsyncEngine = create_engine(settings)
         self.cache_versions = CacheVersions(settings.cache_check_interval_ms / 1000)
         self.redis = connect_redis(settings)
-        self.read_cache = (ReadCache(self.redis, settings.redis_cache_ttl_seconds)
-                           if self.redis is not None and settings.redis_read_cache else None)
+        self.read_cache: ReadCache | None = None
+        if self.redis is not None and settings.redis_read_cache:
+            from cashup.replicas import read_cache  # loads the Redis client library, only when configured
+
+            self.read_cache = read_cache.ReadCache(self.redis, settings.redis_cache_ttl_seconds)
         self.sessions = create_sessionmaker(
             self.engine, info=dict(session_info(self.cache_versions)) | read_cache_info(self.read_cache))
         self.signals = Signals()

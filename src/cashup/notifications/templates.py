@@ -1,12 +1,13 @@
 """Message text: Jinja2 templates in a sandbox, a default per event type, an admin's override checked on save."""
 
 from datetime import UTC, datetime
-from typing import Any
-
-from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from cashup.events.model import Event
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_TEMPLATE_LENGTH = 4000
 MAX_MESSAGE_LENGTH = 4000
@@ -41,7 +42,12 @@ class TemplateInvalid(ValueError):
     """The template does not parse, or does not render against a sample event."""
 
 
-_environment = ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True)
+@cache
+def _environment() -> "ImmutableSandboxedEnvironment":
+    """The sandbox every template runs in (Jinja2 is loaded on first use)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True)
 
 
 def context(event: Event) -> dict[str, Any]:
@@ -51,7 +57,7 @@ def context(event: Event) -> dict[str, Any]:
 
 def render(text: str, event: Event) -> str:
     """The message for ``event``; a field the event lacks renders empty rather than failing the send."""
-    rendered = _environment.from_string(text).render(context(event))
+    rendered = _environment().from_string(text).render(context(event))
     return rendered.strip()[:MAX_MESSAGE_LENGTH]
 
 
@@ -59,8 +65,10 @@ def validate(text: str) -> None:
     """Refuse a template that is too long, does not parse, or fails on a sample event (a sandbox refusal too)."""
     if len(text) > MAX_TEMPLATE_LENGTH:
         raise TemplateInvalid(f"at most {MAX_TEMPLATE_LENGTH} characters")
+    from jinja2 import TemplateError
+
     try:
-        template = _environment.from_string(text)
+        template = _environment().from_string(text)
     except TemplateError as error:
         raise TemplateInvalid(f"does not parse: {error}") from error
     sample = Event("sample", "acct", 1, "order.filled", datetime(2026, 1, 1, tzinfo=UTC), SAMPLE_DATA)

@@ -2,19 +2,21 @@
 accounts. Collected when the session flushes, dropped from the read cache once the transaction commits."""
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, UOWTransaction
 
 from cashup.db.cache_versions import run_after_commit
 from cashup.db.models import AccountRow, BalanceRow
-from cashup.replicas.read_cache import ReadCache
+
+if TYPE_CHECKING:
+    from cashup.replicas.read_cache import ReadCache
 
 SESSION_INFO_KEY = "cashup.read_cache"
 
 
-def session_info(cache: ReadCache | None) -> dict[str, Any]:
+def session_info(cache: "ReadCache | None") -> dict[str, Any]:
     """What the session factory puts in each session so its commits drop the balance answers they change."""
     return {} if cache is None else {SESSION_INFO_KEY: cache}
 

@@ -1,12 +1,15 @@
 """What keeps the read cache honest: the events' sink, and answers to writes held until their drops landed."""
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cashup.events.model import Event
-from cashup.replicas.read_cache import ReadCache
+
+if TYPE_CHECKING:
+    from cashup.replicas.read_cache import ReadCache
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -15,7 +18,7 @@ class CacheInvalidationSink:
     """An ``EventSink``: order events drop the order's cached answer, balance events the balances of their
     account (a change made in another process)."""
 
-    def __init__(self, cache: ReadCache) -> None:
+    def __init__(self, cache: "ReadCache") -> None:
         self.cache = cache
 
     async def deliver(self, events: Sequence[Event]) -> None:

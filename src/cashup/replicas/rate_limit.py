@@ -4,21 +4,25 @@ replica counts against one budget; in memory otherwise. Over the limit: 429 with
 import json
 import math
 import time
+from typing import TYPE_CHECKING
 
 import structlog
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cashup.api.auth import InvalidToken, TokenVerifier
+
+if TYPE_CHECKING:
+    from limits.aio.storage import Storage
 
 log = structlog.get_logger("cashup.api")
 
 EXEMPT_PREFIXES = ("/health", "/metrics", "/docs", "/redoc", "/openapi.json")
 
 
-def storage_for(redis_url: str | None, prefix: str = "cashup-limits") -> Storage:
+def storage_for(redis_url: str | None, prefix: str = "cashup-limits") -> "Storage":
+    """Where the counts live: Redis (through the redis-py client) when configured, else this process's memory."""
+    from limits.aio.storage import MemoryStorage, RedisStorage
+
     if not redis_url:
         return MemoryStorage()
     scheme, rest = redis_url.split("://", 1)
@@ -27,8 +31,11 @@ def storage_for(redis_url: str | None, prefix: str = "cashup-limits") -> Storage
 
 
 class RateLimiter:
-    def __init__(self, limit: str, storage: Storage) -> None:
-        self.item: RateLimitItem = parse(limit)
+    def __init__(self, limit: str, storage: "Storage") -> None:
+        from limits import parse
+        from limits.aio.strategies import MovingWindowRateLimiter
+
+        self.item = parse(limit)
         self.storage = storage
         self.strategy = MovingWindowRateLimiter(storage)
 

@@ -15,11 +15,14 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger("cashup.cache")
 
@@ -44,7 +47,7 @@ class _Changes:
 
 
 class ReadCache:
-    def __init__(self, redis: Redis, ttl_seconds: float, prefix: str = "cashup:") -> None:
+    def __init__(self, redis: "Redis", ttl_seconds: float, prefix: str = "cashup:") -> None:
         self.redis = redis
         self.ttl_ms = int(ttl_seconds * 1000)
         self.prefix = prefix
