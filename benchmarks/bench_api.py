@@ -73,7 +73,7 @@ REQUEST_TIMEOUT = 30.0
 
 SERVICE, INSERT_BASELINE, ECHO = "service", "insert baseline", "echo endpoint"
 CLIENTS = ("raw", "httpx")
-PARTS = ("sqlite", "postgresql", "insert", "fills", "statements", "reads")
+PARTS = ("sqlite", "postgresql", "insert", "fills", "statements", "reads", "cache")
 """What ``--skip`` can leave out: a database, the insert baselines, or one of the extra measurements."""
 MARKET_ORDER = {"symbol": "BTC/USDT", "side": "buy", "order_type": "market", "quantity": "0.001"}
 FINAL_STATUSES = ("filled", "canceled", "rejected", "denied", "expired")
@@ -180,6 +180,7 @@ class Report:
     fills: FillRate | None = None
     statements: list[Any] = field(default_factory=list)
     reads: Any = None
+    cache: Any = None
 
     @property
     def failed(self) -> bool:
@@ -187,7 +188,8 @@ class Report:
         fills = self.fills is not None and (self.fills.failure is not None or not self.fills.complete)
         statements = any(counts.failure for counts in self.statements)
         reads = self.reads is not None and (self.reads.failure is not None or bool(self.reads.errors))
-        return creates or fills or statements or reads
+        cache = self.cache is not None and any(round_.errors for round_ in self.cache.rounds)
+        return creates or fills or statements or reads or cache
 
 
 def run_api_benchmark(
@@ -256,12 +258,18 @@ def run_api_benchmark(
         if extras.reads is not None and "reads" not in skip:
             report.reads = _measure_reads(load, port, postgres or "", extras, log)
 
+    def after_service_load(target: Target, port: int) -> None:
+        if "cache" not in skip and (target.database == "postgresql" or postgres is None):
+            report.cache = _measure_cache(load, port, target, workdir, log)
+        if target.database == "postgresql":
+            after_postgres_load(port)
+
     try:
         for index, target in enumerate(targets):
             log.print(f"[bold]{target.name}[/] on {target.database}: starting")
             prefix = f"bench{index}-{secrets.token_hex(3)}"
             measurement = Measurement(target.name, target.database, requests)
-            after = after_postgres_load if target.name == SERVICE and target.database == "postgresql" else None
+            after = (lambda port, target=target: after_service_load(target, port)) if target.name == SERVICE else None
             try:
                 _measure(target, measurement, workdir, load, prefix, log, after)
             except _TargetFailed as error:
@@ -368,6 +376,75 @@ def _measure_reads(load: _Load, port: int, postgres: str, extras: Extras, log: C
     except Exception as error:  # noqa: BLE001 - reported in the table
         result = ReadLatency((small, large), failure=f"{type(error).__name__}: {error}"[:300])
     return result
+
+
+DEFAULT_BENCH_REDIS_URL = "redis://127.0.0.1:6379/13"
+"""A Redis database of its own: the benchmark empties it."""
+
+
+def _measure_cache(load: _Load, port: int, target: Target, workdir: Path, log: Console) -> Any:
+    """``GET /orders/{id}`` on two fresh replicas of the service, one with the Redis read cache."""
+    import redis
+    from bench_cache import CacheComparison, order_ids, read_round
+
+    result = CacheComparison(target.database)
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_BENCH_REDIS_URL)
+    try:
+        with redis.Redis.from_url(redis_url, socket_timeout=2) as client:
+            client.flushdb()
+    except redis.RedisError as error:
+        result.failure = f"skipped: Redis at {_safe(redis_url)} does not answer ({type(error).__name__})"
+        log.print(f"  order read cache: {result.failure}")
+        return result
+    token = load.tokens[0]
+    ids = asyncio.run(order_ids(f"http://{HOST}:{port}", token, 200))
+    result.orders = len(ids)
+    reads, warmup = min(load.requests, 2000), min(load.requests, 2000) // 10
+    log.print(f"  GET /orders/{{id}} of {len(ids)} orders on two replicas, with and without the Redis cache: "
+              f"{reads} reads each, twice, at {load.concurrency} in flight")
+    base = _child_env(workdir)
+    base.pop("REDIS_URL", None)
+    base.update(DATABASE_URL=target.database_url or "", JWT_SECRET_KEY=load.secret, DEBUG="false",
+                LOG_LEVEL="WARNING", AUTO_MIGRATE="false", EMBEDDED_WORKER="false")
+    replicas = {"plain": dict(base, STATE_DIR=str(workdir / "state-plain")),
+                "cached": dict(base, STATE_DIR=str(workdir / "state-cached"), REDIS_URL=redis_url)}
+    with contextlib.ExitStack() as stack:
+        ports = {}
+        for name, env in replicas.items():
+            replica_port = _free_port()
+            log_path = workdir / f"replica-{name}.log"
+            process = stack.enter_context(_process(
+                [sys.executable, "-m", "cashup.cli", "serve", "--host", HOST, "--port", str(replica_port)],
+                env, workdir, log_path))
+            _wait_ready(process, f"http://{HOST}:{replica_port}/health/ready", log_path)
+            ports[name] = replica_port
+        for name in ("plain", "cached", "plain", "cached"):
+            result.rounds.append(asyncio.run(read_round(name, HOST, ports[name], token, ids, requests=reads,
+                                                        warmup=warmup, concurrency=load.concurrency)))
+        with redis.Redis.from_url(redis_url, socket_timeout=2) as client:
+            result.hits = int(client.dbsize())
+            client.flushdb()
+    return result
+
+
+def _print_cache(out: Console, cache: Any) -> None:
+    title = f"GET /orders/{{id}} with and without the Redis read cache, on {cache.database}"
+    if cache.failure:
+        out.print(f"{title}: {cache.failure}")
+        return
+    table = Table(title=f"{title}: {cache.orders} orders of one user, two replicas without a worker")
+    for column in ("replica", "reads/s", "p50 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="left" if column == "replica" else "right")
+    for round_ in cache.rounds:
+        p50, p99 = round_.percentile(0.5), round_.percentile(0.99)
+        table.add_row(round_.replica, f"{round_.rate:,.0f}", f"{p50:.1f}" if p50 else "-",
+                      f"{p99:.1f}" if p99 else "-", str(round_.errors))
+    out.print(table)
+    plain = [r.rate for r in cache.rounds if r.replica == "plain"]
+    cached = [r.rate for r in cache.rounds if r.replica == "cached"]
+    if plain and cached and min(plain) > 0:
+        out.print(f"  cached / plain reads per second: {max(cached) / max(plain):.2f}x "
+                  f"(best round of each); {cache.hits} orders held in Redis")
 
 
 # --- one target ----------------------------------------------------------------------------------
@@ -954,6 +1031,8 @@ def _print_extras(out: Console, report: Report, load: _Load) -> None:
         _print_statements(out, report.statements)
     if report.reads is not None:
         _print_reads(out, report.reads)
+    if report.cache is not None:
+        _print_cache(out, report.cache)
 
 
 def _print_fills(out: Console, fills: FillRate, load: _Load) -> None:

@@ -124,7 +124,7 @@ async def _count(url: str, secret: str, directory: Path, repeat: int, result: St
         database_url=url, debug=False, jwt_secret_key=secret, state_dir=directory / "state", log_level="WARNING",
         embedded_worker=True, paper_manual_market=True,
         # No idle polling inside a measured window: the worker is woken by the orders themselves.
-        worker_poll_seconds=5.0, worker_heartbeat_seconds=3600.0,
+        worker_poll_seconds=5.0, worker_heartbeat_seconds=3600.0, notification_poll_seconds=3600.0,
         _env_file=None,  # type: ignore[call-arg]
     )
     configure_logging(settings)

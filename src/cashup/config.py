@@ -148,6 +148,40 @@ class Settings(BaseSettings):
 
     idempotency_ttl_hours: int = 24
 
+    api_rate_limit: str | None = Field(
+        default=None,
+        description="requests each caller may make, in the `limits` notation (`100/second`, `6000/minute`); "
+        "shared by every replica through REDIS_URL when set; unset: no limit",
+    )
+    redis_read_cache: bool = Field(
+        default=True, description="with REDIS_URL: cache hot order and balance reads in Redis, dropped by every change"
+    )
+    redis_cache_ttl_seconds: float = Field(default=30.0, gt=0)
+
+    notification_poll_seconds: float = Field(
+        default=10.0, gt=0,
+        description="longest the notification dispatcher sleeps: it is woken by new deliveries and by its own "
+        "retries; this picks up what another process left behind",
+    )
+    notification_max_attempts: int = Field(default=8, ge=1, description="tries of one delivery before it fails")
+    notification_disable_after_failures: int = Field(
+        default=10, ge=1, description="a subscription is disabled after this many failed sends in a row"
+    )
+    notification_retry_base_seconds: float = Field(default=2.0, gt=0)
+    notification_retry_cap_seconds: float = Field(default=300.0, gt=0)
+    notification_timeout_seconds: float = Field(default=10.0, gt=0)
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_bot_token: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "cashup@localhost"
+    smtp_starttls: bool = False
+    wxpusher_api_url: str = "https://wxpusher.zjiecode.com"
+    wxpusher_app_token: str | None = None
+    pushplus_api_url: str = "https://www.pushplus.plus"
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, url: str) -> str:

@@ -5,6 +5,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,12 +28,20 @@ from cashup.events.broker import RabbitPublisher
 from cashup.events.bus import Bus, PostgresBus, RedisBus
 from cashup.events.fanout import Fanout, SharedSignals, outbox_reader
 from cashup.events.hub import Hub
+from cashup.events.model import EventSink
 from cashup.events.outbox import ON_EVENTS_KEY
 from cashup.events.relay import Relay
 from cashup.execution.placement import Placement
+from cashup.notifications.wiring import Notifications
+from cashup.replicas.balance_changes import session_info as read_cache_info
+from cashup.replicas.connection import connect as connect_redis
+from cashup.replicas.invalidation import CacheInvalidationSink
 from cashup.risk.cache import RiskCache
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.registry import build_venues
+
+if TYPE_CHECKING:
+    from cashup.replicas.read_cache import ReadCache
 
 log = structlog.get_logger("cashup.runtime")
 
@@ -49,13 +58,27 @@ class Runtime:
         self.clock = clock
         self.engine: AsyncEngine = create_engine(settings)
         self.cache_versions = CacheVersions(settings.cache_check_interval_ms / 1000)
-        self.sessions = create_sessionmaker(self.engine, info=session_info(self.cache_versions)
-                                            | {ON_EVENTS_KEY: self._events_written})
+        self.redis = connect_redis(settings)
+        self.read_cache: ReadCache | None = None
+        if self.redis is not None and settings.redis_read_cache:
+            from cashup.replicas import read_cache  # loads the Redis client library, only when configured
+
+            self.read_cache = read_cache.ReadCache(self.redis, settings.redis_cache_ttl_seconds)
+        self.sessions = create_sessionmaker(
+            self.engine, info=dict(session_info(self.cache_versions)) | read_cache_info(self.read_cache)
+            | {ON_EVENTS_KEY: self._events_written})
         self.signals = SharedSignals()
         self.hub = Hub(self.sessions, queue_size=settings.ws_queue_size)
+        self.event_sinks: list[EventSink] = [self.hub]
+        """The in-process consumers of committed events, in the order the relay feeds them."""
+        self.notifications = Notifications(settings, self.sessions, clock)
+        self.notifications.register(self.event_sinks)
+        if self.read_cache is not None:
+            self.signals.on_orders_changed(self.read_cache.forget)
+            self.event_sinks.append(CacheInvalidationSink(self.read_cache))
         publisher = RabbitPublisher(settings.broker_url, settings.events_exchange) if settings.broker_url else None
-        self.relay = Relay(self.sessions, publisher=publisher, sinks=[self.hub], batch=settings.events_relay_batch,
-                           poll_seconds=settings.events_relay_poll_seconds)
+        self.relay = Relay(self.sessions, publisher=publisher, sinks=self.event_sinks,
+                           batch=settings.events_relay_batch, poll_seconds=settings.events_relay_poll_seconds)
         self.account_cache = AccountCache(self.cache_versions)
         self.accounts = AccountDirectory(self.account_cache, clock, paper_funding=settings.initial_paper_balances)
         named = build_venues(settings)
@@ -147,6 +170,7 @@ class Runtime:
                                                    name="cache-notifications"))
         if self.fanout is not None:
             self._tasks.append(asyncio.create_task(self.fanout.run(), name="fanout"))
+        await self.notifications.start()
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="event-relay"))
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
@@ -170,4 +194,9 @@ class Runtime:
                 await task
         self._tasks.clear()
         await self.relay.stop()
+        await self.notifications.stop()
+        if self.read_cache is not None:
+            await self.read_cache.settle()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.engine.dispose()

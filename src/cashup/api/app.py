@@ -22,8 +22,11 @@ from cashup.engine.router import router as engine_router
 from cashup.events.ws import router as events_router
 from cashup.execution.group_commit import PlacementWriter
 from cashup.metrics import REQUEST_LATENCY
+from cashup.notifications.router import router as notifications_router
 from cashup.orders.router import render_placement
 from cashup.orders.router import router as orders_router
+from cashup.replicas.invalidation import SettleCacheBeforeAnswering
+from cashup.replicas.rate_limit import LimitRequests, RateLimiter, storage_for
 from cashup.risk.router import router as risk_router
 from cashup.runtime import Runtime
 from cashup.trading.router import router as trading_router
@@ -69,7 +72,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(risk_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(accounts_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(events_router, prefix="/api/v1")
+    app.include_router(notifications_router, prefix="/api/v1", dependencies=[StrictQuery])
 
+    app.add_middleware(SettleCacheBeforeAnswering)
+    if settings.api_rate_limit:
+        limiter = RateLimiter(settings.api_rate_limit, storage_for(settings.redis_url))
+        app.add_middleware(LimitRequests, limiter=limiter, tokens=app.state.tokens)
     app.add_middleware(ObserveRequests)
     return app
 

@@ -70,7 +70,9 @@ async def ready(runtime: RuntimeDep, response: Response) -> Readiness:
     pending = {"database": _database(runtime)}
     if runtime.settings.broker_url:
         pending["broker"] = _reachable(runtime.settings.broker_url)
-    if runtime.settings.redis_url:
+    if runtime.redis is not None:
+        pending["redis"] = runtime.redis.ping()
+    elif runtime.settings.redis_url:
         pending["redis"] = _reachable(runtime.settings.redis_url)
     results = await asyncio.gather(*(_bounded(check) for check in pending.values()))
     checks.update(zip(pending, results, strict=True))

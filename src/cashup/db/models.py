@@ -420,3 +420,76 @@ class EventStreamRow(Base):
 
     stream: Mapped[str] = mapped_column(String(36), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
+class NotificationSubscriptionRow(Base):
+    """A user's wish to hear of some events on one channel; disabled after repeated failed sends."""
+
+    __tablename__ = "notification_subscriptions"
+    __table_args__ = (Index("ix_notification_subscriptions_user", "user_id", "id"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(512))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    statuses: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str | None] = mapped_column(String(128), default=None)
+    """The webhook signing secret: shown once when the subscription is made, never answered again."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    disabled_reason: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class NotificationDeliveryRow(Base):
+    """One event to send to one subscription: written when the event arrives, sent by the dispatcher."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_notification_deliveries_subscription_event"),
+        Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_notification_deliveries_user", "user_id", "id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    subscription_id: Mapped[UUID] = mapped_column(ForeignKey("notification_subscriptions.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    event: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(12))
+    """``pending`` (due at ``next_attempt_at``), ``sent``, ``failed`` (gave up) or ``skipped`` (disabled)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(512), default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class NotificationAttemptRow(Base):
+    """One try at sending a delivery, and what came of it."""
+
+    __tablename__ = "notification_attempts"
+    __table_args__ = (Index("ix_notification_attempts_delivery", "delivery_id", "attempt"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    delivery_id: Mapped[UUID] = mapped_column(ForeignKey("notification_deliveries.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    ok: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(String(512), default=None)
+
+
+class NotificationTemplateRow(Base):
+    """An admin's text for one event type, replacing the built-in default."""
+
+    __tablename__ = "notification_templates"
+
+    event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(64))

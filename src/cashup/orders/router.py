@@ -11,6 +11,7 @@ from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, Placements, Runti
 from cashup.api.errors import BODY, READ, domain_error_response, errors
 from cashup.api.types import QueryDay, QueryTime
 from cashup.core.enums import OrderSide, OrderStatus
+from cashup.core.errors import NotFound
 from cashup.core.instruments import normalize_symbol
 from cashup.core.orders import Order
 from cashup.core.orders.commands import CancelOrder
@@ -223,9 +224,23 @@ async def get_order_by_client_id(
 
 
 @router.get("/orders/{order_id:uuid}", responses=errors(*READ, 404), response_model=OrderOut)
-async def get_order(order_id: UUID, principal: CurrentPrincipal, orders: OrderQueriesDep) -> OrderOut:
+async def get_order(order_id: UUID, principal: CurrentPrincipal, orders: OrderQueriesDep,
+                    runtime: RuntimeDep) -> Response:
     """One order with its fill state."""
-    return order_out(await orders.get(principal, order_id))
+    cache = runtime.read_cache
+    if cache is None:
+        return json_response(order_out(await orders.get(principal, order_id)), 200)
+    cached = await cache.get(order_id)
+    if cached is not None:
+        owner, body = cached
+        if not principal.can_see(owner):
+            raise NotFound(f"order {order_id} not found")
+        return Response(body, media_type="application/json")
+    epoch = cache.epoch()
+    row = await orders.get(principal, order_id)
+    body = order_out(row).model_dump_json().encode()
+    await cache.put(order_id, row.user_id, body, epoch)
+    return Response(body, media_type="application/json")
 
 
 async def _until_settled(runtime: RuntimeDep, orders: OrderQueries, principal: Principal, order: Order,

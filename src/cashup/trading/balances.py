@@ -82,6 +82,13 @@ class BalanceService:
         return await self.repository.find(await self._account_ids(principal, account_id),
                                           asset.upper() if asset is not None else None)
 
+    async def find_covering(self, principal: Principal, account_id: UUID | None = None,
+                            asset: str | None = None) -> tuple[list[BalanceRow], list[UUID] | None]:
+        """``find``, and the accounts the answer covers (``None``: every account, for those who read all)."""
+        account_ids = await self._account_ids(principal, account_id)
+        rows = await self.repository.find(account_ids, asset.upper() if asset is not None else None)
+        return rows, account_ids
+
     async def change(self, principal: Principal, body: BalanceChange) -> BalanceRow:
         """Deposit, withdraw or set an available balance (admin)."""
         principal.require(Role.ADMIN)

@@ -4,6 +4,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from cashup.api.deps import CurrentPrincipal, Placements, RuntimeDep, SessionDep
@@ -14,9 +15,11 @@ from cashup.core.errors import NotFound
 from cashup.core.instruments import normalize_symbol
 from cashup.core.ledger import LedgerReason
 from cashup.core.orders.commands import PlaceOrder
+from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, BalanceRow
 from cashup.orders.schemas import OrderOut
 from cashup.orders.service import decode_cursor, encode_cursor
+from cashup.runtime import Runtime
 from cashup.trading.balances import BalanceService
 from cashup.trading.positions import PositionService
 from cashup.trading.schemas import (
@@ -69,14 +72,34 @@ def balance_out(row: BalanceRow) -> BalanceOut:
     )
 
 
+_BALANCE_LIST = TypeAdapter(list[BalanceOut])
+
+
+async def balances_answer(runtime: Runtime, principal: Principal, balances: BalanceService,
+                          account_id: UUID | None, asset: str | None) -> Response:
+    """The caller's balances as JSON, from the Redis read cache when it holds them (see ``replicas``)."""
+    cache = None if principal.role.reads_everything else runtime.read_cache
+    query = f"{principal.user_id}|{account_id or '*'}|{asset.upper() if asset else '*'}"
+    epoch = 0
+    if cache is not None:
+        cached = await cache.get_balances(query)
+        if cached is not None:
+            return Response(cached, media_type="application/json")
+        epoch = cache.epoch()
+    rows, covered = await balances.find_covering(principal, account_id, asset)
+    await balances.session.commit()  # keeps the paper account a first call creates
+    body = _BALANCE_LIST.dump_json([balance_out(row) for row in rows])
+    if cache is not None and covered is not None:
+        await cache.put_balances(query, principal.user_id, covered, body, epoch)
+    return Response(body, media_type="application/json")
+
+
 @router.get("/balances", responses=errors(*READ, 404), response_model=list[BalanceOut], tags=["balances"])
 async def list_balances(
-    principal: CurrentPrincipal, balances: Balances, account_id: UUID | None = None
-) -> list[BalanceOut]:
+    principal: CurrentPrincipal, balances: Balances, runtime: RuntimeDep, account_id: UUID | None = None
+) -> Response:
     """The caller's balances per account and asset: available, locked by open orders, total."""
-    rows = await balances.find(principal, account_id)
-    await balances.session.commit()  # keeps the paper account a first call creates
-    return [balance_out(row) for row in rows]
+    return await balances_answer(runtime, principal, balances, account_id, None)
 
 
 @router.get("/balances/ledger", responses=errors(*READ, 404), response_model=LedgerPage, tags=["balances"])
@@ -112,12 +135,11 @@ async def ledger_entries(
 
 @router.get("/balances/{asset}", responses=errors(*READ), response_model=list[BalanceOut], tags=["balances"])
 async def get_balance(
-    asset: Annotated[str, Path(min_length=1, max_length=16)], principal: CurrentPrincipal, balances: Balances
-) -> list[BalanceOut]:
+    asset: Annotated[str, Path(min_length=1, max_length=16)], principal: CurrentPrincipal, balances: Balances,
+    runtime: RuntimeDep,
+) -> Response:
     """The caller's balance of one asset in each of their accounts."""
-    rows = await balances.find(principal, asset=asset)
-    await balances.session.commit()  # keeps the paper account a first call creates
-    return [balance_out(row) for row in rows]
+    return await balances_answer(runtime, principal, balances, None, asset)
 
 
 @router.post("/balances", responses=errors(*READ, *BODY, 403, 404), response_model=BalanceOut, tags=["balances"])
