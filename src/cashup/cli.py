@@ -108,6 +108,60 @@ def worker(
 
 
 @app.command()
+def intake(
+    schema: Annotated[bool, typer.Option("--schema", help="Print the order request's JSON Schema and exit")] = False,
+) -> None:
+    """Consume order requests from BROKER_URL (RabbitMQ by default) until stopped (SIGTERM or Ctrl-C)."""
+    import asyncio
+    import json
+    import signal
+
+    from cashup.intake.schemas import json_schema
+
+    if schema:
+        sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+        return
+    from cashup.api.app import placement_writer
+    from cashup.api.auth import TokenVerifier
+    from cashup.db.migrate import upgrade_to_head
+    from cashup.intake.service import IntakeService
+    from cashup.logging import configure_logging
+    from cashup.runtime import Runtime
+
+    settings = get_settings()
+    configure_logging(settings)
+    secret, _ = _secret(settings, read_state_file=True)
+    if settings.migrate_on_start:
+        upgrade_to_head(settings.database_url)
+    if settings.intake_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.intake_metrics_port, addr="127.0.0.1")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop.set)
+        runtime = Runtime(settings, run_worker=False)
+        await runtime.start()
+        placements = placement_writer(runtime)
+        tokens = TokenVerifier(secret, settings.jwt_algorithm, issuer=settings.jwt_issuer,
+                               audience=settings.jwt_audience)
+        service = IntakeService(runtime, placements, tokens)
+        try:
+            await service.start()
+            print(f"intake consuming {settings.intake_queue} ({service.consumer.kind})", flush=True)
+            await stop.wait()
+        finally:
+            await service.stop()
+            await placements.stop()
+            await runtime.stop()
+
+    asyncio.run(run())
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database schema of DATABASE_URL up to date."""
     from cashup.db.migrate import upgrade_to_head
