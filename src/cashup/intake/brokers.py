@@ -35,6 +35,18 @@ SCHEMES = {"amqp": "rabbit", "amqps": "rabbit", "kafka": "kafka", "redis": "redi
            "nats": "nats", "tls": "nats"}
 
 
+def rabbit_queue(name: str) -> Any:
+    """The durable request queue; its dead letters go to ``cashup.orders.dead``."""
+    from faststream.rabbit import RabbitQueue
+
+    return RabbitQueue(name, durable=True, arguments={"x-dead-letter-exchange": DEAD_LETTERS})
+
+
+def nats_name(name: str) -> str:
+    """A stream or durable consumer name NATS accepts (no dots, spaces or wildcards)."""
+    return "".join(char if char.isalnum() or char in "-_" else "-" for char in name)
+
+
 def broker_kind(url: str) -> str:
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
@@ -73,8 +85,8 @@ class IntakeConsumer:
                               logger=None)
         self.dead_exchange = RabbitExchange(DEAD_LETTERS, type=ExchangeType.FANOUT, durable=True)
         self.dead_queue = RabbitQueue(DEAD_LETTERS, durable=True)
-        queue = RabbitQueue(self.queue, durable=True, arguments={"x-dead-letter-exchange": DEAD_LETTERS})
-        broker.subscriber(queue, ack_policy=AckPolicy.MANUAL, decoder=raw_body, no_reply=True)(self._on_message)
+        broker.subscriber(rabbit_queue(self.queue), ack_policy=AckPolicy.MANUAL, decoder=raw_body,
+                          no_reply=True)(self._on_message)
         return broker
 
     def _kafka(self) -> Any:
@@ -104,10 +116,10 @@ class IntakeConsumer:
         from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 
         broker = NatsBroker(self.url, logger=None)
-        self.stream = JStream(self.queue.replace(".", "-"), subjects=[self.queue])
+        self.stream = JStream(nats_name(self.queue), subjects=[self.queue])
         config = ConsumerConfig(ack_wait=self.settings.intake_ack_wait_seconds,
                                 max_ack_pending=self.settings.intake_prefetch)
-        broker.subscriber(self.queue, stream=self.stream, durable=self.group, config=config,
+        broker.subscriber(self.queue, stream=self.stream, durable=nats_name(self.group), config=config,
                           pull_sub=PullSub(batch_size=min(self.settings.intake_prefetch, 100), timeout=1.0),
                           ack_policy=AckPolicy.MANUAL, decoder=raw_body, no_reply=True)(self._on_message)
         return broker
@@ -115,6 +127,8 @@ class IntakeConsumer:
     # --- lifecycle ---
 
     async def start(self) -> None:
+        if self.kind == "redis":
+            await self._redis_group()
         await self.broker.start()
         if self.kind == "rabbit":
             exchange = await self.broker.declare_exchange(self.dead_exchange)
@@ -122,6 +136,20 @@ class IntakeConsumer:
             await queue.bind(exchange)
         self.connected = True
         log.info("intake consuming", broker=self.kind, queue=self.queue, prefetch=self.settings.intake_prefetch)
+
+    async def _redis_group(self) -> None:
+        """Create the consumer group at the stream's start, so requests sent before any consumer ran are read."""
+        from redis.asyncio import Redis
+        from redis.exceptions import ResponseError
+
+        client = Redis.from_url(self.url)
+        try:
+            await client.xgroup_create(self.queue, self.group, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        finally:
+            await client.aclose()
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking messages, finish and acknowledge those in hand, then disconnect."""
