@@ -146,6 +146,8 @@ class Settings(BaseSettings):
                                       description="Redis Streams: pending entries idle this long are re-claimed")
     intake_ack_wait_seconds: float = Field(default=30.0, gt=0,
                                            description="NATS: an unacknowledged message is redelivered after this long")
+    intake_kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="Kafka: a consumer silent this long leaves the group")
     intake_metrics_port: int | None = Field(default=None, description="`cashup intake` serves /metrics on this port")
 
     @field_validator("database_url")

@@ -183,6 +183,7 @@ class Kafka(TestBroker):
         super().__init__(queue)
         self.bootstrap = bootstrap
         self.url = f"kafka://{bootstrap}"
+        self.published = 0
 
     async def prepare(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -203,6 +204,7 @@ class Kafka(TestBroker):
             sent = [await producer.send(self.queue, body, headers=[(k, v.encode()) for k, v in headers.items()])
                     for body, headers in messages]
             await asyncio.gather(*sent)
+            self.published += len(sent)
         finally:
             await producer.stop()
 
@@ -212,10 +214,9 @@ class Kafka(TestBroker):
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
-            partition = TopicPartition(self.queue, 0)
-            end = (await consumer.end_offsets([partition]))[partition]
-            committed = await consumer.committed(partition) or 0
-            return int(end - committed)
+            # offsets count from 0 on the one partition; Tansu's end offset is that of its last record batch
+            committed = await consumer.committed(TopicPartition(self.queue, 0)) or 0
+            return self.published - int(committed)
         finally:
             await consumer.stop()
 
@@ -238,9 +239,9 @@ def tansu(workdir: Path) -> Iterator[str]:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
-            except OSError:
+            except OSError as error:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"tansu did not start: {(workdir / 'tansu.log').read_text()[-2000:]}")
+                    raise RuntimeError(f"tansu did not start: {(workdir / 'tansu.log').read_text()[-2000:]}") from error
                 time.sleep(0.05)
         yield f"127.0.0.1:{port}"
     finally:

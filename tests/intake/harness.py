@@ -84,7 +84,8 @@ def intake_env(workdir: Path, database_url: str, broker_url: str, queue: str, **
         DATABASE_URL=database_url, BROKER_URL=broker_url, INTAKE_QUEUE=queue, INTAKE_GROUP=f"group-{queue}",
         JWT_SECRET_KEY=JWT_SECRET, PAPER_JOURNAL_PATH="memory", STATE_DIR=str(workdir / "state"),
         RISK_PRICE_BAND="off", AUTO_MIGRATE="false", LOG_LEVEL="WARNING", INTAKE_CLAIM_IDLE_MS="1000",
-        INTAKE_ACK_WAIT_SECONDS="2", INTAKE_RETRY_BASE_SECONDS="0.5", INTAKE_COMPENSATION_SECONDS="0.2", **extra)
+        INTAKE_ACK_WAIT_SECONDS="2", INTAKE_KAFKA_SESSION_TIMEOUT_MS="2000", INTAKE_RETRY_BASE_SECONDS="0.5",
+        INTAKE_COMPENSATION_SECONDS="0.2", **extra)
 
 
 def scalar(path: Path, sql: str) -> Any:

@@ -16,6 +16,7 @@ once; a semaphore of ``INTAKE_PREFETCH`` slots bounds what is in hand.
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,8 @@ from cashup.intake.processing import Delivery, IntakeProcessor, Verdict
 from cashup.metrics import INTAKE_LAG, INTAKE_REDELIVERED
 
 log = structlog.get_logger("cashup.intake.brokers")
+LOGGING: dict[str, Any] = {"logger": logging.getLogger("cashup.intake.broker"), "log_level": logging.DEBUG}
+"""FastStream's own lines (one per message) at DEBUG; its errors still at ERROR."""
 DEAD_LETTERS = "cashup.orders.dead"
 SCHEMES = {"amqp": "rabbit", "amqps": "rabbit", "kafka": "kafka", "redis": "redis", "rediss": "redis",
            "nats": "nats", "tls": "nats"}
@@ -82,7 +85,7 @@ class IntakeConsumer:
         from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 
         broker = RabbitBroker(self.url, default_channel=Channel(prefetch_count=self.settings.intake_prefetch),
-                              logger=None)
+                              **LOGGING)
         self.dead_exchange = RabbitExchange(DEAD_LETTERS, type=ExchangeType.FANOUT, durable=True)
         self.dead_queue = RabbitQueue(DEAD_LETTERS, durable=True)
         broker.subscriber(rabbit_queue(self.queue), ack_policy=AckPolicy.MANUAL, decoder=raw_body,
@@ -93,16 +96,18 @@ class IntakeConsumer:
         from faststream.kafka import KafkaBroker
 
         parts = urlsplit(self.url)
-        broker = KafkaBroker(parts.netloc or "127.0.0.1:9092", logger=None)
+        broker = KafkaBroker(parts.netloc or "127.0.0.1:9092", **LOGGING)
         broker.subscriber(self.queue, group_id=self.group, batch=True, max_records=self.settings.intake_prefetch,
                           batch_timeout_ms=100, auto_offset_reset="earliest", ack_policy=AckPolicy.MANUAL,
+                          session_timeout_ms=self.settings.intake_kafka_session_timeout_ms,
+                          heartbeat_interval_ms=max(self.settings.intake_kafka_session_timeout_ms // 3, 300),
                           decoder=raw_body, no_reply=True)(self._on_batch)
         return broker
 
     def _redis(self) -> Any:
         from faststream.redis import RedisBroker, StreamSub
 
-        broker = RedisBroker(self.url, logger=None)
+        broker = RedisBroker(self.url, **LOGGING)
         reads = StreamSub(self.queue, group=self.group, consumer=self.consumer_name, polling_interval=200,
                           max_records=min(self.settings.intake_prefetch, 100))
         claims = StreamSub(self.queue, group=self.group, consumer=self.consumer_name + "-claim",
@@ -115,7 +120,7 @@ class IntakeConsumer:
     def _nats(self) -> Any:
         from faststream.nats import ConsumerConfig, JStream, NatsBroker, PullSub
 
-        broker = NatsBroker(self.url, logger=None)
+        broker = NatsBroker(self.url, **LOGGING)
         self.stream = JStream(nats_name(self.queue), subjects=[self.queue])
         config = ConsumerConfig(ack_wait=self.settings.intake_ack_wait_seconds,
                                 max_ack_pending=self.settings.intake_prefetch)

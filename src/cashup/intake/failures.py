@@ -24,13 +24,13 @@ from cashup.core.errors import Conflict, NotFound
 from cashup.core.ids import new_id
 from cashup.core.principal import Principal
 from cashup.db.models import FailureRow
-from cashup.engine.failures import FailureStatus
+from cashup.engine.failures import INTAKE_KIND_PREFIX, FailureStatus
 from cashup.intake.processing import FailureSink, IntakeFailure, IntakeProcessor, Reason, authenticate, decode, validate
 from cashup.metrics import COMPENSATION_RUNS, FAILURES
 
 log = structlog.get_logger("cashup.intake.failures")
-KIND_PREFIX = "intake."
-DISCARDED = "discarded"
+KIND_PREFIX = INTAKE_KIND_PREFIX
+DISCARDED = FailureStatus.DISCARDED
 STALE_CLAIM = timedelta(seconds=30)
 """A row left ``processing`` this long (its process died mid-retry) is due again."""
 
@@ -105,18 +105,6 @@ class IntakeFailures(FailureSink):
         row = await self._claim(failure_id, manual=True)
         assert row is not None
         return await self._attempt(row, message, authorization, "manual")
-
-    async def discard(self, failure_id: UUID) -> FailureRow:
-        async with self.sessions() as session:
-            row = await self._get(session, failure_id)
-            if row.status in (FailureStatus.SUCCESS, FailureStatus.PROCESSING):
-                raise Conflict(f"failure {failure_id} is {row.status}; it cannot be discarded", status=row.status)
-            row.status = DISCARDED
-            row.next_retry_at = None
-            row.updated_at = self.clock()
-            await session.commit()
-            COMPENSATION_RUNS.labels("manual", DISCARDED).inc()
-            return row
 
     async def _get(self, session: AsyncSession, failure_id: UUID) -> FailureRow:
         row = await session.get(FailureRow, failure_id)
