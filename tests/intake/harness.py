@@ -80,10 +80,11 @@ class IntakeProcess:
 
 
 def intake_env(workdir: Path, database_url: str, broker_url: str, queue: str, **extra: str) -> dict[str, str]:
+    extra = {"LOG_LEVEL": "WARNING"} | extra
     return clean_env(
         DATABASE_URL=database_url, BROKER_URL=broker_url, INTAKE_QUEUE=queue, INTAKE_GROUP=f"group-{queue}",
         JWT_SECRET_KEY=JWT_SECRET, PAPER_JOURNAL_PATH="memory", STATE_DIR=str(workdir / "state"),
-        RISK_PRICE_BAND="off", AUTO_MIGRATE="false", LOG_LEVEL="WARNING", INTAKE_CLAIM_IDLE_MS="1000",
+        RISK_PRICE_BAND="off", AUTO_MIGRATE="false", INTAKE_CLAIM_IDLE_MS="1000",
         INTAKE_ACK_WAIT_SECONDS="2", INTAKE_KAFKA_SESSION_TIMEOUT_MS="2000", INTAKE_RETRY_BASE_SECONDS="0.5",
         INTAKE_COMPENSATION_SECONDS="0.2", **extra)
 
