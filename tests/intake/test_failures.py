@@ -20,6 +20,7 @@ from cashup.core.enums import Role
 from cashup.db.models import FailureRow, IntakeRequestRow, OrderRow
 from cashup.intake.service import IntakeService
 from cashup.runtime import Runtime
+from tests.conftest import JWT_SECRET
 from tests.intake.brokers import RABBIT_URL, Rabbit, require_broker
 
 API = "/api/v1"
@@ -59,7 +60,7 @@ async def eventually(check: Callable[[], object], what: str, timeout: float = 10
 def poison(token_for: Callable[..., str]) -> list[tuple[bytes, dict[str, str]]]:
     good = {"authorization": f"Bearer {token_for('alice', Role.STRATEGY)}"}
     expired = jwt.encode({"sub": "alice", "role": "strategy", "iat": datetime.now(UTC) - timedelta(hours=2),
-                          "exp": datetime.now(UTC) - timedelta(hours=1)}, "test-secret-that-is-long-enough-for-hs256-signing")
+                          "exp": datetime.now(UTC) - timedelta(hours=1)}, JWT_SECRET)
     foreign = jwt.encode({"sub": "alice", "role": "strategy", "exp": datetime.now(UTC) + timedelta(hours=1)},
                          "another-secret-that-is-long-enough-for-hs256")
     bodies = [b"{not json", b"", b"[1, 2]", b"\xff\xfe\x00", b"null"]
@@ -69,8 +70,8 @@ def poison(token_for: Callable[..., str]) -> list[tuple[bytes, dict[str, str]]]:
         {"request_id": "missing-4", **{key: value for key, value in GOOD.items() if key != "side"}}]
     messages += [(json.dumps(body).encode(), good) for body in missing]
     body = json.dumps({**GOOD, "request_id": "token"}).encode()
-    messages += [(body, {}), (body, {"authorization": "Bearer not-a-token"}), (body, {"authorization": expired}),
-                 (body, {"authorization": f"Bearer {foreign}"}),
+    messages += [(body, {}), (body, {"authorization": "Bearer not-a-token"}),
+                 (body, {"authorization": f"Bearer {expired}"}), (body, {"authorization": f"Bearer {foreign}"}),
                  (body, {"authorization": f"Bearer {token_for('vera', Role.VIEWER)}"})]
     messages += [(json.dumps({**GOOD, "request_id": f"unknown-{n}", "symbol": symbol}).encode(), good)
                  for n, symbol in enumerate(["NOPE/USDT", "BTC/NOPE", "DOGE/XYZ", "AAA/BBB", "ZZZ/USDT"])]
