@@ -174,3 +174,27 @@ async def _next(queue: object) -> dict:
             return json.loads(message.body)
         await asyncio.sleep(0.05)
     raise AssertionError("no reply within 10 s")
+
+
+async def test_serve_embeds_the_intake_and_readiness_reports_it(settings: Settings, runtime: Runtime,
+                                                               token_for: Callable[..., str]) -> None:
+    require_broker(RABBIT_URL)
+    app = create_app(settings.model_copy(update={"embedded_intake": True}), runtime)
+    broker = Rabbit(settings.intake_queue)
+    await broker.prepare()
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                ready = (await client.get("/health/ready")).json()
+                assert ready["checks"]["intake"] == "ok" and ready["checks"]["broker"] == "ok"
+                sender = {"authorization": f"Bearer {token_for('alice', Role.STRATEGY)}"}
+                await broker.publish([(json.dumps({**GOOD, "request_id": "embedded-1"}).encode(), sender)])
+                await eventually(lambda: _orders_are(runtime, 1), "the order placed by the embedded intake")
+        assert app.state.intake.health() != "ok"  # stopped with the app
+    finally:
+        await broker.cleanup()
+
+
+async def _orders_are(runtime: Runtime, expected: int) -> bool:
+    return await count(runtime, select(func.count()).select_from(OrderRow)) == expected
