@@ -84,7 +84,8 @@ class IntakeConsumer:
     def _rabbit(self) -> Any:
         from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
 
-        broker = RabbitBroker(self.url, default_channel=Channel(prefetch_count=self.settings.intake_prefetch),
+        channel = Channel(prefetch_count=self.settings.intake_prefetch, publisher_confirms=True)
+        broker = RabbitBroker(self.url, default_channel=channel,
                               **LOGGING)
         self.dead_exchange = RabbitExchange(DEAD_LETTERS, type=ExchangeType.FANOUT, durable=True)
         self.dead_queue = RabbitQueue(DEAD_LETTERS, durable=True)
