@@ -20,7 +20,7 @@ from cashup.config import Settings
 from cashup.core.ids import new_id
 from cashup.engine.router import router as engine_router
 from cashup.execution.group_commit import PlacementWriter
-from cashup.intake.service import IntakeService, build_failures
+from cashup.intake.service import build_failures
 from cashup.metrics import REQUEST_LATENCY
 from cashup.orders.router import render_placement
 from cashup.orders.router import router as orders_router
@@ -45,6 +45,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             await app.state.runtime.start()
         intake = None
         if settings.embedded_intake:
+            from cashup.intake.service import IntakeService
+
             intake = IntakeService(app.state.runtime, app.state.placements, app.state.tokens)
             await intake.start()
         app.state.intake = intake

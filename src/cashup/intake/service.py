@@ -7,7 +7,6 @@ import structlog
 
 from cashup.api.auth import TokenVerifier
 from cashup.execution.group_commit import PlacementWriter
-from cashup.intake.brokers import IntakeConsumer
 from cashup.intake.failures import IntakeFailures
 from cashup.intake.processing import IntakeProcessor
 from cashup.runtime import Runtime
@@ -31,6 +30,8 @@ class IntakeService:
         self.settings = runtime.settings
         self.failures = build_failures(runtime, placements, tokens)
         assert self.failures.processor is not None
+        from cashup.intake.brokers import IntakeConsumer  # the broker clients load only where a consumer runs
+
         self.consumer = IntakeConsumer(self.settings, self.failures.processor, consumer_name=consumer_name)
         self._retries: asyncio.Task[None] | None = None
 
