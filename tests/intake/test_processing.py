@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from cashup.api.app import placement_writer
@@ -18,6 +19,9 @@ from cashup.intake.service import build_failures
 from cashup.runtime import Runtime
 from tests.conftest import JWT_SECRET, TestClock
 
+METRICS = [("cashup_intake_failures_total", {"reason": "unavailable"}),
+           ("cashup_compensation_runs_total", {"trigger": "schedule", "outcome": "success"}),
+           ("cashup_intake_duplicates_total", {}), ("cashup_intake_consume_to_commit_seconds_count", {})]
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "intake" / "order-request.schema.json"
 GOOD = {"request_id": "r-1", "symbol": "BTC/USDT", "side": "buy", "order_type": "limit", "quantity": "0.01",
         "price": "1000"}
@@ -65,6 +69,7 @@ async def test_a_venue_without_prices_makes_a_retryable_failure_that_the_schedul
     processor.attempts = 1
     prices = runtime.placement.prices
     runtime.placement.prices = lambda exchange, symbol: None  # the venue has no market data
+    before = {name: REGISTRY.get_sample_value(name, labels) or 0 for name, labels in METRICS}
     headers = {"authorization": f"Bearer {token_for('alice', Role.STRATEGY)}"}
     try:
         verdict = await processor.handle(Delivery(json.dumps(GOOD).encode(), headers))
@@ -93,6 +98,10 @@ async def test_a_venue_without_prices_makes_a_retryable_failure_that_the_schedul
 
         again = await processor.handle(Delivery(json.dumps(GOOD).encode(), headers, redelivered=True))
         assert again.outcome == "duplicate"
+        after = {name: REGISTRY.get_sample_value(name, labels) or 0 for name, labels in METRICS}
+        assert {name: after[name] - before[name] for name in after} == {
+            "cashup_intake_failures_total": 1, "cashup_compensation_runs_total": 1,
+            "cashup_intake_duplicates_total": 1, "cashup_intake_consume_to_commit_seconds_count": 1}
         async with runtime.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(OrderRow)) == 1
     finally:
