@@ -76,6 +76,7 @@ class IntakeConsumer:
         self.slots = asyncio.Semaphore(settings.intake_prefetch)
         self.in_hand: set[asyncio.Task[None]] = set()
         self.connected = False
+        self._lag_task: asyncio.Task[None] | None = None
         processor.broker = self.kind
         self.broker: Any = getattr(self, f"_{self.kind}")()
 
@@ -141,6 +142,8 @@ class IntakeConsumer:
             queue = await self.broker.declare_queue(self.dead_queue)
             await queue.bind(exchange)
         self.connected = True
+        if self.kind in ("rabbit", "redis"):
+            self._lag_task = asyncio.create_task(self._watch_lag(), name="intake-lag")
         log.info("intake consuming", broker=self.kind, queue=self.queue, prefetch=self.settings.intake_prefetch)
 
     async def _redis_group(self) -> None:
@@ -157,8 +160,33 @@ class IntakeConsumer:
         finally:
             await client.aclose()
 
+    async def _watch_lag(self, every: float = 5.0) -> None:
+        """RabbitMQ: messages ready in the queue; Redis: entries the group has not read yet (``cashup_intake_lag``)."""
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(self.url) if self.kind == "redis" else None
+        try:
+            while True:
+                with contextlib.suppress(Exception):
+                    INTAKE_LAG.labels(self.kind).set(await self._lag(client))
+                await asyncio.sleep(every)
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    async def _lag(self, client: Any) -> int:
+        if client is None:
+            queue = await self.broker.declare_queue(rabbit_queue(self.queue))
+            return int(queue.declaration_result.message_count or 0)
+        groups = await client.xinfo_groups(self.queue)
+        return next(int(group.get("lag") or 0) for group in groups if group["name"].decode() == self.group)
+
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking messages, finish and acknowledge those in hand, then disconnect."""
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
         for subscriber in list(self.broker.subscribers):
             with contextlib.suppress(Exception):
                 await subscriber.stop()
