@@ -87,7 +87,7 @@ def test_database_outage_loses_no_request_and_its_failures_are_retried_to_succes
         proxy.restore()
         asyncio.run(broker.publish(batches[3]))
 
-        wait_for(lambda: placed() == 400, 60, "every request placed after the outage")
+        wait_for(lambda: placed() == 400, 120, "every request placed after the outage")
         unsettled = "SELECT count(*) FROM failures WHERE status <> 'success'"
         wait_for(lambda: asyncio.run(_scalar(postgres_url, unsettled)) == 0, 60, "failures retried to success")
         wait_for(lambda: asyncio.run(broker.left(queue)) == 0, 30, "every message acknowledged")
