@@ -73,7 +73,7 @@ REQUEST_TIMEOUT = 30.0
 
 SERVICE, INSERT_BASELINE, ECHO = "service", "insert baseline", "echo endpoint"
 CLIENTS = ("raw", "httpx")
-PARTS = ("sqlite", "postgresql", "insert", "fills", "statements", "reads", "cache")
+PARTS = ("sqlite", "postgresql", "insert", "fills", "statements", "reads", "cache", "intake")
 """What ``--skip`` can leave out: a database, the insert baselines, or one of the extra measurements."""
 MARKET_ORDER = {"symbol": "BTC/USDT", "side": "buy", "order_type": "market", "quantity": "0.001"}
 FINAL_STATUSES = ("filled", "canceled", "rejected", "denied", "expired")
@@ -152,6 +152,8 @@ class Extras:
     stat_repeat: int = 3
     read_budget: float = 30.0
     """Seconds one call may be expected to take at the large size before it is skipped."""
+    intake: int = 2000
+    """Order-request messages for the RabbitMQ intake row (0: skip)."""
 
 
 @dataclass
@@ -181,6 +183,8 @@ class Report:
     statements: list[Any] = field(default_factory=list)
     reads: Any = None
     cache: Any = None
+    intake: list[Any] = field(default_factory=list)
+    intake_note: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -189,7 +193,8 @@ class Report:
         statements = any(counts.failure for counts in self.statements)
         reads = self.reads is not None and (self.reads.failure is not None or bool(self.reads.errors))
         cache = self.cache is not None and any(round_.errors for round_ in self.cache.rounds)
-        return creates or fills or statements or reads or cache
+        intake = any(rate.per_second is None for rate in self.intake)
+        return creates or fills or statements or reads or cache or intake
 
 
 def run_api_benchmark(
@@ -282,6 +287,9 @@ def run_api_benchmark(
             keep_workdir = keep_workdir or bool(measurement.log_tail)
             report.creates.append(measurement)
             log.print(f"  {_summary(measurement)}")
+        if extras.intake > 0 and "intake" not in skip:
+            _run_intake(report, extras.intake, secret, workdir, postgres if "postgresql" not in skip else None,
+                        skip, log)
     finally:
         if not keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -1024,7 +1032,41 @@ def _print(out: Console, results: list[Measurement], load: _Load, notes: list[st
         out.print(f"[dim]{note}[/]", highlight=False)
 
 
+def _run_intake(report: Report, count: int, secret: str, workdir: Path, postgres: str | None,
+                skip: frozenset[str], log: Console) -> None:
+    from bench_intake import measure_intake, rabbit_problem
+
+    problem = rabbit_problem()
+    if problem is not None:
+        report.intake_note = f"intake row skipped: {problem}"
+        return
+    databases = [] if "sqlite" in skip else [("sqlite", _sqlite_url(workdir / "intake.db"))]
+    if postgres is not None:
+        _reset_postgres(postgres)
+        databases.append(("postgresql", postgres))
+    report.intake = measure_intake(count, databases, secret, log)
+
+
+def _print_intake(out: Console, report: Report) -> None:
+    if report.intake_note:
+        out.print(report.intake_note)
+    if not report.intake:
+        return
+    bare = next((rate for rate in report.intake if rate.database == "none"), None)
+    table = Table(title="Order requests from RabbitMQ: messages per second, first to last (start-up excluded); "
+                        "the service commits each order (deduped on request_id) before its ack")
+    for column in ("target", "database", "messages", "messages/s", "vs bare consumer", "note"):
+        table.add_column(column)
+    for rate in report.intake:
+        ratio = "" if bare is None or bare.per_second is None or rate.per_second is None or rate is bare else (
+            f"{rate.per_second / bare.per_second:.2f}x")
+        table.add_row(rate.target, rate.database, f"{rate.messages:,}",
+                      "failed" if rate.per_second is None else f"{rate.per_second:,.0f}", ratio, rate.note)
+    out.print(table)
+
+
 def _print_extras(out: Console, report: Report, load: _Load) -> None:
+    _print_intake(out, report)
     if report.fills is not None:
         _print_fills(out, report.fills, load)
     if report.statements:
@@ -1141,6 +1183,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="orders of each kind counted for statements per order (default 10)")
     parser.add_argument("--reads", default="10000,1000000", help="the two table sizes for list and statistics "
                                                                  "latency (default 10000,1000000)")
+    parser.add_argument("--intake", type=int, default=2000,
+                        help="order-request messages for the RabbitMQ intake row (default 2000; 0 skips)")
     parser.add_argument("--read-budget", type=float, default=30.0,
                         help="skip an endpoint at the large size if it would take longer than this (seconds)")
     args = parser.parse_args(argv)
@@ -1153,7 +1197,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be at least 1")
     extras = Extras(fills=max(0, args.fills), statements_repeat=max(0, args.count_repeat), reads=(small, large),
-                    read_budget=args.read_budget)
+                    read_budget=args.read_budget, intake=max(0, args.intake))
     report = run_api_benchmark(requests=args.requests, concurrency=args.concurrency, postgres_url=args.postgres_url,
                                timeout=args.timeout, client=args.client, skip=frozenset(args.skip), extras=extras)
     return 1 if report.failed else 0

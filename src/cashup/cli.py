@@ -1,7 +1,9 @@
 """The ``cashup`` command line."""
 
+import os
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -9,8 +11,12 @@ from rich.console import Console
 from cashup.config import Settings, get_settings
 from cashup.core.enums import Role
 
+if TYPE_CHECKING:
+    from uuid import UUID
+
 app = typer.Typer(help="CashUp Order Service", no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True)
+STOP_GRACE_SECONDS = 10.0
 
 
 def _fail(message: str) -> None:
@@ -105,6 +111,184 @@ def worker(
             await runtime.stop()
 
     asyncio.run(run())
+
+
+@app.command()
+def intake(
+    schema: Annotated[bool, typer.Option("--schema", help="Print the order request's JSON Schema and exit")] = False,
+) -> None:
+    """Consume order requests from BROKER_URL (RabbitMQ by default) until stopped (SIGTERM or Ctrl-C)."""
+    import asyncio
+    import json
+    import signal
+
+    from cashup.intake.schemas import json_schema
+
+    if schema:
+        sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+        return
+    from cashup.api.app import placement_writer
+    from cashup.api.auth import TokenVerifier
+    from cashup.db.migrate import upgrade_to_head
+    from cashup.intake.service import IntakeService
+    from cashup.logging import configure_logging
+    from cashup.runtime import Runtime
+
+    settings = get_settings()
+    configure_logging(settings)
+    secret, _ = _secret(settings, read_state_file=True)
+    if settings.migrate_on_start:
+        upgrade_to_head(settings.database_url)
+    if settings.intake_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.intake_metrics_port, addr="127.0.0.1")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop.set)
+        runtime = Runtime(settings, run_worker=False)
+        await runtime.start()
+        placements = placement_writer(runtime)
+        tokens = TokenVerifier(secret, settings.jwt_algorithm, issuer=settings.jwt_issuer,
+                               audience=settings.jwt_audience)
+        service = IntakeService(runtime, placements, tokens)
+        try:
+            await service.start()
+            print(f"intake consuming {settings.intake_queue} ({service.consumer.kind})", flush=True)
+            await stop.wait()
+        finally:
+            await service.stop()  # every message in hand is acknowledged (or given back) by now
+            await placements.stop()
+            stopping = asyncio.create_task(runtime.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=STOP_GRACE_SECONDS)
+            if not done:
+                # Nothing is left in hand; what hangs is a database connection (seen after an outage). Exit.
+                console.print(f"[yellow]note:[/] the runtime did not stop within {STOP_GRACE_SECONDS} s; exiting")
+                sys.stdout.flush()
+                os._exit(0)
+
+    asyncio.run(run())
+
+
+failures_app = typer.Typer(help="The failure table: failed order requests and failed work", no_args_is_help=True)
+app.add_typer(failures_app, name="failures")
+FailureIds = Annotated[list[str] | None, typer.Argument(help="failure ids", show_default=False)]
+EveryOpen = Annotated[bool, typer.Option("--all", help="every failure that is failed or pending")]
+SourceOption = Annotated[str | None, typer.Option(help="intake (order requests) or engine (work)")]
+
+
+def _failure_ids(ids: list[str] | None, every: bool) -> list["UUID"]:
+    from uuid import UUID
+
+    if every == bool(ids):
+        _fail("give failure ids or --all (not both)")
+    try:
+        return [UUID(value) for value in ids or []]
+    except ValueError:
+        _fail("a failure id is a UUID, as `cashup failures list` shows")
+        raise
+
+
+def _source(source: str | None) -> str | None:
+    if source not in (None, "intake", "engine"):
+        _fail("--source: intake or engine")
+    return source
+
+
+def _with_progress(title: str, work: "Callable[..., Any]", **arguments: Any) -> None:
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    outcomes: dict[str, int] = {}
+    with Progress(TextColumn(title), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(title, total=None)
+
+        def started(total: int) -> None:
+            bar.update(task, total=total)
+
+        def progress(failure_id: "UUID", outcome: str) -> None:
+            outcomes[outcome.split(":")[0]] = outcomes.get(outcome.split(":")[0], 0) + 1
+            bar.console.print(f"{failure_id}  {outcome}")
+            bar.advance(task)
+
+        asyncio.run(work(started=started, progress=progress, **arguments))
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) or "nothing to do"
+    console.print(f"[bold]{title}:[/] {summary}")
+
+
+@failures_app.command("list")
+def failures_list(
+    status: Annotated[str | None, typer.Option(help="pending, processing, success, failed or discarded")] = None,
+    source: SourceOption = None,
+    day: Annotated[str | None, typer.Option("--date", help="recorded on this UTC day (YYYY-MM-DD)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """List failures, newest first."""
+    import asyncio
+    from datetime import date
+
+    from rich.table import Table
+
+    from cashup.intake.operations import find_failures
+
+    try:
+        on = date.fromisoformat(day) if day else None
+    except ValueError:
+        _fail("--date: YYYY-MM-DD")
+        raise
+    rows = asyncio.run(find_failures(get_settings(), status=status, source=_source(source), day=on, limit=limit))
+    table = Table("id", "kind", "status", "tries", "next retry", "created", "error")
+    for row in rows:
+        table.add_row(str(row.id), row.kind, row.status, str(row.retry_count),
+                      row.next_retry_at.isoformat(timespec="seconds") if row.next_retry_at else "",
+                      row.created_at.isoformat(timespec="seconds"), row.error[:80])
+    out = Console()
+    (out if out.is_terminal else Console(width=200)).print(table)
+
+
+@failures_app.command("retry")
+def failures_retry(
+    ids: FailureIds = None,
+    every: EveryOpen = False,
+    source: SourceOption = None,
+    message: Annotated[str | None, typer.Option(help="JSON file: the corrected order request (one id only)")] = None,
+    authorization: Annotated[str | None, typer.Option(
+        envvar="CASHUP_SENDER_AUTHORIZATION", help="`Bearer <token>` of the sender, for an unauthenticated message")
+    ] = None,
+) -> None:
+    """Retry failures now: an order request is placed again through the dedupe; failed work is queued again."""
+    import json
+
+    from cashup.intake.operations import retry_failures
+
+    failure_ids = _failure_ids(ids, every)
+    corrected = None
+    if message is not None:
+        if every or len(failure_ids) != 1:
+            _fail("--message goes with exactly one failure id")
+        try:
+            with open(message) as file:
+                corrected = json.load(file)
+        except (OSError, ValueError) as error:
+            _fail(f"--message: {error}")
+    settings = get_settings()
+    secret, _ = _secret(settings, read_state_file=True)
+    _with_progress("retry", retry_failures, settings=settings, ids=failure_ids, every=every, source=_source(source),
+                   message=corrected, authorization=authorization, secret=secret)
+
+
+@failures_app.command("discard")
+def failures_discard(ids: FailureIds = None, every: EveryOpen = False, source: SourceOption = None) -> None:
+    """Set failures aside for good: kept, never retried on a schedule."""
+    from cashup.intake.operations import discard_failures
+
+    failure_ids = _failure_ids(ids, every)
+    _with_progress("discard", discard_failures, settings=get_settings(), ids=failure_ids, every=every,
+                   source=_source(source))
 
 
 @app.command()

@@ -182,6 +182,25 @@ class Settings(BaseSettings):
     wxpusher_app_token: str | None = None
     pushplus_api_url: str = "https://www.pushplus.plus"
 
+    embedded_intake: bool = Field(
+        default=False, description="`cashup serve` also consumes order requests from BROKER_URL (like `cashup intake`)"
+    )
+    intake_prefetch: int = Field(default=256, ge=1, le=10_000, description="order requests held unacknowledged at once")
+    intake_queue: str = Field(default="cashup.orders.requests",
+                              description="queue (RabbitMQ), topic (Kafka), stream (Redis) or subject (NATS)")
+    intake_group: str = Field(default="cashup-intake", description="consumer group / durable consumer name")
+    intake_attempts: int = Field(default=5, ge=1, description="tries of a message in hand before it becomes a failure")
+    intake_retry_limit: int = Field(default=8, ge=0, description="scheduled retries of a retryable failure")
+    intake_retry_base_seconds: float = Field(default=1.0, gt=0, description="first backoff of a scheduled retry")
+    intake_compensation_seconds: float = Field(default=1.0, gt=0, description="how often due failures are retried")
+    intake_claim_idle_ms: int = Field(default=10_000, ge=100,
+                                      description="Redis Streams: pending entries idle this long are re-claimed")
+    intake_ack_wait_seconds: float = Field(default=30.0, gt=0,
+                                           description="NATS: an unacknowledged message is redelivered after this long")
+    intake_kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="Kafka: a consumer silent this long leaves the group")
+    intake_metrics_port: int | None = Field(default=None, description="`cashup intake` serves /metrics on this port")
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, url: str) -> str:

@@ -24,3 +24,15 @@ FAILURES = Counter("cashup_failures_total", "Work recorded in the failure table,
 RETRIES = Counter("cashup_retries_total", "Work steps scheduled again after a transient failure", ["action"])
 WORK_QUEUE_DEPTH = Gauge("cashup_work_queue_depth", "Orders whose next action is due")
 WORK_QUEUE_AGE = Gauge("cashup_work_queue_oldest_due_seconds", "Age of the oldest due action")
+INTAKE_CONSUMED = Counter("cashup_intake_consumed_total", "Order-request messages consumed, by broker", ["broker"])
+INTAKE_OUTCOMES = Counter("cashup_intake_outcomes_total", "Order requests answered, by outcome", ["outcome"])
+INTAKE_DUPLICATES = Counter("cashup_intake_duplicates_total", "Order requests seen again (repeats and redeliveries)")
+INTAKE_REDELIVERED = Counter("cashup_intake_redelivered_total", "Messages the broker marked as redelivered")
+INTAKE_FAILURES = Counter("cashup_intake_failures_total", "Order requests that became failures, by reason", ["reason"])
+INTAKE_LATENCY = Histogram(
+    "cashup_intake_consume_to_commit_seconds", "From a message's delivery to its order's commit",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INTAKE_LAG = Gauge("cashup_intake_lag", "Messages waiting behind the consumer, where the broker reports it", ["broker"])
+COMPENSATION_RUNS = Counter("cashup_compensation_runs_total", "Failure retries, by trigger and outcome",
+                            ["trigger", "outcome"])

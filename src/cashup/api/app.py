@@ -21,6 +21,7 @@ from cashup.core.ids import new_id
 from cashup.engine.router import router as engine_router
 from cashup.events.ws import router as events_router
 from cashup.execution.group_commit import PlacementWriter
+from cashup.intake.service import build_failures
 from cashup.metrics import REQUEST_LATENCY
 from cashup.notifications.router import router as notifications_router
 from cashup.orders.router import render_placement
@@ -44,10 +45,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if own:
             app.state.runtime = Runtime(settings)
             app.state.placements = placement_writer(app.state.runtime)
+            app.state.intake_failures = build_failures(app.state.runtime, app.state.placements, app.state.tokens)
             await app.state.runtime.start()
+        intake = None
+        if settings.embedded_intake:
+            from cashup.intake.service import IntakeService
+
+            intake = IntakeService(app.state.runtime, app.state.placements, app.state.tokens)
+            await intake.start()
+        app.state.intake = intake
         try:
             yield
         finally:
+            if intake is not None:
+                await intake.stop()
             await app.state.placements.stop()
             if own:
                 await app.state.runtime.stop()
@@ -60,9 +71,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.tokens = TokenVerifier(jwt_secret, settings.jwt_algorithm, issuer=settings.jwt_issuer,
                                      audience=settings.jwt_audience)
+    app.state.intake = None
     if runtime is not None:
         app.state.runtime = runtime
         app.state.placements = placement_writer(runtime)
+        app.state.intake_failures = build_failures(runtime, app.state.placements, app.state.tokens)
     install_error_handlers(app)
     app.add_middleware(EncodedSymbolPaths)
     app.include_router(system.router)

@@ -4,7 +4,7 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
@@ -64,8 +64,8 @@ async def _reachable(url: str) -> None:
 
 
 @router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def ready(runtime: RuntimeDep, response: Response) -> Readiness:
-    """Readiness: database, broker, Redis and venues, each named; 503 with the failing ones, within 2 s."""
+async def ready(runtime: RuntimeDep, request: Request, response: Response) -> Readiness:
+    """Readiness: database, broker (and intake consumer), Redis, venues; 503 naming the failing ones, within 2 s."""
     checks: dict[str, Any] = {}
     pending = {"database": _database(runtime)}
     if runtime.settings.broker_url:
@@ -76,6 +76,9 @@ async def ready(runtime: RuntimeDep, response: Response) -> Readiness:
         pending["redis"] = _reachable(runtime.settings.redis_url)
     results = await asyncio.gather(*(_bounded(check) for check in pending.values()))
     checks.update(zip(pending, results, strict=True))
+    intake = getattr(request.app.state, "intake", None)
+    if intake is not None:
+        checks["intake"] = intake.health()
     for name, venue in runtime.venues.items():
         checks[f"venue:{name}"] = (
             "ok" if venue.last_price(venue.instruments()[0].symbol) is not None else "no market data"

@@ -182,6 +182,26 @@ class IdempotencyKeyRow(Base):
     completed_at: Mapped[datetime | None]
 
 
+class IntakeRequestRow(Base):
+    """One order request taken from the message broker: its outcome, kept for good so a repeat never places twice.
+
+    Written in the transaction of the order it placed; the primary key is the dedupe key."""
+
+    __tablename__ = "intake_requests"
+    __table_args__ = (Index("ix_intake_requests_created_at", "created_at"),)
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[UUID | None] = mapped_column(index=True)
+    status_code: Mapped[int]
+    outcome: Mapped[str] = mapped_column(Text)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    """Deliveries of the same request after the first (repeats by the sender and redeliveries by the broker)."""
+    redelivered: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether the broker marked a delivery of this request as a redelivery."""
+    created_at: Mapped[datetime]
+
+
 class BalanceRow(Base):
     """Per (account, asset): what is free and what open orders hold. Always equals the sum of its ledger entries."""
 

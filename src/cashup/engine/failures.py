@@ -1,7 +1,7 @@
 """The failure table: work that ran out of retries or failed for good, and its manual retry."""
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +20,17 @@ class FailureStatus:
     PROCESSING = "processing"
     SUCCESS = "success"
     FAILED = "failed"
+    DISCARDED = "discarded"
+    """Set aside by a person: never retried on a schedule."""
+
+
+INTAKE_KIND_PREFIX = "intake."
+SOURCES = ("intake", "engine")
+
+
+def day_range(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return start, start + timedelta(days=1)
 
 
 class FailureStore:
@@ -61,10 +72,19 @@ class FailureStore:
                                          FailureRow.status == FailureStatus.PROCESSING)
                 .values(status=FailureStatus.SUCCESS, updated_at=self.clock()))
 
-    async def find(self, status: str | None, limit: int, after: UUID | None) -> list[FailureRow]:
+    async def find(self, status: str | None, limit: int, after: UUID | None, *, source: str | None = None,
+                   day: date | None = None) -> list[FailureRow]:
+        """Failures newest first; ``source`` is ``intake`` (messages) or ``engine`` (work steps)."""
         query = select(FailureRow)
         if status is not None:
             query = query.where(FailureRow.status == status)
+        if source == "intake":
+            query = query.where(FailureRow.kind.like(INTAKE_KIND_PREFIX + "%"))
+        elif source == "engine":
+            query = query.where(FailureRow.kind.not_like(INTAKE_KIND_PREFIX + "%"))
+        if day is not None:
+            start, end = day_range(day)
+            query = query.where(FailureRow.created_at >= start, FailureRow.created_at < end)
         if after is not None:
             query = query.where(FailureRow.id < after)
         return list((await self.session.execute(query.order_by(FailureRow.id.desc()).limit(limit))).scalars())
@@ -74,6 +94,28 @@ class FailureStore:
         if row is None:
             raise NotFound(f"failure {failure_id} not found")
         return row
+
+    async def discard(self, failure_id: UUID) -> FailureRow:
+        """Set a failure aside for good: it is kept, but never retried on a schedule."""
+        row = await self.get(failure_id)
+        if row.status in (FailureStatus.SUCCESS, FailureStatus.PROCESSING):
+            raise Conflict(f"failure {failure_id} is {row.status}; it cannot be discarded", status=row.status)
+        row.status = FailureStatus.DISCARDED
+        row.next_retry_at = None
+        row.updated_at = self.clock()
+        return row
+
+    async def counts_of_day(self, day: date) -> dict[str, int]:
+        """The failures recorded on ``day``, by source and status (``intake.failed``, ``engine.success``…)."""
+        start, end = day_range(day)
+        rows = (await self.session.execute(
+            select(FailureRow.kind, FailureRow.status).where(FailureRow.created_at >= start,
+                                                             FailureRow.created_at < end))).all()
+        counts: dict[str, int] = {}
+        for kind, status in rows:
+            key = f"{'intake' if kind.startswith(INTAKE_KIND_PREFIX) else 'engine'}.{status}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     async def retry(self, failure_id: UUID) -> FailureRow:
         """Put the failed work back in the queue, due now, with a fresh set of attempts."""

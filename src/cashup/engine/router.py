@@ -4,13 +4,14 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep, UnitOfWorkDep
-from cashup.api.errors import READ, errors
-from cashup.api.types import Amount
+from cashup.api.errors import BODY, READ, errors
+from cashup.api.types import Amount, QueryDay
 from cashup.core.enums import Role
+from cashup.core.errors import Conflict
 from cashup.engine.failures import FailureStore
 from cashup.engine.progress import iceberg_progress, twap_progress
 from cashup.engine.queue import queue_status
@@ -18,7 +19,8 @@ from cashup.execution.handlers import set_paused
 from cashup.orders.service import decode_cursor, encode_cursor
 
 router = APIRouter(tags=["engine"])
-FailureStatusName = Literal["pending", "processing", "success", "failed"]
+FailureStatusName = Literal["pending", "processing", "success", "failed", "discarded"]
+FailureSource = Literal["intake", "engine"]
 
 
 class FailureOut(BaseModel):
@@ -32,6 +34,17 @@ class FailureOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     next_retry_at: datetime | None
+
+
+class FailureRetry(BaseModel):
+    """A retry of a failed order request, optionally with a corrected message (and the sender's token)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: dict[str, Any] | None = Field(default=None, description="the corrected order request (intake only)")
+    authorization: str | None = Field(
+        default=None, max_length=4096,
+        description="`Bearer <token>` of the sender, for a message whose own token was missing or invalid")
 
 
 class FailurePage(BaseModel):
@@ -65,12 +78,15 @@ async def list_failures(
     session: SessionDep,
     runtime: RuntimeDep,
     status: FailureStatusName | None = None,
+    source: FailureSource | None = None,
+    date: QueryDay | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> FailurePage:
-    """Work that ran out of retries or failed for good, newest first (admin, risk)."""
+    """Failed order requests (`source=intake`) and work that failed (`engine`), newest first (admin, risk)."""
     principal.require(Role.ADMIN, Role.RISK)
-    rows = await FailureStore(session, runtime.clock).find(status, limit + 1, decode_cursor(cursor) if cursor else None)
+    rows = await FailureStore(session, runtime.clock).find(status, limit + 1, decode_cursor(cursor) if cursor else None,
+                                                           source=source, day=date)
     next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
     return FailurePage(items=[FailureOut.model_validate(row, from_attributes=True) for row in rows[:limit]],
                        next_cursor=next_cursor)
@@ -84,14 +100,34 @@ async def get_failure(failure_id: UUID, principal: CurrentPrincipal, session: Se
     return FailureOut.model_validate(await FailureStore(session, runtime.clock).get(failure_id), from_attributes=True)
 
 
-@router.post("/failures/{failure_id:uuid}/retry", responses=errors(*READ, 403, 404, 409), response_model=FailureOut)
-async def retry_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
-                        runtime: RuntimeDep) -> FailureOut:
-    """Put the failed work back in the queue with a fresh set of attempts (admin)."""
+@router.post("/failures/{failure_id:uuid}/retry", responses=errors(*READ, *BODY, 403, 404, 409),
+             response_model=FailureOut)
+async def retry_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep,
+                        request: Request, body: Annotated[FailureRetry | None, Body()] = None) -> FailureOut:
+    """Retry now (admin): an order request is placed again through the dedupe; failed work goes back in the queue."""
     principal.require(Role.ADMIN)
-    row = await FailureStore(session, runtime.clock).retry(failure_id)
+    body = body or FailureRetry()
+    store = FailureStore(session, runtime.clock)
+    row = await store.get(failure_id)
+    if row.kind.startswith("intake."):
+        await session.rollback()
+        row = await request.app.state.intake_failures.retry(failure_id, body.message, body.authorization)
+        return FailureOut.model_validate(row, from_attributes=True)
+    if body.message is not None or body.authorization is not None:
+        raise Conflict(f"failure {failure_id} is failed work, not a message: it is retried as it is")
+    row = await store.retry(failure_id)
     await session.commit()
     runtime.signals.wake_worker()
+    return FailureOut.model_validate(row, from_attributes=True)
+
+
+@router.post("/failures/{failure_id:uuid}/discard", responses=errors(*READ, 403, 404, 409), response_model=FailureOut)
+async def discard_failure(failure_id: UUID, principal: CurrentPrincipal, session: SessionDep,
+                          runtime: RuntimeDep) -> FailureOut:
+    """Set a failure aside for good (admin): it is kept, never retried on a schedule; 409 if it succeeded."""
+    principal.require(Role.ADMIN)
+    row = await FailureStore(session, runtime.clock).discard(failure_id)
+    await session.commit()
     return FailureOut.model_validate(row, from_attributes=True)
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, Placements, RuntimeDep, UnitOfWorkDep
 from cashup.api.errors import BODY, READ, domain_error_response, errors
 from cashup.api.types import QueryDay, QueryTime
-from cashup.core.enums import OrderSide, OrderStatus
+from cashup.core.enums import OrderSide, OrderStatus, Role
 from cashup.core.errors import NotFound
 from cashup.core.instruments import normalize_symbol
 from cashup.core.orders import Order
@@ -18,6 +18,7 @@ from cashup.core.orders.commands import CancelOrder
 from cashup.core.principal import Principal
 from cashup.core.risk import RiskDenied
 from cashup.db.models import OrderRow
+from cashup.engine.failures import FailureStore
 from cashup.execution.handlers import (
     ExternalFill,
     amend_order,
@@ -32,6 +33,7 @@ from cashup.execution.uow import UnitOfWork
 from cashup.orders.repository import OrderFilter
 from cashup.orders.schemas import (
     CancelAllResult,
+    DailyOrderStatistics,
     EventOut,
     ExecutionCreate,
     ExecutionOut,
@@ -191,16 +193,22 @@ async def statistics(
     return OrderStatistics.model_validate(await orders.statistics(principal, criteria))
 
 
-@router.get("/stats/orders", responses=errors(*READ), response_model=OrderStatistics)
+@router.get("/stats/orders", responses=errors(*READ), response_model=DailyOrderStatistics)
 async def statistics_by_date(
-    principal: CurrentPrincipal, orders: OrderQueriesDep, date: QueryDay | None = None
-) -> OrderStatistics:
-    """Statistics of the orders created on one UTC day (default: today)."""
+    principal: CurrentPrincipal, orders: OrderQueriesDep, runtime: RuntimeDep, date: QueryDay | None = None
+) -> DailyOrderStatistics:
+    """Statistics of the orders created on one UTC day (default: today), by source, with the day's failures."""
     day = date or datetime.now(UTC).date()
     start = datetime.combine(day, time.min, tzinfo=UTC)
     criteria = OrderFilter(created_from=start, created_to=start + timedelta(days=1))
     summary = await orders.statistics(principal, criteria)
-    return OrderStatistics.model_validate(summary | {"date": day})
+    from_intake = await orders.intake_orders(principal, start, start + timedelta(days=1))
+    failures = None
+    if principal.role in (Role.ADMIN, Role.RISK):
+        failures = await FailureStore(orders.session, runtime.clock).counts_of_day(day)
+    by_source = {"rest": summary["total_orders"] - from_intake, "intake": from_intake}
+    return DailyOrderStatistics.model_validate(summary | {"date": day, "by_source": by_source,
+                                                          "failures": failures})
 
 
 @router.post("/orders/status/update", responses=errors(*READ, *BODY, 403, 404, 409), response_model=OrderOut)

@@ -245,6 +245,15 @@ class OrderStatistics(BaseModel):
     date: dt.date | None = None
 
 
+class DailyOrderStatistics(OrderStatistics):
+    """A day's statistics, with the orders counted by where they came from and the day's failures."""
+
+    by_source: dict[Literal["rest", "intake"], int] = Field(
+        description="orders placed from order-request messages (`intake`) and all others (`rest`)")
+    failures: dict[str, int] | None = Field(
+        default=None, description="failures recorded that day by source and status (admin and risk only)")
+
+
 class SimpleOrderOut(BaseModel):
     """An order in the simple shape of the per-user list."""
 

@@ -5,13 +5,15 @@ Changes to orders go through the command handlers of ``cashup.execution``, never
 
 import base64
 from dataclasses import replace
+from datetime import datetime
 from uuid import UUID
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.errors import InvalidOrder, NotFound
 from cashup.core.principal import Principal
-from cashup.db.models import ExecutionRow, OrderEventRow, OrderRow
+from cashup.db.models import ExecutionRow, IntakeRequestRow, OrderEventRow, OrderRow
 from cashup.orders.repository import OrderFilter, OrderRepository
 from cashup.orders.statistics import order_statistics
 
@@ -88,6 +90,16 @@ class OrderQueries:
     async def events(self, principal: Principal, order_id: UUID) -> list[OrderEventRow]:
         await self.get(principal, order_id)
         return await self.repository.events(order_id)
+
+    async def intake_orders(self, principal: Principal, start: datetime, end: datetime) -> int:
+        """How many of the orders the caller may see were placed from order-request messages in [start, end)."""
+        query = select(func.count()).select_from(IntakeRequestRow).where(
+            IntakeRequestRow.order_id.is_not(None), IntakeRequestRow.created_at >= start,
+            IntakeRequestRow.created_at < end)
+        owner = principal.owner_filter()
+        if owner is not None:
+            query = query.where(IntakeRequestRow.user_id == owner)
+        return int(await self.session.scalar(query) or 0)
 
     async def statistics(self, principal: Principal, criteria: OrderFilter) -> dict:
         """Counts and sums over the orders the caller may see that match ``criteria`` (aggregated in SQL)."""

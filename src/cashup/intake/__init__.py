@@ -1,0 +1,1 @@
+"""Order requests from the message broker: consume, place once, answer, and compensate failures."""
