@@ -225,17 +225,17 @@ class Placement:
         ``NotFound`` or ``Forbidden`` otherwise)."""
         principal = command.principal
         principal.require_trading()
-        command = replace(command, symbol=normalize_symbol(command.symbol))
-        instrument = self.instrument(command.exchange, command.symbol)
-        mark = self.prices(command.exchange, command.symbol)
+        symbol = normalize_symbol(command.symbol)
+        if command.exchange is not None:
+            self.instrument(command.exchange, symbol)  # an unknown exchange or symbol is named before any account
+        account_id, exchange = await self.accounts.resolve(principal, command.account_id, command.exchange, symbol,
+                                                           uow.session)
+        command = replace(command, symbol=symbol, exchange=exchange)
+        instrument = self.instrument(exchange, symbol)
+        mark = self.prices(exchange, symbol)
         check_new_order(command, instrument, mark)
         if mark is None:
-            raise InvalidOrder("symbol", "no_market_price", f"symbol: no market price for {command.symbol} yet")
-        if command.account_id is not None:
-            account_id = await self.accounts.owned_account(principal, command.account_id, command.exchange,
-                                                           uow.session)
-        else:
-            account_id = await self.accounts.default_account(principal, command.exchange, uow.session)
+            raise InvalidOrder("symbol", "no_market_price", f"symbol: no market price for {symbol} yet")
         return Resolved(command, instrument, account_id, mark, command.fingerprint())
 
     async def _assess(self, figures: RiskFigures, resolved: Resolved) -> Assessment:

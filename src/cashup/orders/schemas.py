@@ -41,8 +41,9 @@ class OrderCreate(BaseModel):
     client_order_id: ClientOrderId | None = None
     account_id: UUID | None = None
     strategy_id: Name | None = None
-    exchange: Annotated[str, Field(min_length=1, max_length=32)] = Field(
-        default="paper", validation_alias=AliasChoices("exchange", "exchange_name")
+    exchange: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(
+        default=None, validation_alias=AliasChoices("exchange", "exchange_name"),
+        description="the venue; optional with account_id (the account's), paper when neither is given",
     )
     symbol: Annotated[str, Field(min_length=3, max_length=32)]
     side: OrderSide
