@@ -27,8 +27,10 @@ from cashup.core.errors import Conflict, InvalidOrder, NotFound
 from cashup.core.ids import new_id
 from cashup.core.ledger import InsufficientFunds
 from cashup.core.principal import Principal
-from cashup.db.models import AccountRow, BalanceRow, OrderRow, TradeRow, UserRow
+from cashup.core.settlement import settle_funding
+from cashup.db.models import AccountRow, BalanceRow, FundingPaymentRow, OrderRow, TradeRow, UserRow
 from cashup.trading.ledger_store import LedgerStore
+from cashup.trading.positions import PositionRepository, position_state, store_position
 from cashup.trading.schemas import TradeIn
 from cashup.trading.trades import TradeService
 from cashup.venues.base import ReportSink, cancel_and_wait
@@ -169,6 +171,7 @@ class VenueAccounts:
             return None
         if self._drain is not None:
             await self._drain()
+        await self.book_funding(account_id)  # a funding payment is not drift
         balances = await venue.fetch_balances()
         if venue.following():
             return None
@@ -186,6 +189,56 @@ class VenueAccounts:
                     log.info("venue balance drift booked", account_id=str(account_id), asset=asset, drift=str(drift))
             await session.commit()
         return balances
+
+    async def book_funding(self, account_id: UUID) -> int:
+        """Book the futures account's funding payments since the last one booked (or since it was registered), each
+        once by its venue id: the settlement currency moves against the venue and the position's ``funding``
+        follows. Returns how many were booked."""
+        venue = self.directory.account_venue(account_id)
+        if venue is None or venue.market != "futures" or venue.broken is not None:
+            return 0
+        async with self.sessions() as session:
+            account = await session.get(AccountRow, account_id)
+            if account is None:
+                return 0
+            since = await session.scalar(select(func.max(FundingPaymentRow.paid_at)).where(
+                FundingPaymentRow.account_id == account_id)) or account.created_at
+        payments = await venue.fetch_funding(None, since)
+        if not payments:
+            return 0
+        booked = 0
+        async with self.sessions() as session:
+            known = set((await session.execute(select(FundingPaymentRow.venue_id).where(
+                FundingPaymentRow.account_id == account_id,
+                FundingPaymentRow.venue_id.in_([payment.funding_id for payment in payments])))).scalars())
+            store = LedgerStore(session, self.clock)
+            positions = PositionRepository(session)
+            for payment in payments:
+                if payment.funding_id in known or not payment.amount:
+                    continue
+                known.add(payment.funding_id)
+                now = self.clock()
+                session.add(FundingPaymentRow(id=new_id(), account_id=account_id, venue_id=payment.funding_id[:64],
+                                              symbol=payment.symbol, amount=payment.amount, currency=payment.currency,
+                                              paid_at=payment.at or now, booked_at=now))
+                available = await store.available(account_id, payment.currency)
+                await store.post([ledger.funding(account_id, account.exchange, payment.currency, payment.amount,
+                                                 f"funding:{account_id.hex[:8]}:{payment.funding_id}"[:64],
+                                                 available)])
+                rows = [row for row in await positions.find(account_id=account_id, symbol=payment.symbol,
+                                                            for_update=True) if row.quantity]
+                row = rows[0] if rows else await positions.locked(account_id, account.user_id, None, account.exchange,
+                                                                  payment.symbol, now)
+                store_position(row, settle_funding(position_state(row), payment.amount), now)
+                booked += 1
+            try:
+                await session.commit()
+            except IntegrityError:  # another process booked them first
+                await session.rollback()
+                return 0
+        if booked:
+            log.info("venue funding booked", account_id=str(account_id), payments=booked)
+        return booked
 
     async def book_external(self, account_id: UUID, trade: "ExternalTrade") -> None:
         """Book a venue fill of an order we did not place, once, as an external trade (balances, position)."""
@@ -246,6 +299,7 @@ class VenueAccounts:
                 if venue.broken is not None:
                     continue
                 try:
+                    await self.book_funding(venue.account_id)
                     await self.sync_balances(venue.account_id)
                 except (VenueError, InsufficientFunds) as error:
                     log.warning("venue balances not synced", account_id=str(venue.account_id), error=str(error))

@@ -117,6 +117,10 @@ class OrderRow(Base):
     role: Mapped[str | None] = mapped_column(String(16))
     child_index: Mapped[int | None]
     algo_state: Mapped[dict[str, Any] | None]
+    contract_size: Mapped[Decimal] = mapped_column(default=Decimal(1))
+    """Base units per contract; quantities of a contract order count contracts (1 for a spot pair)."""
+    leverage: Mapped[Decimal | None]
+    """Set on a margined contract order: it locks initial margin in the settlement currency."""
 
     # Declared so the unit of work inserts an order before its events and executions; never loaded.
     events: Mapped[list["OrderEventRow"]] = relationship(lazy="raise", viewonly=False)
@@ -245,6 +249,26 @@ class PositionRow(Base):
     realized_pnl: Mapped[Decimal]
     fees: Mapped[Decimal]
     updated_at: Mapped[datetime]
+    margin: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    """Initial margin a contract position holds locked, in the settlement currency."""
+    funding: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    """Funding received (+) or paid (−) on a contract position, in the settlement currency."""
+
+
+class FundingPaymentRow(Base):
+    """A funding payment of a futures account, as the venue reported it; booked once by its venue id."""
+
+    __tablename__ = "funding_payments"
+    __table_args__ = (UniqueConstraint("account_id", "venue_id", name="uq_funding_account_venue_id"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    account_id: Mapped[UUID] = mapped_column(ForeignKey("accounts.id"))
+    venue_id: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(16))
+    paid_at: Mapped[datetime]
+    booked_at: Mapped[datetime]
 
 
 class RiskLimitRow(Base):

@@ -220,6 +220,7 @@ class CcxtVenue:
         self._external_sink: ExternalSink | None = None
         self._trades_since: dict[str, int] = {}
         self._default_since: int | None = None
+        self._leverage: dict[str, Decimal] = {}
 
     # -- Venue protocol --------------------------------------------------------------------------
 
@@ -380,6 +381,12 @@ class CcxtVenue:
                 loaded[market["symbol"]] = instrument_from_market(market)
         self._instruments = loaded
         await self.refresh_prices(every_market=True)
+        if self.market == "futures":
+            await self.fetch_positions()  # learns the leverage of each contract the venue lists
+
+    def leverage(self, symbol: str) -> Decimal | None:
+        """The leverage of the account's position in ``symbol`` as last set or read; ``None`` if unknown."""
+        return self._leverage.get(symbol)
 
     async def fetch_balances(self) -> list[VenueBalance]:
         """Every asset the venue holds for the account (free, in orders, total), as Decimal."""
@@ -399,6 +406,8 @@ class CcxtVenue:
             return []
         positions = []
         for item in await self._call(self.client.fetch_positions):
+            if (leverage := to_decimal(item.get("leverage"))) is not None and leverage > 0:
+                self._leverage[str(item["symbol"])] = leverage
             contracts = to_decimal(item.get("contracts")) or Decimal(0)
             if contracts == 0:
                 continue
@@ -426,10 +435,16 @@ class CcxtVenue:
         since_ms = int(since.timestamp() * 1000) if since is not None else None
         payments = []
         for item in await self._call(self.client.fetch_funding_history, symbol, since_ms):
-            amount = to_decimal(item.get("amount"))
+            info = item.get("info") or {}
+            # The venue's own text of the amount (CCXT's ``amount`` is a float); its id, or failing that the
+            # entry's time, contract and balance after it, which name one account book entry just as well.
+            amount = to_decimal(info.get("change")) if info.get("change") is not None else to_decimal(
+                item.get("amount"))
             if amount is None:
                 continue
-            payments.append(VenueFunding(str(item.get("id") or ""), str(item.get("symbol")), amount,
+            venue_id = (item.get("id") or info.get("id")
+                        or f"{info.get('time')}:{info.get('text')}:{info.get('balance')}")
+            payments.append(VenueFunding(str(venue_id), str(item.get("symbol")), amount,
                                          str(item.get("code") or "USDT"), _timestamp(item.get("timestamp"))))
         return payments
 
@@ -440,6 +455,7 @@ class CcxtVenue:
         if margin_mode is not None and self.client.has.get("setMarginMode"):
             await self._call(self.client.set_margin_mode, margin_mode, symbol, {"leverage": leverage})
         await self._call(self.client.set_leverage, leverage, symbol)
+        self._leverage[symbol] = Decimal(leverage)
 
     async def fetch_market_vwap(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
         """The volume-weighted price of the venue's public trades between ``start`` and ``end`` (the first page

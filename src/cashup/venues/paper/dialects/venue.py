@@ -298,6 +298,17 @@ class DialectExchange:
             raise Refusal(RefusalReason.INVALID_PARAMETER, f"leverage must be from 1 to {MAX_LEVERAGE}")
         account.futures.position(symbol).leverage = leverage
 
+    def set_funding(self, rate: Decimal | None = None, interval: timedelta | None = None) -> None:
+        """Change the funding rate charged each interval and/or the interval (the next settlement is then one new
+        interval from now)."""
+        if interval is not None:
+            if interval <= timedelta(0):
+                raise ValueError(f"the funding interval must be positive, not {interval}")
+            self.funding_interval = interval
+            self.next_funding = self.clock() + interval
+        if rate is not None:
+            self.funding_rate = rate
+
     def apply_funding(self, rate: Decimal | None = None) -> list[BookEntry]:
         """Settle one funding interval at ``rate`` (default ``funding_rate``) on every open position, at the
         mark: a long pays ``size × contract size × mark × rate`` when the rate is positive, a short receives it."""
