@@ -125,6 +125,7 @@ class VenueAccounts:
         venue = CcxtVenue(
             config,
             poll_seconds=self.settings.ccxt_poll_seconds,
+            stream=self.settings.ccxt_websocket,
             timeout_seconds=self.settings.ccxt_timeout_seconds,
             markets_refresh_seconds=self.settings.ccxt_markets_refresh_seconds,
             on_broken=self.mark_broken,

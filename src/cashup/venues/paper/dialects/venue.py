@@ -109,6 +109,8 @@ class DialectExchange:
         self.funding_interval = funding_interval
         self.next_funding = clock() + funding_interval
         self._task: asyncio.Task[None] | None = None
+        self.listeners: list[Callable[[Order, Trade | None], None]] = []
+        """Called with an order whenever it is placed or changes (with the trade of a fill): the user streams."""
 
     # -- accounts --------------------------------------------------------------------------------
 
@@ -217,6 +219,8 @@ class DialectExchange:
         finally:
             if order.status is Status.REJECTED:
                 self._forget(order)
+        if order.status is not Status.REJECTED:
+            self._notify(order, None)
         if order.status is Status.REJECTED:
             reason = order.refusal or "rejected"
             if ticket.post_only and reason != FAULT_REJECT_REASON:
@@ -496,10 +500,20 @@ class DialectExchange:
         else:
             account.spot.release(order.lock_asset, amount)
 
+    def _notify(self, order: Order, trade: Trade | None) -> None:
+        for listener in list(self.listeners):
+            listener(order, trade)
+
     def _on_report(self, market: str, report: ExecutionReport) -> None:
         order = self._by_paper_id.get(report.venue_client_order_id)
         if order is None:
             return
+        trades_before = len(order.trades)
+        self._apply_report(order, report)
+        if order.status is not Status.REJECTED and report.kind not in (ReportKind.ACCEPTED,):
+            self._notify(order, order.trades[-1] if len(order.trades) > trades_before else None)
+
+    def _apply_report(self, order: Order, report: ExecutionReport) -> None:
         order.updated_at = report.at
         kind = report.kind
         if kind is ReportKind.FILL:
