@@ -1,17 +1,20 @@
 """Gate.io USDT perpetuals through the public API against the gateio dialect paper exchange: a leveraged position
 opened and closed with orders naming only the account, margin locked in USDT, the venue's own view of the
 position, a reduce-only order larger than the position denied before the venue, funding booked once, and PnL,
-fees, funding and the wallet equal to the venue's figures exactly."""
+fees, funding and the wallet equal to the venue's figures exactly; a manual trade on the same key is booked as
+external."""
 
 from collections.abc import Callable
 from decimal import Decimal as D
 from typing import Any
 from uuid import UUID
 
+import ccxt.async_support as ccxt
+
 from cashup.core.reservation import margin_lock
-from cashup.venues.paper.dialects import DialectServer
+from cashup.venues.paper.dialects import DialectServer, repoint
 from tests.api.helpers import wait_for_status
-from tests.ccxt.conftest import API, API_KEY, Service, account_body
+from tests.ccxt.conftest import API, API_KEY, SECRET, Service, account_body
 from tests.ccxt.test_trading_end_to_end import until
 
 CONTRACT = "BTC/USDT:USDT"
@@ -129,10 +132,29 @@ async def test_a_leveraged_position_opened_and_closed_through_the_api_equals_the
     assert await venue_accounts.book_funding(UUID(account_id)) == 0
     assert D((await position(service, account_id))["funding"]) == entry_book.change
 
+    # The owner adds 5 contracts by hand on the same key: booked as an external trade, the position follows.
+    manual = ccxt.gate({"apiKey": API_KEY, "secret": SECRET,
+                        "options": {"defaultType": "swap", "fetchMarkets": {"types": ["swap"]}}})
+    repoint(manual, server.url)
+    try:
+        await manual.create_order(CONTRACT, "market", "buy", 5)
+    finally:
+        await manual.close()
+
+    async def manual_booked() -> bool:
+        return D((await position(service, account_id))["quantity"]) == D(45)
+    await until(manual_booked)
+    external = [trade for trade in (await service.client.get(f"{API}/trades", params={"account_id": account_id},
+                                                             headers=service.alice)).json()["items"]
+                if trade["order_id"] is None]
+    assert [(D(trade["quantity"]), trade["side"]) for trade in external] == [(D(5), "buy")]
+    assert D((await position(service, account_id))["average_entry_price"]) == server.call(
+        lambda: venue_position.entry_price)
+
     # Close at a moved market with a reduce-only market order.
     server.call(server.venue.advance, 20)
     closing = await service.client.post(f"{API}/orders", headers=service.alice, json={
-        "account_id": account_id, "symbol": CONTRACT, "side": "sell", "order_type": "market", "quantity": "40",
+        "account_id": account_id, "symbol": CONTRACT, "side": "sell", "order_type": "market", "quantity": "45",
         "reduce_only": True})
     assert closing.status_code == 201, closing.text
     await reaches(service, closing.json()["id"], "filled")

@@ -133,8 +133,7 @@ class VenueAccounts:
         )
         if self._sink_for is not None:
             venue.set_report_sink(self._sink_for(row.exchange))
-            if row.market == "spot":  # a manual futures trade shows in the balance sync instead
-                venue.set_external_sink(self.book_external, await self._external_since(row))
+            venue.set_external_sink(self.book_external, await self._external_since(row))
         await venue.start()
         self.directory.add_account(venue)
         await self._follow_working_orders(venue)
@@ -258,7 +257,9 @@ class VenueAccounts:
                            price=trade.price, fee=trade.fee, fee_currency=trade.fee_currency,
                            execution_id=trade.execution_id, executed_at=trade.at, liquidity=trade.liquidity)
             service = TradeService(session, self._accounts, self.directory.instruments, self.clock)
-            row, created = await service.record(SYSTEM, body)
+            venue = self.directory.account_venue(account_id)
+            row, created = await service.record(SYSTEM, body,
+                                                leverage=venue.leverage(trade.symbol) if venue is not None else None)
             if created:
                 row.source = "external"
             await session.commit()

@@ -50,7 +50,8 @@ class ContractFill:
     ``quantity`` counts contracts of ``contract_size`` base units each."""
 
     account_id: UUID
-    order_id: UUID
+    order_id: UUID | None
+    """``None`` for a trade made elsewhere (no order of ours)."""
     exchange: str
     asset: str
     """The settlement currency (margin, PnL, funding)."""
