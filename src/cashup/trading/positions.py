@@ -119,6 +119,10 @@ class PositionService:
         instrument = self.instruments.get(body.exchange, symbol)
         if instrument is None or account.exchange != body.exchange:
             raise UnknownInstrument(symbol, body.exchange)
+        if instrument.is_contract:
+            raise InvalidOrder("symbol", "contract_position",
+                               f"symbol: a {symbol} position is the venue's; it moves with trades (POST /trades), "
+                               "not by hand")
         if body.quantity != ZERO and body.average_entry_price is None:
             raise InvalidOrder("average_entry_price", "required", "average_entry_price: required for an open position")
         now = self.clock()
