@@ -36,7 +36,7 @@ from cashup.trading.trades import TradeService
 from cashup.venues.base import ReportSink, cancel_and_wait
 from cashup.venues.ccxt import EXCHANGES
 from cashup.venues.directory import VenueDirectory
-from cashup.venues.errors import VenueError
+from cashup.venues.errors import VenueError, VenueRejected
 
 if TYPE_CHECKING:  # CCXT is imported only when an account opens
     from cashup.venues.ccxt.venue import CcxtVenue, ExternalTrade, VenueBalance
@@ -431,6 +431,11 @@ class AccountService:
             raise Conflict(f"account {account_id} is disabled or its venue is not running")
         if venue.instruments() and body.symbol not in {instrument.symbol for instrument in venue.instruments()}:
             raise InvalidOrder("symbol", "unknown_instrument", f"symbol: {body.symbol} is not traded on gateio")
-        await venue.set_leverage(body.symbol, body.leverage, body.margin_mode)
+        try:
+            await venue.set_leverage(body.symbol, body.leverage, body.margin_mode)
+        except VenueRejected as error:
+            raise InvalidOrder("leverage", "venue_refused", f"leverage: {venue.name} refused it: {error}") from None
+        except VenueError as error:
+            raise Conflict(f"{venue.name} did not set the leverage (try again): {error}") from None
         return LeverageOut(account_id=account_id, symbol=body.symbol, leverage=body.leverage,
                            margin_mode=body.margin_mode)

@@ -39,6 +39,7 @@ from cashup.trading.schemas import (
 )
 from cashup.trading.sync import PositionSync, venue_filled
 from cashup.trading.trades import TradeService
+from cashup.venues.errors import VenueError
 
 router = APIRouter()
 Symbol = Annotated[str, Path(min_length=3, max_length=32)]
@@ -227,8 +228,11 @@ async def venue_positions(account_id: UUID, principal: CurrentPrincipal, positio
     venue = runtime.venues.account_venue(account_id)
     if venue is None:
         raise Conflict(f"account {account_id} has no running venue (disabled, or not a venue account)")
-    return [VenuePositionOut(account_id=account_id, **dataclasses.asdict(item))
-            for item in await venue.fetch_positions()]
+    try:
+        held = await venue.fetch_positions()
+    except VenueError as error:
+        raise Conflict(f"{venue.name} did not answer with its positions (try again): {error}") from None
+    return [VenuePositionOut(account_id=account_id, **dataclasses.asdict(item)) for item in held]
 
 
 @router.post("/positions", responses=errors(*READ, *BODY, 403, 404), response_model=PositionOut, tags=["positions"])
