@@ -71,8 +71,12 @@ class AccountDirectory:
         self, principal: Principal, account_id: UUID, exchange: str, session: AsyncSession
     ) -> UUID:
         """Check that ``account_id`` is the caller's account on ``exchange`` (admins may use any)."""
-        found, _ = await self.resolve(principal, account_id, exchange, None, session)
-        return found
+        owner = await self.cache.owner(account_id, session=session)
+        if owner is None or (owner.user_id != principal.user_id and not principal.role.reads_everything):
+            raise NotFound(f"account {account_id} not found")
+        if owner.exchange != exchange:
+            raise NotFound(f"account {account_id} is not on exchange {exchange}")
+        return account_id
 
     async def resolve(self, principal: Principal, account_id: UUID | None, exchange: str | None,
                       symbol: str | None, session: AsyncSession) -> tuple[UUID, str]:

@@ -132,8 +132,8 @@ def settle_fill(order: Order, fill: OrderFilled, lock_used: Decimal, base: str, 
                            fill.liquidity, fill.at)
         return Settlement(contract_fills=[ContractFill(
             order.account_id, order.id, order.exchange, asset, order.side, fill.quantity, fill.price, fill.fee,
-            fee_currency, order.contract_size, order.leverage, lock_used, f"fill:{order.id}:{fill.execution_id}",
-            trade)])
+            fee_currency, order.contract_size or Decimal(1), order.leverage, lock_used,
+            f"fill:{order.id}:{fill.execution_id}", trade)])
     fee_currency = fill.fee_currency or quote
     postings = ledger.fill(
         order.account_id, order.exchange, order.side, base, quote, fill.quantity, fill.price, fill.fee,

@@ -117,8 +117,8 @@ class OrderRow(Base):
     role: Mapped[str | None] = mapped_column(String(16))
     child_index: Mapped[int | None]
     algo_state: Mapped[dict[str, Any] | None]
-    contract_size: Mapped[Decimal] = mapped_column(default=Decimal(1))
-    """Base units per contract; quantities of a contract order count contracts (1 for a spot pair)."""
+    contract_size: Mapped[Decimal | None]
+    """Base units per contract of a contract order, whose quantities count contracts (``None``: a spot pair)."""
     leverage: Mapped[Decimal | None]
     """Set on a margined contract order: it locks initial margin in the settlement currency."""
 

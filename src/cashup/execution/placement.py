@@ -309,7 +309,7 @@ class Placement:
             fee_rate=self.rules.fee_rate(command.exchange),
             locked_asset=None if is_parent else lock_asset(instrument, command.side),
             request_fingerprint=fingerprint,
-            contract_size=instrument.contract_size,
+            contract_size=instrument.contract_size if instrument.is_contract else None,
             leverage=self._leverage(account_id, instrument),
         )
 

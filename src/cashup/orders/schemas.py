@@ -74,6 +74,8 @@ class OrderCreate(BaseModel):
     def to_command(self, principal: Principal) -> PlaceOrder:
         """The command this request asks for, its symbol in the unified form."""
         values = self.model_dump(exclude={"order_type", "symbol"})
+        if values["exchange"] is None and values["account_id"] is None:
+            values["exchange"] = "paper"  # neither: the caller's paper account
         return PlaceOrder(principal=principal, order_type=self.type, symbol=normalize_symbol(self.symbol), **values)
 
     @field_validator("expire_at")

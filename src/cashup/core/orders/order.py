@@ -111,8 +111,10 @@ class Order:
     algo_state: dict[str, Any] | None = None
     first_fill_at: datetime | None = None
     request_fingerprint: str = ""
-    contract_size: Decimal = Decimal(1)
+    contract_size: Decimal | None = None
+    """Base units per contract of a contract order (``None``: a spot pair, quantities in base units)."""
     leverage: Decimal | None = None
+    """Set on a margined contract order: it locks ``notional / leverage`` and its fee in the settlement currency."""
     execution_ids: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
@@ -170,8 +172,8 @@ class Order:
         if self.leverage is not None:
             if reserve_price is None:
                 return ZERO
-            return margin_lock(reserve_price, remaining, self.contract_size, self.leverage, self.fee_rate,
-                               reduce_only=self.reduce_only)
+            return margin_lock(reserve_price, remaining, self.contract_size or Decimal(1), self.leverage,
+                               self.fee_rate, reduce_only=self.reduce_only)
         if self.side is OrderSide.SELL:
             return remaining
         if reserve_price is None:

@@ -22,7 +22,7 @@ AMOUNT = cashup.db.types.ExactDecimal(precision=38, scale=18)
 
 def upgrade() -> None:
     with op.batch_alter_table("orders") as batch:
-        batch.add_column(sa.Column("contract_size", AMOUNT, server_default="1", nullable=False))
+        batch.add_column(sa.Column("contract_size", AMOUNT, nullable=True))
         batch.add_column(sa.Column("leverage", AMOUNT, nullable=True))
     with op.batch_alter_table("positions") as batch:
         batch.add_column(sa.Column("margin", AMOUNT, server_default="0", nullable=False))
