@@ -334,10 +334,14 @@ def paper_exchange(
         help='With --dialect: JSON list of {"api_key", "secret", "balances"} accounts')] = None,
     rate_limit: Annotated[int | None, typer.Option(
         min=1, help="With --dialect: requests per second per API key before the venue's 429")] = None,
+    funding_rate: Annotated[str | None, typer.Option(
+        help="With --dialect gateio: the perpetuals' funding rate per interval (default 0.0001)")] = None,
+    funding_interval: Annotated[int | None, typer.Option(
+        min=1, help="With --dialect gateio: seconds between funding settlements (default 28800)")] = None,
 ) -> None:
     """Run the paper exchange as its own process, shared by services started with PAPER_EXCHANGE_URL."""
     if dialect is not None:
-        _serve_dialect(dialect, port, api_key, secret, keys_file, rate_limit, tick)
+        _serve_dialect(dialect, port, api_key, secret, keys_file, rate_limit, tick, funding_rate, funding_interval)
         return
     import uvicorn
 
@@ -366,7 +370,8 @@ def paper_exchange(
 
 
 def _serve_dialect(dialect: str, port: int | None, api_key: str | None, secret: str | None,
-                   keys_file: str | None, rate_limit: int | None, tick: bool) -> None:
+                   keys_file: str | None, rate_limit: int | None, tick: bool, funding_rate: str | None = None,
+                   funding_interval: int | None = None) -> None:
     from cashup.logging import configure_logging
     from cashup.venues.paper.dialects import (
         DIALECTS,
@@ -394,6 +399,18 @@ def _serve_dialect(dialect: str, port: int | None, api_key: str | None, secret: 
         _fail("--dialect needs --api-key and --secret, or --keys-file")
     port = settings.paper_exchange_port if port is None else port
     venue = build_venue(dialect, paper_exchange_config(settings), keys, settings.initial_paper_balances)
+    if funding_rate is not None or funding_interval is not None:
+        from datetime import timedelta
+        from decimal import Decimal, InvalidOperation
+
+        try:
+            rate = Decimal(funding_rate) if funding_rate is not None else None
+        except InvalidOperation:
+            _fail(f"--funding-rate: not a decimal number: {funding_rate!r}")
+            raise
+        if rate is not None and not rate.is_finite():
+            _fail(f"--funding-rate: not a finite number: {funding_rate!r}")
+        venue.set_funding(rate, timedelta(seconds=funding_interval) if funding_interval is not None else None)
     print(f"paper exchange speaking {dialect} on http://127.0.0.1:{port}  ({len(keys)} API keys)", flush=True)
     run_dialect_server(dialect, venue, port=port, tick=tick,
                        rate_limit=RateLimit(rate_limit) if rate_limit is not None else None)

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
         "(see the README: Fernet.generate_key())",
     )
     ccxt_poll_seconds: float = Field(default=1.0, gt=0, description="how often real venues are polled for fills")
+    ccxt_websocket: bool = Field(
+        default=False, description="also follow orders and fills on the venue's WebSocket user streams (CCXT Pro "
+        "watch_orders / watch_my_trades; Gate.io), polling staying the fallback and the reconciler after a gap")
     ccxt_timeout_seconds: float = Field(default=10.0, gt=0)
     ccxt_markets_refresh_seconds: float = Field(default=3600.0, gt=0)
     ccxt_accounts_refresh_seconds: float = Field(

@@ -102,7 +102,7 @@ class Runtime:
         self.risk_cache = RiskCache(self.cache_versions, self.rules.default_limits)
         self.placement = Placement(accounts=self.accounts, instruments=self.instruments, prices=self.last_price,
                                    rules=self.rules, risk_cache=self.risk_cache,
-                                   clock=clock)
+                                   clock=clock, leverage=self.venues.leverage)
         self.applier = ReportApplier(self.sessions, self.signals, clock)
         self.run_worker = settings.embedded_worker if run_worker is None else run_worker
         bus = self._bus()

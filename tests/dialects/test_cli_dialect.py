@@ -81,8 +81,10 @@ def test_bad_dialect_options_are_refused_with_a_clear_message(tmp_path: Path) ->
     none = _run(["--dialect", "binance"], tmp_path)
     (tmp_path / "bad.json").write_text('[{"api_key": "k"}]')
     bad_file = _run(["--dialect", "gateio", "--keys-file", "bad.json"], tmp_path)
+    bad_rate = _run(["--dialect", "gateio", "--api-key", "k", "--secret", "s", "--funding-rate", "lots"], tmp_path)
 
     assert unknown.returncode == 2 and "one of binance, gateio" in unknown.stderr
     assert half.returncode == 2 and "--api-key and --secret go together" in half.stderr
     assert none.returncode == 2 and "needs --api-key and --secret, or --keys-file" in none.stderr
     assert bad_file.returncode == 2 and "entry 0 needs a non-empty api_key and secret" in bad_file.stderr
+    assert bad_rate.returncode == 2 and "--funding-rate: not a decimal number" in bad_rate.stderr

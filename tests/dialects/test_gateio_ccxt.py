@@ -301,3 +301,29 @@ async def test_an_ioc_buy_below_the_market_ends_canceled_unfilled(dialect_server
 
     assert (order["status"], order["filled"], order["info"]["finish_as"]) == ("canceled", 0, "ioc")
     assert balances["USDT"] == (BALANCES["USDT"], Decimal(0))
+
+
+async def test_a_ticking_venue_settles_funding_at_the_rate_and_interval_set(dialect_server) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from cashup.venues.paper.dialects import ApiKey, build_venue, running_dialect_server
+    from tests.dialects.conftest import API_KEY, SECRET
+
+    venue = build_venue("gateio", PaperExchangeConfig(seed=11, tick_seconds=0.05, replay_speed=0.0001),
+                        [ApiKey(API_KEY, SECRET)], dict(BALANCES))
+    venue.set_funding(Decimal("-0.0002"), timedelta(seconds=0.3))
+    with pytest.raises(ValueError, match="positive"):
+        venue.set_funding(interval=timedelta(0))
+    with running_dialect_server("gateio", venue, tick=True) as server:
+        async with gate_client(server, types=("swap",)) as exchange:
+            await exchange.create_order(CONTRACT, "market", "sell", 10)
+            history: list = []
+            for _ in range(100):
+                history = await exchange.fetch_funding_history(CONTRACT)
+                if len(history) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+    assert len(history) >= 2
+    assert len({item["info"]["id"] for item in history}) == len(history)
+    assert all(Decimal(item["info"]["change"]) < 0 for item in history)  # a short pays a negative rate

@@ -27,14 +27,16 @@ from cashup.core.errors import Conflict, InvalidOrder, NotFound
 from cashup.core.ids import new_id
 from cashup.core.ledger import InsufficientFunds
 from cashup.core.principal import Principal
-from cashup.db.models import AccountRow, BalanceRow, OrderRow, TradeRow, UserRow
+from cashup.core.settlement import settle_funding
+from cashup.db.models import AccountRow, BalanceRow, FundingPaymentRow, OrderRow, TradeRow, UserRow
 from cashup.trading.ledger_store import LedgerStore
+from cashup.trading.positions import PositionRepository, position_state, store_position
 from cashup.trading.schemas import TradeIn
 from cashup.trading.trades import TradeService
 from cashup.venues.base import ReportSink, cancel_and_wait
 from cashup.venues.ccxt import EXCHANGES
 from cashup.venues.directory import VenueDirectory
-from cashup.venues.errors import VenueError
+from cashup.venues.errors import VenueError, VenueRejected
 
 if TYPE_CHECKING:  # CCXT is imported only when an account opens
     from cashup.venues.ccxt.venue import CcxtVenue, ExternalTrade, VenueBalance
@@ -123,6 +125,7 @@ class VenueAccounts:
         venue = CcxtVenue(
             config,
             poll_seconds=self.settings.ccxt_poll_seconds,
+            stream=self.settings.ccxt_websocket,
             timeout_seconds=self.settings.ccxt_timeout_seconds,
             markets_refresh_seconds=self.settings.ccxt_markets_refresh_seconds,
             on_broken=self.mark_broken,
@@ -130,8 +133,7 @@ class VenueAccounts:
         )
         if self._sink_for is not None:
             venue.set_report_sink(self._sink_for(row.exchange))
-            if row.market == "spot":  # a manual futures trade shows in the balance sync instead
-                venue.set_external_sink(self.book_external, await self._external_since(row))
+            venue.set_external_sink(self.book_external, await self._external_since(row))
         await venue.start()
         self.directory.add_account(venue)
         await self._follow_working_orders(venue)
@@ -169,6 +171,7 @@ class VenueAccounts:
             return None
         if self._drain is not None:
             await self._drain()
+        await self.book_funding(account_id)  # a funding payment is not drift
         balances = await venue.fetch_balances()
         if venue.following():
             return None
@@ -187,6 +190,56 @@ class VenueAccounts:
             await session.commit()
         return balances
 
+    async def book_funding(self, account_id: UUID) -> int:
+        """Book the futures account's funding payments since the last one booked (or since it was registered), each
+        once by its venue id: the settlement currency moves against the venue and the position's ``funding``
+        follows. Returns how many were booked."""
+        venue = self.directory.account_venue(account_id)
+        if venue is None or venue.market != "futures" or venue.broken is not None:
+            return 0
+        async with self.sessions() as session:
+            account = await session.get(AccountRow, account_id)
+            if account is None:
+                return 0
+            since = await session.scalar(select(func.max(FundingPaymentRow.paid_at)).where(
+                FundingPaymentRow.account_id == account_id)) or account.created_at
+        payments = await venue.fetch_funding(None, since)
+        if not payments:
+            return 0
+        booked = 0
+        async with self.sessions() as session:
+            known = set((await session.execute(select(FundingPaymentRow.venue_id).where(
+                FundingPaymentRow.account_id == account_id,
+                FundingPaymentRow.venue_id.in_([payment.funding_id for payment in payments])))).scalars())
+            store = LedgerStore(session, self.clock)
+            positions = PositionRepository(session)
+            for payment in payments:
+                if payment.funding_id in known or not payment.amount:
+                    continue
+                known.add(payment.funding_id)
+                now = self.clock()
+                session.add(FundingPaymentRow(id=new_id(), account_id=account_id, venue_id=payment.funding_id[:64],
+                                              symbol=payment.symbol, amount=payment.amount, currency=payment.currency,
+                                              paid_at=payment.at or now, booked_at=now))
+                available = await store.available(account_id, payment.currency)
+                await store.post([ledger.funding(account_id, account.exchange, payment.currency, payment.amount,
+                                                 f"funding:{account_id.hex[:8]}:{payment.funding_id}"[:64],
+                                                 available)])
+                rows = [row for row in await positions.find(account_id=account_id, symbol=payment.symbol,
+                                                            for_update=True) if row.quantity]
+                row = rows[0] if rows else await positions.locked(account_id, account.user_id, None, account.exchange,
+                                                                  payment.symbol, now)
+                store_position(row, settle_funding(position_state(row), payment.amount), now)
+                booked += 1
+            try:
+                await session.commit()
+            except IntegrityError:  # another process booked them first
+                await session.rollback()
+                return 0
+        if booked:
+            log.info("venue funding booked", account_id=str(account_id), payments=booked)
+        return booked
+
     async def book_external(self, account_id: UUID, trade: "ExternalTrade") -> None:
         """Book a venue fill of an order we did not place, once, as an external trade (balances, position)."""
         if self._accounts is None:
@@ -204,7 +257,9 @@ class VenueAccounts:
                            price=trade.price, fee=trade.fee, fee_currency=trade.fee_currency,
                            execution_id=trade.execution_id, executed_at=trade.at, liquidity=trade.liquidity)
             service = TradeService(session, self._accounts, self.directory.instruments, self.clock)
-            row, created = await service.record(SYSTEM, body)
+            venue = self.directory.account_venue(account_id)
+            row, created = await service.record(SYSTEM, body,
+                                                leverage=venue.leverage(trade.symbol) if venue is not None else None)
             if created:
                 row.source = "external"
             await session.commit()
@@ -246,6 +301,7 @@ class VenueAccounts:
                 if venue.broken is not None:
                     continue
                 try:
+                    await self.book_funding(venue.account_id)
                     await self.sync_balances(venue.account_id)
                 except (VenueError, InsufficientFunds) as error:
                     log.warning("venue balances not synced", account_id=str(venue.account_id), error=str(error))
@@ -375,6 +431,11 @@ class AccountService:
             raise Conflict(f"account {account_id} is disabled or its venue is not running")
         if venue.instruments() and body.symbol not in {instrument.symbol for instrument in venue.instruments()}:
             raise InvalidOrder("symbol", "unknown_instrument", f"symbol: {body.symbol} is not traded on gateio")
-        await venue.set_leverage(body.symbol, body.leverage, body.margin_mode)
+        try:
+            await venue.set_leverage(body.symbol, body.leverage, body.margin_mode)
+        except VenueRejected as error:
+            raise InvalidOrder("leverage", "venue_refused", f"leverage: {venue.name} refused it: {error}") from None
+        except VenueError as error:
+            raise Conflict(f"{venue.name} did not set the leverage (try again): {error}") from None
         return LeverageOut(account_id=account_id, symbol=body.symbol, leverage=body.leverage,
                            margin_mode=body.margin_mode)

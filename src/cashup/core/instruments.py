@@ -57,8 +57,13 @@ class Instrument:
         if not is_multiple_of(price, self.tick_size):
             raise InvalidOrder(field, "tick_size", f"{field}: must be a multiple of the tick size {self.tick_size}")
 
+    @property
+    def settlement(self) -> str:
+        """The currency a contract settles (and is margined) in: ``USDT`` of ``BTC/USDT:USDT``; the quote of a pair."""
+        return self.symbol.partition(":")[2] or self.quote
+
     def check_notional(self, quantity: Decimal, price: Decimal) -> None:
-        notional = quantity * price
+        notional = quantity * self.contract_size * price
         if notional < self.min_notional:
             raise InvalidOrder(
                 "quantity",

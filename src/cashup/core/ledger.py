@@ -37,6 +37,8 @@ class LedgerReason(StrEnum):
     FEE = "fee"
     TRANSFER = "transfer"
     ADJUSTMENT = "adjustment"
+    PNL = "pnl"
+    FUNDING = "funding"
 
 
 SYSTEM_NAMESPACE = UUID("5c0a3c3e-8f1d-4d6b-9a55-636173687570")
@@ -206,6 +208,79 @@ def adjustment(account_id: UUID, asset: str, delta: Decimal, correlation_id: str
             Entry(EXTERNAL_ACCOUNT, asset, Bucket.AVAILABLE, delta.copy_negate()),
         ),
     )
+
+
+def funding(account_id: UUID, venue: str, asset: str, amount: Decimal, correlation_id: str,
+            available: Decimal) -> Posting:
+    """A funding payment on a contract position: ``amount`` > 0 received from the venue, < 0 paid to it — out of
+    the ``available`` balance first, the rest out of the locked margin (the venue takes it from the wallet)."""
+    if not amount:
+        raise ValueError("a funding payment must not be zero")
+    counterparty = venue_account(venue)
+    if amount > ZERO:
+        entries = [Entry(account_id, asset, Bucket.AVAILABLE, amount)]
+    else:
+        with localcontext(EXACT):
+            paid = amount.copy_negate()
+            from_available = min(paid, max(available, ZERO))
+            from_locked = paid - from_available
+        entries = [Entry(account_id, asset, bucket, part.copy_negate())
+                   for bucket, part in ((Bucket.AVAILABLE, from_available), (Bucket.LOCKED, from_locked)) if part]
+    return Posting(correlation_id, LedgerReason.FUNDING,
+                   (*entries, Entry(counterparty, asset, Bucket.AVAILABLE, amount.copy_negate())))
+
+
+def contract_fill(
+    account_id: UUID,
+    venue: str,
+    asset: str,
+    realized: Decimal,
+    fee: Decimal,
+    fee_currency: str,
+    locked_used: Decimal,
+    margin_held: Decimal,
+    margin_released: Decimal,
+    correlation_id: str,
+    order_id: UUID | None = None,
+) -> list[Posting]:
+    """The postings of one fill of a margined contract, all in the settlement ``asset``; nothing of the contract's
+    base changes hands.
+
+    ``locked_used`` (the part of the order's lock the fill consumes) first backs the position's new initial
+    margin ``margin_held``, which stays locked (what it lacks is locked from available); ``margin_released`` of a
+    position the fill closes goes back to available; the realized PnL comes from (> 0) or goes to (< 0) the venue,
+    a loss taken from what is left of ``locked_used`` first; the fee goes to ``FEES_ACCOUNT`` the same way; the
+    rest of ``locked_used`` is released.
+    """
+    for name, value in (("fee", fee), ("locked_used", locked_used), ("margin_held", margin_held),
+                        ("margin_released", margin_released)):
+        if value < ZERO:
+            raise ValueError(f"{name} must not be negative, not {value}")
+    counterparty = venue_account(venue)
+    postings: list[Posting] = []
+    with localcontext(EXACT):
+        kept = min(margin_held, locked_used)
+        budget = locked_used - kept
+        more = margin_held - kept
+    if more:
+        postings.append(lock(account_id, asset, more, correlation_id, order_id))
+    if margin_released:
+        postings.append(release(account_id, asset, margin_released, correlation_id, order_id))
+    if realized > ZERO:
+        postings.append(Posting(correlation_id, LedgerReason.PNL, (
+            Entry(counterparty, asset, Bucket.AVAILABLE, realized.copy_negate()),
+            Entry(account_id, asset, Bucket.AVAILABLE, realized)), order_id))
+    elif realized < ZERO:
+        loss_entries, budget = _draw(account_id, asset, realized.copy_negate(), budget)
+        postings.append(Posting(correlation_id, LedgerReason.PNL, (
+            *loss_entries, Entry(counterparty, asset, Bucket.AVAILABLE, realized.copy_negate())), order_id))
+    if fee:
+        fee_entries, budget = _draw(account_id, fee_currency, fee, budget if fee_currency == asset else ZERO)
+        postings.append(Posting(correlation_id, LedgerReason.FEE,
+                                (*fee_entries, Entry(FEES_ACCOUNT, fee_currency, Bucket.AVAILABLE, fee)), order_id))
+    if budget:
+        postings.append(release(account_id, asset, budget, correlation_id, order_id))
+    return postings
 
 
 def trade_value(quantity: Decimal, price: Decimal) -> Decimal:

@@ -16,18 +16,22 @@ from decimal import (
 )
 
 from cashup.core.enums import OrderSide
-from cashup.core.money import EXACT, ZERO, storable, weighted_average
+from cashup.core.money import EXACT, ONE, ZERO, storable, weighted_average
 
 
 @dataclass(frozen=True, slots=True)
 class PositionState:
     """A netting position: signed ``quantity``, ``average_entry_price`` (``None`` exactly when flat),
-    cumulative gross ``realized_pnl`` and ``fees`` (in the quote currency)."""
+    cumulative gross ``realized_pnl`` and ``fees`` (in the quote currency). A position in a margined contract
+    counts contracts and also keeps the initial ``margin`` it holds locked and the ``funding`` received (+) or
+    paid (−), both in the settlement currency."""
 
     quantity: Decimal = ZERO
     average_entry_price: Decimal | None = None
     realized_pnl: Decimal = ZERO
     fees: Decimal = ZERO
+    margin: Decimal = ZERO
+    funding: Decimal = ZERO
 
     def __post_init__(self) -> None:
         if (self.quantity == ZERO) != (self.average_entry_price is None):
@@ -51,9 +55,11 @@ class PositionState:
 
 
 def apply_fill(
-    state: PositionState, side: OrderSide, quantity: Decimal, price: Decimal, fee: Decimal = ZERO
+    state: PositionState, side: OrderSide, quantity: Decimal, price: Decimal, fee: Decimal = ZERO,
+    multiplier: Decimal = ONE,
 ) -> tuple[PositionState, Decimal]:
-    """Return the position after a fill and the PnL this fill realized (gross of ``fee``)."""
+    """Return the position after a fill and the PnL this fill realized (gross of ``fee``). ``multiplier`` is the
+    contract size of a contract position (base units per contract): its PnL is ``Δprice × contracts × size``."""
     if not quantity > ZERO:
         raise ValueError(f"quantity must be greater than 0, not {quantity}")
     if not price > ZERO:
@@ -72,7 +78,7 @@ def apply_fill(
     with localcontext(EXACT):
         closed = min(state.quantity.copy_abs(), quantity)
         direction = 1 if state.quantity > ZERO else -1
-        realized_exact = (price - average) * closed * direction
+        realized_exact = (price - average) * closed * direction * multiplier
     realized = storable(realized_exact)
     with localcontext(EXACT):
         realized_pnl = state.realized_pnl + realized
@@ -82,15 +88,16 @@ def apply_fill(
         new_average = average
     else:
         new_average = price
-    return PositionState(new_quantity, new_average, realized_pnl, fees), realized
+    return replace(state, quantity=new_quantity, average_entry_price=new_average, realized_pnl=realized_pnl,
+                   fees=fees), realized
 
 
-def unrealized_pnl(state: PositionState, mark_price: Decimal) -> Decimal:
-    """``(mark − average) × quantity``: what closing at the mark would realize (zero when flat)."""
+def unrealized_pnl(state: PositionState, mark_price: Decimal, multiplier: Decimal = ONE) -> Decimal:
+    """``(mark − average) × quantity × multiplier``: what closing at the mark would realize (zero when flat)."""
     if state.average_entry_price is None:
         return ZERO
     with localcontext(EXACT):
-        value = (mark_price - state.average_entry_price) * state.quantity
+        value = (mark_price - state.average_entry_price) * state.quantity * multiplier
     return storable(value)
 
 

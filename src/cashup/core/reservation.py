@@ -42,6 +42,36 @@ def buy_lock(reserve_price: Decimal, quantity: Decimal, fee_rate: Decimal) -> De
         return amount.quantize(STORAGE_STEP, rounding=ROUND_UP)
 
 
+def margin_lock(reserve_price: Decimal, contracts: Decimal, contract_size: Decimal, leverage: Decimal,
+                fee_rate: Decimal, *, reduce_only: bool = False) -> Decimal:
+    """What an order on a margined contract locks in the settlement currency: its initial margin
+    ``notional / leverage`` plus the fee ``notional × fee_rate``, where ``notional = contracts × contract_size ×
+    reserve_price``; a reduce-only order opens nothing and locks only its fee. Rounded up to 18 decimals only when
+    it has more (a leverage of 3 gives an endless fraction)."""
+    if not leverage > ZERO:
+        raise ValueError(f"leverage must be greater than 0, not {leverage}")
+    with localcontext(EXACT):
+        notional = reserve_price * contracts * contract_size
+        fee = notional * fee_rate
+    if reduce_only:
+        margin = ZERO
+    else:
+        with localcontext(prec=3 * MAX_DIGITS):
+            margin = notional / leverage
+    with localcontext(prec=3 * MAX_DIGITS):
+        amount = margin + fee
+    if fits_storage(amount):
+        return amount
+    with localcontext(prec=3 * MAX_DIGITS):
+        return amount.quantize(STORAGE_STEP, rounding=ROUND_UP)
+
+
+def position_margin(price: Decimal, contracts: Decimal, contract_size: Decimal, leverage: Decimal) -> Decimal:
+    """The initial margin a position of ``contracts`` opened at ``price`` holds: ``notional / leverage``, rounded
+    up to 18 decimals only when it has more."""
+    return margin_lock(price, contracts, contract_size, leverage, ZERO)
+
+
 def _check(quantity: Decimal, fee_rate: Decimal) -> None:
     if not quantity > ZERO:
         raise ValueError(f"quantity must be greater than 0, not {quantity}")

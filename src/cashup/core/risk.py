@@ -109,6 +109,9 @@ class OrderIntent:
     price: Decimal | None
     reduce_only: bool
     is_market: bool
+    contract_size: Decimal = ONE
+    """Base units per contract: a contract order's ``quantity`` counts contracts, its value is
+    ``quantity × contract_size × price``."""
 
     def __post_init__(self) -> None:
         if not self.quantity > ZERO:
@@ -234,7 +237,7 @@ def _max_order_value(intent: OrderIntent, context: RiskContext, limits: RiskLimi
         return None
     price = context.mark_price if intent.is_market or intent.price is None else intent.price
     with localcontext(EXACT):
-        value = intent.quantity * price
+        value = intent.quantity * intent.contract_size * price
     if value <= limits.max_order_value:
         return None
     return RiskDenial(
@@ -251,7 +254,7 @@ def _max_position_value(intent: OrderIntent, context: RiskContext, limits: RiskL
         return None
     projected = projected_position(context.position_quantity, intent.side, intent.quantity).copy_abs()
     with localcontext(EXACT):
-        value = projected * context.mark_price
+        value = projected * intent.contract_size * context.mark_price
     if value <= limits.max_position_value or projected <= context.position_quantity.copy_abs():
         return None
     return RiskDenial(

@@ -132,7 +132,11 @@ class OrderRow(Base):
     child_index: Mapped[int | None]
     algo_state: Mapped[dict[str, Any] | None]
     rolled_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    """Counted in ``order_day_totals`` (a final order of a past day); the statistics read it from there."""
+    """Counted in ``order_day_totals`` (a final order); the statistics read it from there."""
+    contract_size: Mapped[Decimal | None]
+    """Base units per contract of a contract order, whose quantities count contracts (``None``: a spot pair)."""
+    leverage: Mapped[Decimal | None]
+    """Set on a margined contract order: it locks initial margin in the settlement currency."""
 
     # Declared so the unit of work inserts an order before its events and executions; never loaded.
     events: Mapped[list["OrderEventRow"]] = relationship(lazy="raise", viewonly=False)
@@ -266,7 +270,7 @@ class TradeRow(Base):
     executed_at: Mapped[datetime]
     source: Mapped[str] = mapped_column(String(16))
     rolled_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    """Counted in ``trade_day_totals`` (a trade of a past day); the trade summary reads it from there."""
+    """Counted in ``trade_day_totals``; the trade summary reads it from there."""
 
 
 class PositionRow(Base):
@@ -284,6 +288,26 @@ class PositionRow(Base):
     realized_pnl: Mapped[Decimal]
     fees: Mapped[Decimal]
     updated_at: Mapped[datetime]
+    margin: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    """Initial margin a contract position holds locked, in the settlement currency."""
+    funding: Mapped[Decimal] = mapped_column(default=Decimal(0))
+    """Funding received (+) or paid (−) on a contract position, in the settlement currency."""
+
+
+class FundingPaymentRow(Base):
+    """A funding payment of a futures account, as the venue reported it; booked once by its venue id."""
+
+    __tablename__ = "funding_payments"
+    __table_args__ = (UniqueConstraint("account_id", "venue_id", name="uq_funding_account_venue_id"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    account_id: Mapped[UUID] = mapped_column(ForeignKey("accounts.id"))
+    venue_id: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(16))
+    paid_at: Mapped[datetime]
+    booked_at: Mapped[datetime]
 
 
 class RiskLimitRow(Base):

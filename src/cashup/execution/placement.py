@@ -39,7 +39,17 @@ from cashup.risk.service import RiskRepository
 
 PriceSource = Callable[[str, str], Decimal | None]
 """``(exchange, symbol) -> last price`` or ``None`` when the market has none yet."""
+LeverageSource = Callable[[UUID, str], Decimal | None]
+"""``(account_id, contract) -> leverage`` the venue applies to the account's position, ``None`` if unknown."""
 RATE_WINDOW = timedelta(minutes=1)
+
+
+def lock_asset(instrument: Instrument, side: OrderSide) -> str:
+    """What an order locks: the base it sells or the quote it buys with; margin in the settlement currency for a
+    contract, whichever the side."""
+    if instrument.is_contract:
+        return instrument.settlement
+    return instrument.base if side is OrderSide.SELL else instrument.quote
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +73,7 @@ class Resolved:
 
     @property
     def lock_asset(self) -> str:
-        return self.instrument.base if self.command.side is OrderSide.SELL else self.instrument.quote
+        return lock_asset(self.instrument, self.command.side)
 
     @property
     def position_key(self) -> tuple[UUID, str, str, str]:
@@ -161,8 +171,10 @@ class Placement:
     """Admits and places new orders inside a unit of work."""
 
     def __init__(self, *, accounts: AccountDirectory, instruments: InstrumentRegistry, prices: PriceSource,
-                 rules: TradingRules, risk_cache: RiskCache, clock: Callable[[], datetime]) -> None:
+                 rules: TradingRules, risk_cache: RiskCache, clock: Callable[[], datetime],
+                 leverage: LeverageSource | None = None) -> None:
         self.accounts = accounts
+        self.leverage = leverage
         self.risk_cache = risk_cache
         self.instruments = instruments
         self.prices = prices
@@ -225,17 +237,17 @@ class Placement:
         ``NotFound`` or ``Forbidden`` otherwise)."""
         principal = command.principal
         principal.require_trading()
-        command = replace(command, symbol=normalize_symbol(command.symbol))
-        instrument = self.instrument(command.exchange, command.symbol)
-        mark = self.prices(command.exchange, command.symbol)
+        symbol = normalize_symbol(command.symbol)
+        if command.exchange is not None:
+            self.instrument(command.exchange, symbol)  # an unknown exchange or symbol is named before any account
+        account_id, exchange = await self.accounts.resolve(principal, command.account_id, command.exchange, symbol,
+                                                           uow.session)
+        command = replace(command, symbol=symbol, exchange=exchange)
+        instrument = self.instrument(exchange, symbol)
+        mark = self.prices(exchange, symbol)
         check_new_order(command, instrument, mark)
         if mark is None:
-            raise InvalidOrder("symbol", "no_market_price", f"symbol: no market price for {command.symbol} yet")
-        if command.account_id is not None:
-            account_id = await self.accounts.owned_account(principal, command.account_id, command.exchange,
-                                                           uow.session)
-        else:
-            account_id = await self.accounts.default_account(principal, command.exchange, uow.session)
+            raise InvalidOrder("symbol", "no_market_price", f"symbol: no market price for {symbol} yet")
         return Resolved(command, instrument, account_id, mark, command.fingerprint())
 
     async def _assess(self, figures: RiskFigures, resolved: Resolved) -> Assessment:
@@ -260,7 +272,8 @@ class Placement:
         )
         limits = await figures.limits(user_id, account_id, command.strategy_id)
         intent = OrderIntent(side=command.side, quantity=command.quantity, price=command.price,
-                             reduce_only=command.reduce_only, is_market=command.price is None)
+                             reduce_only=command.reduce_only, is_market=command.price is None,
+                             contract_size=instrument.contract_size)
         return Assessment(
             initialized=initialized, order=order, lock_asset=lock_asset, lock_amount=lock_amount, mark=mark,
             limits=limits, context=context,
@@ -294,10 +307,19 @@ class Placement:
             twap_interval=twap_interval, iceberg_visible_ratio=visible_ratio,
             display_quantity=command.display_quantity, reserve_price=self._reserve_price(command, instrument, mark),
             fee_rate=self.rules.fee_rate(command.exchange),
-            locked_asset=None if is_parent else (instrument.base if command.side is OrderSide.SELL
-                                                 else instrument.quote),
+            locked_asset=None if is_parent else lock_asset(instrument, command.side),
             request_fingerprint=fingerprint,
+            contract_size=instrument.contract_size if instrument.is_contract else None,
+            leverage=self._leverage(account_id, instrument),
         )
+
+    def _leverage(self, account_id: UUID, instrument: Instrument) -> Decimal | None:
+        """The leverage a contract order is margined at: the venue's for the account's position (1, all of the
+        notional, while the venue has not said); ``None`` for a spot pair."""
+        if not instrument.is_contract:
+            return None
+        known = self.leverage(account_id, instrument.symbol) if self.leverage is not None else None
+        return known if known is not None and known > 0 else Decimal(1)
 
     def _reserve_price(self, command: PlaceOrder, instrument: Instrument, mark: Decimal) -> Decimal:
         """The price funds are reserved at: the limit price, or a protected price around the trigger or mark."""

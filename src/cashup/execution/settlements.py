@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cashup.core.ids import new_id
 from cashup.core.orders import Order
 from cashup.core.positions import apply_fill
-from cashup.core.settlement import PositionChange, Settlement, TradeFacts
+from cashup.core.settlement import PositionChange, Settlement, TradeFacts, settle_contract_fill
 from cashup.db.models import TradeRow
 from cashup.events.outbox import stage
 from cashup.events.payloads import FILL, POSITION, fill_data, position_data
@@ -36,6 +36,13 @@ class SettlementWriter:
             realized = await self.move_position(order.account_id, order.user_id, order.strategy_id, order.exchange,
                                                 order.symbol, position)
             self.add_trade(order, trade, realized, source)
+        for fill in settlement.contract_fills:
+            row = await self.positions.locked(order.account_id, order.user_id, order.strategy_id, order.exchange,
+                                              order.symbol, self.clock())
+            postings, state, realized = settle_contract_fill(fill, position_state(row))
+            await self.ledger.post(postings)
+            store_position(row, state, self.clock())
+            self.add_trade(order, fill.trade, realized, source)
 
     def add_trade(self, order: Order, trade: TradeFacts, realized: Decimal, source: str) -> TradeRow:
         row = TradeRow(

@@ -140,3 +140,4 @@ class UnitOfWork:
 def _merge(into: Settlement, more: Settlement) -> None:
     into.postings.extend(more.postings)
     into.fills.extend(more.fills)
+    into.contract_fills.extend(more.contract_fills)

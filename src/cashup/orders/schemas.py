@@ -41,8 +41,9 @@ class OrderCreate(BaseModel):
     client_order_id: ClientOrderId | None = None
     account_id: UUID | None = None
     strategy_id: Name | None = None
-    exchange: Annotated[str, Field(min_length=1, max_length=32)] = Field(
-        default="paper", validation_alias=AliasChoices("exchange", "exchange_name")
+    exchange: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(
+        default=None, validation_alias=AliasChoices("exchange", "exchange_name"),
+        description="the venue; optional with account_id (the account's), paper when neither is given",
     )
     symbol: Annotated[str, Field(min_length=3, max_length=32)]
     side: OrderSide
@@ -73,6 +74,8 @@ class OrderCreate(BaseModel):
     def to_command(self, principal: Principal) -> PlaceOrder:
         """The command this request asks for, its symbol in the unified form."""
         values = self.model_dump(exclude={"order_type", "symbol"})
+        if values["exchange"] is None and values["account_id"] is None:
+            values["exchange"] = "paper"  # neither: the caller's paper account
         return PlaceOrder(principal=principal, order_type=self.type, symbol=normalize_symbol(self.symbol), **values)
 
     @field_validator("expire_at")

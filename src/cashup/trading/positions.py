@@ -29,7 +29,8 @@ PriceSource = Callable[[str, str], Decimal | None]
 def position_state(row: PositionRow) -> PositionState:
     """The core's view of a stored position."""
     return PositionState(quantity=row.quantity, average_entry_price=row.average_entry_price,
-                         realized_pnl=row.realized_pnl, fees=row.fees)
+                         realized_pnl=row.realized_pnl, fees=row.fees, margin=row.margin or ZERO,
+                         funding=row.funding or ZERO)
 
 
 def store_position(row: PositionRow, state: PositionState, now: datetime) -> None:
@@ -38,6 +39,8 @@ def store_position(row: PositionRow, state: PositionState, now: datetime) -> Non
     row.average_entry_price = state.average_entry_price
     row.realized_pnl = state.realized_pnl
     row.fees = state.fees
+    row.margin = state.margin
+    row.funding = state.funding
     row.updated_at = now
 
 
@@ -70,7 +73,7 @@ class PositionRepository:
         row = (await self.session.execute(query)).scalar_one_or_none()
         if row is None:
             row = PositionRow(**key, user_id=user_id, quantity=ZERO, average_entry_price=None, realized_pnl=ZERO,
-                              fees=ZERO, updated_at=now)
+                              fees=ZERO, margin=ZERO, funding=ZERO, updated_at=now)
             self.session.add(row)
             await self.session.flush()  # later fills of the same batch must find it
         return row
@@ -98,12 +101,14 @@ class PositionService:
     def view(self, row: PositionRow) -> dict[str, Any]:
         """A position with its mark price and unrealized PnL."""
         mark = self.prices(row.exchange, row.symbol)
+        instrument = self.instruments.get(row.exchange, row.symbol)
+        size = instrument.contract_size if instrument is not None else Decimal(1)
         return {
             "account_id": row.account_id, "strategy_id": row.strategy_id or None, "exchange": row.exchange,
             "symbol": row.symbol, "quantity": row.quantity, "average_entry_price": row.average_entry_price,
             "mark_price": mark, "realized_pnl": row.realized_pnl,
-            "unrealized_pnl": unrealized_pnl(position_state(row), mark) if mark is not None else None,
-            "fees": row.fees,
+            "unrealized_pnl": unrealized_pnl(position_state(row), mark, size) if mark is not None else None,
+            "fees": row.fees, "margin": row.margin or ZERO, "funding": row.funding or ZERO,
         }
 
     async def set(self, principal: Principal, body: PositionSet) -> PositionRow:
@@ -114,6 +119,10 @@ class PositionService:
         instrument = self.instruments.get(body.exchange, symbol)
         if instrument is None or account.exchange != body.exchange:
             raise UnknownInstrument(symbol, body.exchange)
+        if instrument.is_contract:
+            raise InvalidOrder("symbol", "contract_position",
+                               f"symbol: a {symbol} position is the venue's; it moves with trades (POST /trades), "
+                               "not by hand")
         if body.quantity != ZERO and body.average_entry_price is None:
             raise InvalidOrder("average_entry_price", "required", "average_entry_price: required for an open position")
         now = self.clock()

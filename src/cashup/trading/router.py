@@ -1,5 +1,6 @@
 """HTTP routes of the books: balances, ledger, trades, positions."""
 
+import dataclasses
 from typing import Annotated
 from uuid import UUID
 
@@ -11,7 +12,7 @@ from cashup.api.deps import CurrentPrincipal, Placements, RuntimeDep, SessionDep
 from cashup.api.errors import BODY, READ, errors
 from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderType
-from cashup.core.errors import NotFound
+from cashup.core.errors import Conflict, NotFound
 from cashup.core.instruments import normalize_symbol
 from cashup.core.ledger import LedgerReason
 from cashup.core.orders.commands import PlaceOrder
@@ -37,9 +38,11 @@ from cashup.trading.schemas import (
     TradeSummary,
     TransferIn,
     TransferOut,
+    VenuePositionOut,
 )
 from cashup.trading.sync import PositionSync, venue_filled
 from cashup.trading.trades import TradeService
+from cashup.venues.errors import VenueError
 
 router = APIRouter()
 Symbol = Annotated[str, Path(min_length=3, max_length=32)]
@@ -234,6 +237,24 @@ async def list_positions(
     """The caller's positions (of one account if given) with the mark price and unrealized PnL."""
     rows = await positions.find(principal, strategy_id=strategy_id, exchange=exchange, account_id=account_id)
     return [PositionOut.model_validate(positions.view(row)) for row in rows]
+
+
+@router.get("/positions/venue/{account_id:uuid}", responses=errors(*READ, 404, 409, 503),
+            response_model=list[VenuePositionOut], tags=["positions"])
+async def venue_positions(account_id: UUID, principal: CurrentPrincipal, positions: Positions,
+                          runtime: RuntimeDep) -> list[VenuePositionOut]:
+    """The open positions of a futures account as its venue reports them: contracts, entry, mark and liquidation
+    price, margin, unrealized PnL, leverage (the venue is asked now)."""
+    await runtime.accounts.visible_account(principal, account_id, positions.session)
+    await positions.session.rollback()  # nothing is held open while the venue answers
+    venue = runtime.venues.account_venue(account_id)
+    if venue is None:
+        raise Conflict(f"account {account_id} has no running venue (disabled, or not a venue account)")
+    try:
+        held = await venue.fetch_positions()
+    except VenueError as error:
+        raise Conflict(f"{venue.name} did not answer with its positions (try again): {error}") from None
+    return [VenuePositionOut(account_id=account_id, **dataclasses.asdict(item)) for item in held]
 
 
 @router.post("/positions", responses=errors(*READ, *BODY, 403, 404), response_model=PositionOut, tags=["positions"])

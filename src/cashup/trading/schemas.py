@@ -153,6 +153,26 @@ class PositionOut(BaseModel):
     realized_pnl: Amount
     unrealized_pnl: Amount | None
     fees: Amount
+    margin: Amount = Decimal(0)
+    """Initial margin a contract position holds locked (settlement currency)."""
+    funding: Amount = Decimal(0)
+    """Funding received (+) or paid (−) on a contract position."""
+
+
+class VenuePositionOut(BaseModel):
+    """A one-way futures position as the venue itself reports it (sizes in contracts)."""
+
+    account_id: UUID
+    symbol: str
+    contracts: Amount
+    contract_size: Amount
+    entry_price: Amount | None
+    mark_price: Amount | None
+    liquidation_price: Amount | None
+    margin: Amount | None
+    unrealized_pnl: Amount | None
+    leverage: Amount | None
+    margin_mode: str | None
 
 
 class PositionSet(BaseModel):

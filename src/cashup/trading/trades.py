@@ -16,15 +16,16 @@ from cashup.core import ledger
 from cashup.core.enums import OrderSide, Role
 from cashup.core.errors import NotFound, UnknownInstrument
 from cashup.core.ids import new_id
-from cashup.core.instruments import InstrumentRegistry, normalize_symbol
+from cashup.core.instruments import Instrument, InstrumentRegistry, normalize_symbol
 from cashup.core.money import EXACT, ZERO, storable
 from cashup.core.principal import Principal
-from cashup.core.settlement import PositionChange, TradeFacts
+from cashup.core.settlement import ContractFill, PositionChange, TradeFacts, settle_contract_fill
 from cashup.db.aggregates import day_of, exact_sum, start_of_day, utc_day
-from cashup.db.models import TradeDayTotalRow, TradeRow
+from cashup.db.models import AccountRow, TradeDayTotalRow, TradeRow
 from cashup.events.outbox import stage
 from cashup.events.payloads import FILL, fill_data
 from cashup.execution.settlements import SettlementWriter
+from cashup.trading.positions import position_state, store_position
 from cashup.trading.schemas import TradeIn
 
 UNKNOWN_CURRENCY = "?"
@@ -159,8 +160,10 @@ class TradeService:
             raise NotFound(f"trade {trade_id} not found")
         return row
 
-    async def record(self, principal: Principal, body: TradeIn) -> tuple[TradeRow, bool]:
-        """Book a trade made elsewhere: balances (from available), position and trade record."""
+    async def record(self, principal: Principal, body: TradeIn, *,
+                     leverage: Decimal | None = None) -> tuple[TradeRow, bool]:
+        """Book a trade made elsewhere: balances (from available), position and trade record. A trade of a margined
+        contract moves margin (at ``leverage``, 1 when not given), PnL and the fee in the settlement currency."""
         principal.require(Role.ADMIN)
         account = await self.accounts.visible_account(principal, body.account_id, self.session)
         symbol = normalize_symbol(body.symbol)
@@ -171,6 +174,8 @@ class TradeService:
         if existing is not None:
             return existing, False
         books = SettlementWriter(self.session, self.clock)
+        if instrument.is_contract:
+            return await self._record_contract(books, account, instrument, body, leverage or Decimal(1)), True
         fee_currency = (body.fee_currency or instrument.quote).upper()
         await books.ledger.post(ledger.fill(
             account.id, account.exchange, body.side, instrument.base, instrument.quote, body.quantity, body.price,
@@ -195,6 +200,34 @@ class TradeService:
                                                         symbol=symbol, strategy_id=body.strategy_id,
                                                         source="manual"), trade.executed_at)
         return trade, True
+
+    async def _record_contract(self, books: SettlementWriter, account: AccountRow, instrument: Instrument,
+                               body: TradeIn, leverage: Decimal) -> TradeRow:
+        asset = instrument.settlement
+        fee_currency = (body.fee_currency or asset).upper()
+        executed_at = body.executed_at or self.clock()
+        facts = TradeFacts(body.execution_id, body.side, body.quantity, body.price, body.fee, fee_currency,
+                           body.liquidity, executed_at)
+        fill = ContractFill(account.id, None, account.exchange, asset, body.side, body.quantity, body.price,
+                            body.fee, fee_currency, instrument.contract_size, leverage, ZERO,
+                            f"trade:{account.id}:{body.execution_id}"[:64], facts)
+        row = await books.positions.locked(account.id, account.user_id, body.strategy_id, account.exchange,
+                                           instrument.symbol, self.clock())
+        postings, state, realized = settle_contract_fill(fill, position_state(row))
+        await books.ledger.post(postings)
+        store_position(row, state, self.clock())
+        trade = TradeRow(
+            id=new_id(), user_id=account.user_id, account_id=account.id, order_id=None,
+            execution_id=body.execution_id, strategy_id=body.strategy_id, exchange=account.exchange,
+            symbol=instrument.symbol, side=body.side.value, quantity=body.quantity, price=body.price, fee=body.fee,
+            fee_currency=fee_currency, liquidity=body.liquidity.value, realized_pnl=realized,
+            executed_at=executed_at, source="manual",
+        )
+        self.session.add(trade)
+        stage(self.session, account.id, FILL, fill_data(None, facts, realized, exchange=account.exchange,
+                                                        symbol=instrument.symbol, strategy_id=body.strategy_id,
+                                                        source="manual"), executed_at)
+        return trade
 
 
 @dataclass

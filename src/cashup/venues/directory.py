@@ -39,6 +39,11 @@ class VenueDirectory(Mapping[str, Venue]):
     def account_venue(self, account_id: UUID) -> "CcxtVenue | None":
         return self._accounts.get(account_id)
 
+    def leverage(self, account_id: UUID, symbol: str) -> Decimal | None:
+        """The leverage of the account's position in a contract, as its venue last said; ``None`` if unknown."""
+        venue = self._accounts.get(account_id)
+        return venue.leverage(symbol) if venue is not None else None
+
     def account_venues(self) -> list["CcxtVenue"]:
         return list(self._accounts.values())
 

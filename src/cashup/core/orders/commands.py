@@ -17,9 +17,12 @@ _NOT_REQUEST = frozenset({"principal", "parent_order_id", "role", "child_index"}
 
 @dataclass(frozen=True, kw_only=True)
 class PlaceOrder(OrderTerms):
-    """Place a new order for ``principal`` (on its account on ``exchange`` unless ``account_id`` names one)."""
+    """Place a new order for ``principal``: in ``account_id`` (on its exchange), or in the caller's account on
+    ``exchange``; both given must agree; neither is the caller's paper account. ``exchange`` is ``None`` until
+    placement resolves it from the account."""
 
     principal: Principal
+    exchange: str | None = None  # type: ignore[assignment]
     account_id: UUID | None = None
     client_order_id: str | None = None
 

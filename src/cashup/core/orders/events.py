@@ -76,6 +76,11 @@ class OrderInitialized(OrderEvent, OrderTerms):
     fee_rate: Decimal = Decimal(0)
     locked_asset: str | None = None
     request_fingerprint: str = ""
+    contract_size: Decimal | None = None
+    """Base units per contract of a contract order, whose quantities count contracts (``None``: a spot pair)."""
+    leverage: Decimal | None = None
+    """Set on an order for a margined contract: it locks ``notional / leverage`` (and its fee) in the
+    settlement currency instead of the asset it sells or the quote it buys with."""
 
 
 @dataclass(frozen=True, kw_only=True)

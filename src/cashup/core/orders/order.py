@@ -31,7 +31,7 @@ from cashup.core.orders.events import (
     OrderTriggered,
 )
 from cashup.core.orders.transitions import next_status
-from cashup.core.reservation import buy_lock, lock_for_fill
+from cashup.core.reservation import buy_lock, lock_for_fill, margin_lock
 
 _INITIAL_FIELDS = frozenset(item.name for item in fields(OrderInitialized)) - {"at", "order_id"}
 
@@ -111,6 +111,10 @@ class Order:
     algo_state: dict[str, Any] | None = None
     first_fill_at: datetime | None = None
     request_fingerprint: str = ""
+    contract_size: Decimal | None = None
+    """Base units per contract of a contract order (``None``: a spot pair, quantities in base units)."""
+    leverage: Decimal | None = None
+    """Set on a margined contract order: it locks ``notional / leverage`` and its fee in the settlement currency."""
     execution_ids: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
@@ -165,6 +169,11 @@ class Order:
     def _requirement(self, remaining: Decimal, reserve_price: Decimal | None) -> Decimal:
         if remaining <= ZERO:
             return ZERO
+        if self.leverage is not None:
+            if reserve_price is None:
+                return ZERO
+            return margin_lock(reserve_price, remaining, self.contract_size or Decimal(1), self.leverage,
+                               self.fee_rate, reduce_only=self.reduce_only)
         if self.side is OrderSide.SELL:
             return remaining
         if reserve_price is None:
@@ -209,8 +218,12 @@ class Order:
     def _lock_used_by(self, fill: OrderFilled) -> Decimal:
         if self.locked_asset is None or self.locked_amount <= ZERO:
             return ZERO
-        if self.side is OrderSide.BUY and self.reserve_price is None:
+        if (self.side is OrderSide.BUY or self.leverage is not None) and self.reserve_price is None:
             return ZERO
+        if self.leverage is not None:
+            if fill.quantity >= self.remaining_quantity:
+                return self.locked_amount
+            return min(self._requirement(fill.quantity, self.reserve_price), self.locked_amount)
         return lock_for_fill(self.locked_amount, self.remaining_quantity, fill.quantity, self.side,
                              self.reserve_price, self.fee_rate)
 

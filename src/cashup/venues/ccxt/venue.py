@@ -149,8 +149,13 @@ class _Tracked:
     trade_ids: set[str] = field(default_factory=set)
 
 
-def build_client(config: AccountConfig, *, timeout_seconds: float) -> Any:
-    """A CCXT client for the account, loading only the market type it trades, repointed at ``api_url``."""
+STREAMING_EXCHANGES = ("gateio",)
+"""Venues whose user streams the adapter follows (``stream=True``); the others are polled only."""
+
+
+def build_client(config: AccountConfig, *, timeout_seconds: float, pro: bool = False) -> Any:
+    """A CCXT client for the account, loading only the market type it trades, repointed at ``api_url`` (its
+    WebSocket URLs too); ``pro`` makes a CCXT Pro client, for the venue's streams."""
     futures = config.market == "futures"
     options: dict[str, Any] = {
         "defaultType": "swap" if futures else "spot",
@@ -158,7 +163,10 @@ def build_client(config: AccountConfig, *, timeout_seconds: float) -> Any:
     }
     if config.exchange == "gateio":
         options["fetchMarkets"]["settlementCurrencies"] = ["usdt"]
-    client = getattr(ccxt, CCXT_CLASS[config.exchange])({
+    module = ccxt
+    if pro:
+        import ccxt.pro as module
+    client = getattr(module, CCXT_CLASS[config.exchange])({
         "apiKey": config.api_key,
         "secret": config.secret,
         "password": config.passphrase or "",
@@ -177,7 +185,7 @@ def repointed(urls: Any, root: str) -> Any:
     """Every URL in CCXT's ``urls["api"]`` with its scheme and host replaced by ``root`` (paths kept)."""
     if isinstance(urls, dict):
         return {key: repointed(value, root) for key, value in urls.items()}
-    if isinstance(urls, str) and urls.startswith("http"):
+    if isinstance(urls, str) and urls.startswith(("http", "ws")):
         parts = urlsplit(urls)
         return root.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
     return urls
@@ -195,6 +203,7 @@ class CcxtVenue:
         markets_refresh_seconds: float = 3600.0,
         on_broken: Callable[[UUID, str], Coroutine[Any, Any, None]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stream: bool = False,
     ) -> None:
         self.name = config.exchange
         self.account_id = config.account_id
@@ -203,6 +212,10 @@ class CcxtVenue:
         self.poll_seconds = poll_seconds
         self.markets_refresh_seconds = markets_refresh_seconds
         self.client = build_client(config, timeout_seconds=timeout_seconds)
+        self.timeout_seconds = timeout_seconds
+        self.stream = stream and config.exchange in STREAMING_EXCHANGES
+        self.streamed_reports = 0
+        """Reports learned from the user streams first (fills, final states), for metrics and tests."""
         self.broken: str | None = None
         """Why the venue refused this account's credentials, or ``None``."""
         self._on_broken = on_broken
@@ -220,6 +233,7 @@ class CcxtVenue:
         self._external_sink: ExternalSink | None = None
         self._trades_since: dict[str, int] = {}
         self._default_since: int | None = None
+        self._leverage: dict[str, Decimal] = {}
 
     # -- Venue protocol --------------------------------------------------------------------------
 
@@ -241,6 +255,8 @@ class CcxtVenue:
             asyncio.create_task(self._forever(self.load_instruments, self.markets_refresh_seconds),
                                 name=f"{self.name}-markets"),
         ]
+        if self.stream:
+            self._tasks.append(asyncio.create_task(self._stream_forever(), name=f"{self.name}-user-stream"))
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -380,6 +396,12 @@ class CcxtVenue:
                 loaded[market["symbol"]] = instrument_from_market(market)
         self._instruments = loaded
         await self.refresh_prices(every_market=True)
+        if self.market == "futures":
+            await self.fetch_positions()  # learns the leverage of each contract the venue lists
+
+    def leverage(self, symbol: str) -> Decimal | None:
+        """The leverage of the account's position in ``symbol`` as last set or read; ``None`` if unknown."""
+        return self._leverage.get(symbol)
 
     async def fetch_balances(self) -> list[VenueBalance]:
         """Every asset the venue holds for the account (free, in orders, total), as Decimal."""
@@ -399,6 +421,8 @@ class CcxtVenue:
             return []
         positions = []
         for item in await self._call(self.client.fetch_positions):
+            if (leverage := to_decimal(item.get("leverage"))) is not None and leverage > 0:
+                self._leverage[str(item["symbol"])] = leverage
             contracts = to_decimal(item.get("contracts")) or Decimal(0)
             if contracts == 0:
                 continue
@@ -426,10 +450,16 @@ class CcxtVenue:
         since_ms = int(since.timestamp() * 1000) if since is not None else None
         payments = []
         for item in await self._call(self.client.fetch_funding_history, symbol, since_ms):
-            amount = to_decimal(item.get("amount"))
+            info = item.get("info") or {}
+            # The venue's own text of the amount (CCXT's ``amount`` is a float); its id, or failing that the
+            # entry's time, contract and balance after it, which name one account book entry just as well.
+            amount = to_decimal(info.get("change")) if info.get("change") is not None else to_decimal(
+                item.get("amount"))
             if amount is None:
                 continue
-            payments.append(VenueFunding(str(item.get("id") or ""), str(item.get("symbol")), amount,
+            venue_id = (item.get("id") or info.get("id")
+                        or f"{info.get('time')}:{info.get('text')}:{info.get('balance')}")
+            payments.append(VenueFunding(str(venue_id), str(item.get("symbol")), amount,
                                          str(item.get("code") or "USDT"), _timestamp(item.get("timestamp"))))
         return payments
 
@@ -440,6 +470,7 @@ class CcxtVenue:
         if margin_mode is not None and self.client.has.get("setMarginMode"):
             await self._call(self.client.set_margin_mode, margin_mode, symbol, {"leverage": leverage})
         await self._call(self.client.set_leverage, leverage, symbol)
+        self._leverage[symbol] = Decimal(leverage)
 
     async def fetch_market_vwap(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
         """The volume-weighted price of the venue's public trades between ``start`` and ``end`` (the first page
@@ -519,6 +550,62 @@ class CcxtVenue:
             await self._external_sink(self.account_id, ExternalTrade(
                 fill.execution_id, fill.exchange_order_id, symbol, OrderSide(trade["side"]), fill.quantity,
                 fill.price, fill.fee or Decimal(0), fill.fee_currency, fill.liquidity or Liquidity.TAKER, fill.at))
+
+    # -- user streams ----------------------------------------------------------------------------
+
+    async def _stream_forever(self) -> None:
+        """Follow the venue's order and trade streams (CCXT Pro); after any failure or disconnect, reconcile by
+        REST (one poll) before watching again. Polling goes on meanwhile as the fallback."""
+        client = build_client(self.config, timeout_seconds=self.timeout_seconds, pro=True)
+        backoff = 0.5
+        try:
+            while True:
+                try:
+                    if self.broken is None:
+                        if self.market == "futures" and not client.uid:  # the futures channels name the user
+                            detail = await self._call(self.client.private_account_get_detail)
+                            client.uid = str(detail["user_id"])
+                        async with asyncio.TaskGroup() as streams:
+                            streams.create_task(self._watch_trades(client))
+                            streams.create_task(self._watch_orders(client))
+                except* Exception as errors:  # noqa: BLE001 - any stream failure is a gap to reconcile
+                    logger.info("%s account %s: user stream interrupted: %s", self.name, self.account_id,
+                                errors.exceptions[0])
+                with contextlib.suppress(Exception):
+                    await self.poll_once()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    async def _watch_trades(self, client: Any) -> None:
+        """Report each fill of a followed order as the venue streams it (once per venue trade id)."""
+        while True:
+            for trade in await client.watch_my_trades():
+                venue_order = str(trade.get("order") or "")
+                for client_id, tracked in list(self._tracked.items()):
+                    if tracked.exchange_order_id == venue_order:
+                        fill = self._fill(client_id, trade)
+                        if fill.execution_id not in tracked.trade_ids:
+                            self.streamed_reports += 1
+                        self._emit_fill(tracked, fill)
+                        break
+
+    async def _watch_orders(self, client: Any) -> None:
+        """When the stream says a followed order has finished, take its final state (with every fill) from REST."""
+        while True:
+            for order in await client.watch_orders():
+                if STATUS.get(str(order.get("status"))) in (None, VenueOrderStatus.OPEN):
+                    continue
+                ours = our_client_id(self.name, order.get("clientOrderId"))
+                tracked = self._tracked.get(ours) if ours is not None else None
+                if ours is None or tracked is None:
+                    continue
+                state = await self.fetch_order(ours, tracked.symbol)
+                if state is not None and ours in self._tracked:
+                    self.streamed_reports += 1
+                    self._report_state(ours, tracked, state)
 
     # -- plumbing --------------------------------------------------------------------------------
 

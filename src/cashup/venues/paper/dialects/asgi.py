@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from cashup.venues.errors import VenueUnavailable
 from cashup.venues.paper.dialects.venue import DialectExchange
@@ -109,7 +110,8 @@ def retry_after(seconds: float) -> dict[str, str]:
 
 def create_dialect_app(venue: DialectExchange, handle: Handler, *, prefixes: tuple[str, ...], title: str,
                        tick: bool = True, rate_limit: RateLimit | None = None,
-                       too_many: TooMany | None = None) -> Starlette:
+                       too_many: TooMany | None = None,
+                       websockets: dict[str, Callable[[Any], Awaitable[None]]] | None = None) -> Starlette:
     """An ASGI app that strips one of ``prefixes`` from the path and hands every request to ``handle``.
 
     Reads wait ``faults.latency_seconds`` as order calls do (those wait inside the paper exchange)."""
@@ -153,7 +155,8 @@ def create_dialect_app(venue: DialectExchange, handle: Handler, *, prefixes: tup
         except VenueUnavailable as error:
             return PlainTextResponse(f"service unavailable: {error}", status_code=503)
 
-    return Starlette(routes=[Route("/{path:path}", endpoint, methods=METHODS)], lifespan=lifespan)
+    streams = [WebSocketRoute(path, handler) for path, handler in (websockets or {}).items()]
+    return Starlette(routes=[*streams, Route("/{path:path}", endpoint, methods=METHODS)], lifespan=lifespan)
 
 
 def decimal_param(value: str | None, name: str, error: Callable[[str], VenueError]) -> Decimal | None:

@@ -63,6 +63,7 @@ from cashup.venues.paper.dialects.records import (
     Order,
     Status,
     Ticket,
+    Trade,
 )
 from cashup.venues.paper.dialects.venue import DialectExchange
 
@@ -313,9 +314,9 @@ class GateDialect(GateFuturesEndpoints):
             TimeInForce.GTC if tif in ("gtc", "poc") else TimeInForce(tif.upper()), tif == "poc", False, text,
         )
         order = await self._place(account, ticket)
-        return self._spot_json(order)
+        return self.spot_json(order)
 
-    def _spot_json(self, order: Order) -> dict[str, Any]:
+    def spot_json(self, order: Order) -> dict[str, Any]:
         market_buy = order.requested_quote is not None and order.side is OrderSide.BUY
         if order.status is Status.OPEN:
             status, finish = "open", "open"
@@ -358,17 +359,17 @@ class GateDialect(GateFuturesEndpoints):
         return order
 
     async def spot_get(self, account: Account, call: Call, _body: dict[str, Any], groups: list[str]) -> Any:
-        return self._spot_json(self._spot_order(account, call, groups[0]))
+        return self.spot_json(self._spot_order(account, call, groups[0]))
 
     async def spot_cancel(self, account: Account, call: Call, _body: dict[str, Any], groups: list[str]) -> Any:
         order = self._spot_order(account, call, groups[0])
         await self._cancel(account, order)
-        return self._spot_json(order)
+        return self.spot_json(order)
 
     async def spot_cancel_all(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
         """Cancel the open orders of a pair (of one ``side`` if given)."""
         symbol = self._spot_instrument(call.query.get("currency_pair")).symbol
-        return [self._spot_json(order) for order in await self._cancel_all(account, SPOT, symbol, call)]
+        return [self.spot_json(order) for order in await self._cancel_all(account, SPOT, symbol, call)]
 
     async def spot_amend(self, account: Account, call: Call, body: dict[str, Any], groups: list[str]) -> Any:
         pair = body.get("currency_pair") or call.query.get("currency_pair")
@@ -379,7 +380,7 @@ class GateDialect(GateFuturesEndpoints):
         amount = decimal_param(number_text(body.get("amount")), "amount", invalid_argument)
         price = decimal_param(number_text(body.get("price")), "price", invalid_argument)
         await self._amend(account, order, amount, price)
-        return self._spot_json(order)
+        return self.spot_json(order)
 
     async def spot_list(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
         item = self._spot_instrument(call.query.get("currency_pair"))
@@ -388,29 +389,29 @@ class GateDialect(GateFuturesEndpoints):
             raise invalid_argument("status")
         orders = [order for order in self.venue.orders(account, SPOT, item.symbol)
                   if order.is_open == (status == "open")]
-        return [self._spot_json(order) for order in self._page(orders, call)]
+        return [self.spot_json(order) for order in self._page(orders, call)]
 
     async def spot_open_orders(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
         grouped: dict[str, list[dict[str, Any]]] = {}
         for order in self.venue.orders(account, SPOT, open_only=True):
-            grouped.setdefault(market_id(order.symbol), []).append(self._spot_json(order))
+            grouped.setdefault(market_id(order.symbol), []).append(self.spot_json(order))
         return [{"currency_pair": pair, "total": len(orders), "orders": orders} for pair, orders in grouped.items()]
 
     async def spot_trades(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
         pair = call.query.get("currency_pair")
         symbol = self._spot_instrument(pair).symbol if pair else None
-        trades = self._trades(account, SPOT, symbol, call)
-        orders = {trade.order_id: self.venue.find(account, SPOT, order_id=trade.order_id) for trade in trades}
-        return [
-            {"id": str(trade.id), "create_time": seconds_text(trade.at),
-             "create_time_ms": f"{milliseconds(trade.at)}.000", "currency_pair": market_id(trade.symbol),
-             "side": trade.side.value, "role": trade.liquidity.value, "amount": plain(trade.quantity),
-             "price": plain(trade.price), "order_id": str(trade.order_id), "fee": plain(trade.fee),
-             "fee_currency": trade.fee_asset, "point_fee": "0", "gt_fee": "0", "amend_text": "-",
-             "sequence_id": str(trade.id), "text": (orders[trade.order_id].client_id if orders[trade.order_id]
-                                                    else None) or "apiv4"}
-            for trade in trades
-        ]
+        return [self.spot_trade_json(account, trade) for trade in self._trades(account, SPOT, symbol, call)]
+
+    def spot_trade_json(self, account: Account, trade: Trade) -> dict[str, Any]:
+        order = self.venue.find(account, SPOT, order_id=trade.order_id)
+        return {
+            "id": str(trade.id), "create_time": seconds_text(trade.at),
+            "create_time_ms": f"{milliseconds(trade.at)}.000", "currency_pair": market_id(trade.symbol),
+            "side": trade.side.value, "role": trade.liquidity.value, "amount": plain(trade.quantity),
+            "price": plain(trade.price), "order_id": str(trade.order_id), "fee": plain(trade.fee),
+            "fee_currency": trade.fee_asset, "point_fee": "0", "gt_fee": "0", "amend_text": "-",
+            "sequence_id": str(trade.id), "text": (order.client_id if order else None) or "apiv4",
+        }
 
 
 def too_many_requests(_banned: bool, wait: float) -> VenueError:
@@ -421,6 +422,10 @@ def too_many_requests(_banned: bool, wait: float) -> VenueError:
 
 def create_gateio_app(venue: DialectExchange, *, tick: bool = True, rate_limit: RateLimit | None = None) -> Starlette:
     """The ASGI app of the paper exchange speaking Gate.io v4 spot and USDT futures (serve it on 127.0.0.1)."""
+    from cashup.venues.paper.dialects.gateio_stream import PATHS, GateStream
+
     dialect = GateDialect(venue)
+    stream = GateStream(dialect)
     return create_dialect_app(venue, dialect.handle, prefixes=(PREFIX,), title="paper exchange (Gate.io dialect)",
-                              tick=tick, rate_limit=rate_limit, too_many=too_many_requests)
+                              tick=tick, rate_limit=rate_limit, too_many=too_many_requests,
+                              websockets=dict.fromkeys(PATHS, stream.endpoint))

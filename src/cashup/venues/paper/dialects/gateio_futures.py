@@ -95,9 +95,9 @@ class GateFuturesEndpoints(GateEndpoints):
             TimeInForce.GTC if tif in ("gtc", "poc") else TimeInForce(tif.upper()), tif == "poc", reduce_only,
             self._text(body.get("text")),
         )
-        return self._futures_json(await self._place(account, ticket))
+        return self.futures_json(await self._place(account, ticket))
 
-    def _futures_json(self, order: Order) -> dict[str, Any]:
+    def futures_json(self, order: Order) -> dict[str, Any]:
         finished = order.status is not Status.OPEN
         finish = None
         if order.status is Status.FILLED:
@@ -123,24 +123,24 @@ class GateFuturesEndpoints(GateEndpoints):
         }
 
     async def futures_get(self, account: Account, _call: Call, _body: dict[str, Any], groups: list[str]) -> Any:
-        return self._futures_json(self._find(account, FUTURES, groups[0]))
+        return self.futures_json(self._find(account, FUTURES, groups[0]))
 
     async def futures_cancel(self, account: Account, _call: Call, _body: dict[str, Any], groups: list[str]) -> Any:
         order = self._find(account, FUTURES, groups[0])
         await self._cancel(account, order)
-        return self._futures_json(order)
+        return self.futures_json(order)
 
     async def futures_cancel_all(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
         """Cancel the open orders of a contract (of one ``side`` if given)."""
         symbol = self._contract(call.query.get("contract")).symbol
-        return [self._futures_json(order) for order in await self._cancel_all(account, FUTURES, symbol, call)]
+        return [self.futures_json(order) for order in await self._cancel_all(account, FUTURES, symbol, call)]
 
     async def futures_amend(self, account: Account, _call: Call, body: dict[str, Any], groups: list[str]) -> Any:
         order = self._find(account, FUTURES, groups[0])
         size = decimal_param(number_text(body.get("size")), "size", invalid_argument)
         price = decimal_param(number_text(body.get("price")), "price", invalid_argument)
         await self._amend(account, order, None if size is None else abs(size), price)
-        return self._futures_json(order)
+        return self.futures_json(order)
 
     async def futures_list(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
         name = call.query.get("contract")
@@ -150,19 +150,19 @@ class GateFuturesEndpoints(GateEndpoints):
             raise invalid_argument("status")
         orders = [order for order in self.venue.orders(account, FUTURES, symbol)
                   if order.is_open == (status == "open")]
-        return [self._futures_json(order) for order in self._page(orders, call)]
+        return [self.futures_json(order) for order in self._page(orders, call)]
 
     async def futures_trades(self, account: Account, call: Call, *_: Any) -> list[dict[str, Any]]:
         name = call.query.get("contract")
         symbol = self._contract(name).symbol if name else None
-        return [
-            {"id": trade.id, "trade_id": str(trade.id), "create_time": float_seconds(trade.at),
-             "contract": market_id(trade.symbol), "order_id": str(trade.order_id),
-             "size": contracts_value(trade.quantity * trade.side.sign), "close_size": 0, "price": plain(trade.price),
-             "role": trade.liquidity.value, "text": (self._client_id(account, trade) or "api"),
-             "fee": plain(trade.fee), "point_fee": "0"}
-            for trade in self._trades(account, FUTURES, symbol, call)
-        ]
+        return [self.futures_trade_json(account, trade) for trade in self._trades(account, FUTURES, symbol, call)]
+
+    def futures_trade_json(self, account: Account, trade: Trade) -> dict[str, Any]:
+        return {"id": trade.id, "trade_id": str(trade.id), "create_time": float_seconds(trade.at),
+                "create_time_ms": milliseconds(trade.at), "contract": market_id(trade.symbol),
+                "order_id": str(trade.order_id), "size": contracts_value(trade.quantity * trade.side.sign),
+                "close_size": 0, "price": plain(trade.price), "role": trade.liquidity.value,
+                "text": (self._client_id(account, trade) or "api"), "fee": plain(trade.fee), "point_fee": "0"}
 
     def _client_id(self, account: Account, trade: Trade) -> str | None:
         order = self.venue.find(account, FUTURES, order_id=trade.order_id)

@@ -109,6 +109,8 @@ class DialectExchange:
         self.funding_interval = funding_interval
         self.next_funding = clock() + funding_interval
         self._task: asyncio.Task[None] | None = None
+        self.listeners: list[Callable[[Order, Trade | None], None]] = []
+        """Called with an order whenever it is placed or changes (with the trade of a fill): the user streams."""
 
     # -- accounts --------------------------------------------------------------------------------
 
@@ -217,6 +219,8 @@ class DialectExchange:
         finally:
             if order.status is Status.REJECTED:
                 self._forget(order)
+        if order.status is not Status.REJECTED:
+            self._notify(order, None)
         if order.status is Status.REJECTED:
             reason = order.refusal or "rejected"
             if ticket.post_only and reason != FAULT_REJECT_REASON:
@@ -297,6 +301,17 @@ class DialectExchange:
         if not Decimal(1) <= leverage <= MAX_LEVERAGE:
             raise Refusal(RefusalReason.INVALID_PARAMETER, f"leverage must be from 1 to {MAX_LEVERAGE}")
         account.futures.position(symbol).leverage = leverage
+
+    def set_funding(self, rate: Decimal | None = None, interval: timedelta | None = None) -> None:
+        """Change the funding rate charged each interval and/or the interval (the next settlement is then one new
+        interval from now)."""
+        if interval is not None:
+            if interval <= timedelta(0):
+                raise ValueError(f"the funding interval must be positive, not {interval}")
+            self.funding_interval = interval
+            self.next_funding = self.clock() + interval
+        if rate is not None:
+            self.funding_rate = rate
 
     def apply_funding(self, rate: Decimal | None = None) -> list[BookEntry]:
         """Settle one funding interval at ``rate`` (default ``funding_rate``) on every open position, at the
@@ -485,10 +500,20 @@ class DialectExchange:
         else:
             account.spot.release(order.lock_asset, amount)
 
+    def _notify(self, order: Order, trade: Trade | None) -> None:
+        for listener in list(self.listeners):
+            listener(order, trade)
+
     def _on_report(self, market: str, report: ExecutionReport) -> None:
         order = self._by_paper_id.get(report.venue_client_order_id)
         if order is None:
             return
+        trades_before = len(order.trades)
+        self._apply_report(order, report)
+        if order.status is not Status.REJECTED and report.kind not in (ReportKind.ACCEPTED,):
+            self._notify(order, order.trades[-1] if len(order.trades) > trades_before else None)
+
+    def _apply_report(self, order: Order, report: ExecutionReport) -> None:
         order.updated_at = report.at
         kind = report.kind
         if kind is ReportKind.FILL:
