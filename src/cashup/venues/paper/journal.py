@@ -19,6 +19,7 @@ is stored on creation, and opening it with another raises ``JournalMismatch``.
 command after the simulator applied it, and takes the snapshots. ``JournalFile`` is its SQLite file.
 """
 
+import contextlib
 import json
 import logging
 import pickle
@@ -195,6 +196,22 @@ class JournalFile:
                 (command_id, steps, state),
             )
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write everything appended inside as one transaction: one sync to disk for many commands.
+
+        Nothing is durable until the block ends; a block that raises writes nothing."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self._db.execute("ROLLBACK")
+            raise
+        with self._lock:
+            self._db.execute("COMMIT")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -264,6 +281,12 @@ class PaperJournal:
             or self._since_snapshot[1] >= config.snapshot_every_commands
         ):
             self.checkpoint()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Record several commands durably at once: they are on disk when the block ends (see ``JournalFile.batch``)."""
+        with self._opened().batch():
+            yield
 
     def checkpoint(self) -> None:
         """Save a snapshot of the simulator, so a restart replays only what follows."""
