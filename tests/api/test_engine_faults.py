@@ -58,12 +58,15 @@ async def test_exhausted_retries_land_in_failures_and_retry_puts_work_back(
     settings = settings.model_copy(update={"worker_max_attempts": 2})
     runtime = Runtime(settings)
     paper = runtime.venues["paper"]
-    healthy_submit, healthy_fetch = paper.submit, paper.fetch_order
+    healthy_submit, healthy_submit_many, healthy_fetch = paper.submit, paper.submit_many, paper.fetch_order
 
     async def down(*_: object, **__: object) -> None:
         raise VenueUnavailable("connection refused")
 
-    paper.submit, paper.fetch_order = down, down  # type: ignore[method-assign]
+    async def down_many(requests: list[object]) -> list[Exception | None]:
+        return [VenueUnavailable("connection refused") for _ in requests]
+
+    paper.submit, paper.submit_many, paper.fetch_order = down, down_many, down  # type: ignore[method-assign]
     await runtime.start()
     app = create_app(settings, runtime)
     trader, admin = bearer(token_for("alice")), bearer(token_for("root", Role.ADMIN))
@@ -85,7 +88,8 @@ async def test_exhausted_retries_land_in_failures_and_retry_puts_work_back(
             assert (await client.get(f"{API}/orders/{order['id']}", headers=trader)).json()["status"] == "submitted"
             assert (await client.get(f"{API}/failures", headers=trader)).status_code == 403
 
-            paper.submit, paper.fetch_order = healthy_submit, healthy_fetch  # type: ignore[method-assign]
+            paper.submit, paper.submit_many, paper.fetch_order = (  # type: ignore[method-assign]
+                healthy_submit, healthy_submit_many, healthy_fetch)
             retried = await client.post(f"{API}/failures/{failure['id']}/retry", headers=admin)
             assert retried.json()["status"] == "processing"
             assert (await wait_for_status(client, order["id"], "accepted", headers=trader))["status"] == "accepted"

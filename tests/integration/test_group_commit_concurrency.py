@@ -116,7 +116,14 @@ async def test_twenty_concurrent_creates_with_one_key_make_one_order_and_one_sub
         submitted.append(request.venue_client_order_id)
         await send(request)
 
+    send_many = venue.submit_many
+
+    async def counting_submit_many(requests: Any) -> Any:
+        submitted.extend(request.venue_client_order_id for request in requests)
+        return await send_many(requests)
+
     venue.submit = counting_submit  # type: ignore[method-assign]
+    venue.submit_many = counting_submit_many  # type: ignore[method-assign]
     received_before = len(venue.received_client_order_ids)
     price = far_below(runtime)
     body = limit_buy(price, quantity="0.02")

@@ -24,10 +24,12 @@ from cashup.core.ids import new_id
 from cashup.core.instruments import Instrument, InstrumentRegistry
 from cashup.core.money import EXACT, ZERO, storable
 from cashup.core.principal import Principal
+from cashup.core.risk import RiskLimits
 from cashup.db.models import AccountRow, LedgerEntryRow, OrderRow, PositionRow, TradeRow, UserRow
 from cashup.engine.rollups import DayTotals
 from cashup.orders.repository import OrderFilter
 from cashup.orders.statistics import order_statistics
+from cashup.risk.service import RiskRepository
 from cashup.trading.sync import PositionSync, venue_filled
 from cashup.trading.trades import TradeFilter, TradeRepository, fold_summary
 from cashup.venues.base import VenueOrderState, VenueOrderStatus
@@ -325,3 +327,33 @@ async def test_position_sync_asks_only_about_open_orders_and_sums_the_rest_in_th
         [entry] = (await session.execute(select(LedgerEntryRow).where(LedgerEntryRow.account_id == alice))).scalars()
     assert positions == {"": Decimal("0.49"), "grid": Decimal("0.2")}
     assert (entry.asset, entry.amount, entry.reason) == ("BTC", Decimal("0.15"), "adjustment")
+
+
+async def test_the_batch_order_counts_equal_the_counts_one_by_one(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """What placement reads once per batch (open orders per user, orders of the last minute per user and per
+    account, in one statement) equals what the rules count for one order at a time."""
+    rng = random.Random(11)
+    now = datetime.now(UTC)
+    old = int((now - timedelta(minutes=5)).timestamp() * 1000)
+    async with sessions() as session:
+        accounts = await seed_accounts(session)
+        rows = []
+        for index in range(60):
+            user = rng.choice(sorted(accounts))
+            recent = index % 3 != 0
+            order_id = new_id() if recent else UUID(int=(old << 80) | rng.getrandbits(76))
+            rows.append(order_row(accounts[user], user, now, id=order_id, status=rng.choice(list(OrderStatus)).value))
+        session.add_all(rows)
+        await session.commit()
+    users, account_ids = ["alice", "bob", "nobody"], [*accounts.values(), new_id()]
+    async with sessions() as session:
+        repository = RiskRepository(session, RiskLimits(), lambda: now)
+        counts = await repository.order_counts(users, account_ids)
+        assert counts.open_of_users == {user: await repository.open_orders(user) for user in users}
+        assert counts.recent_of_users == {user: await repository.recent_orders(user_id=user) for user in users}
+        assert counts.recent_of_accounts == {account_id: await repository.recent_orders(account_id=account_id)
+                                             for account_id in account_ids}
+        assert counts.recent_of_users["nobody"] == 0 and 0 < counts.recent_of_users["alice"] < 60
+        assert sum(counts.open_of_users.values()) > 0
+        assert await repository.order_counts(["alice"], []) == type(counts)(
+            {"alice": counts.open_of_users["alice"]}, {"alice": counts.recent_of_users["alice"]}, {})

@@ -343,3 +343,30 @@ async def test_stop_releases_the_journal_and_a_later_call_takes_it_back(tmp_path
         await first.submit(limit("a3", BUY, "0.01", "45000.0"))
     with pytest.raises(VenueUnavailable):
         first.advance(1)
+
+
+async def test_a_batch_of_submissions_is_what_the_same_submissions_one_by_one_are(tmp_path: Path) -> None:
+    """``submit_many``: the same reports, outcomes and journal as one ``submit`` after another (faults included),
+    and a restart from its journal has the same state."""
+    faults = FaultConfig(reject_rate=0.2, drop_response_rate=0.2, seed=3)
+    requests = [limit(f"b{i}", BUY if i % 2 else SELL, "0.01", "46250.0" if i % 2 else "46300.0")
+                for i in range(12)] + [market("m", BUY, "0.05"), limit("bad", BUY, "0.01", "40000.05")]
+    one_by_one, reports_alone = open_exchange(tmp_path / "alone.db", TickingClock(), faults=faults)
+    outcomes_alone: list[str | None] = []
+    for request in requests:
+        try:
+            await one_by_one.submit(request)
+            outcomes_alone.append(None)
+        except Exception as error:  # noqa: BLE001 - the outcome is what is compared
+            outcomes_alone.append(type(error).__name__)
+    batched, reports_batched = open_exchange(tmp_path / "batch.db", TickingClock(), faults=faults)
+    outcomes = await batched.submit_many(requests)
+
+    assert [None if outcome is None else type(outcome).__name__ for outcome in outcomes] == outcomes_alone
+    assert "InjectedTimeout" in outcomes_alone and None in outcomes_alone
+    assert reports_batched == reports_alone
+    await batched.stop()
+    restarted, _ = open_exchange(tmp_path / "batch.db", TickingClock())
+    assert await restarted.fetch_open_orders() == await one_by_one.fetch_open_orders()
+    await restarted.stop()
+    await one_by_one.stop()

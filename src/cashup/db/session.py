@@ -8,14 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cashup.config import Settings
 from cashup.db.aggregates import register_sqlite_aggregates
+from cashup.db.sqlite_driver import one_hop_dbapi
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         # One connection: SQLite has one writer, and queueing in the pool is fair and prompt where SQLite's
         # own busy handler sleeps; other processes sharing the file still wait through the busy timeout.
+        driver = {"module": one_hop_dbapi()} if settings.database_url.startswith("sqlite+aiosqlite") else {}
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30}, pool_size=1,
-                                     max_overflow=0, pool_timeout=60)
+                                     max_overflow=0, pool_timeout=60, **driver)
         _configure_sqlite(engine)
         return engine
     # MySQL's default REPEATABLE READ takes gap locks that deadlock claims against inserts; PostgreSQL's

@@ -29,7 +29,15 @@ from cashup.engine.reports import apply_report
 from cashup.engine.retry import retry_delay, with_retries
 from cashup.execution.uow import UnitOfWork
 from cashup.execution.work import Action, retry_at
-from cashup.venues.base import ExecutionReport, ReportKind, Venue, VenueOrderRequest, VenueOrderState, VenueOrderStatus
+from cashup.venues.base import (
+    BatchSubmitter,
+    ExecutionReport,
+    ReportKind,
+    Venue,
+    VenueOrderRequest,
+    VenueOrderState,
+    VenueOrderStatus,
+)
 from cashup.venues.errors import VenueError, VenueOrderNotFound, VenueRejected
 
 log = structlog.get_logger("cashup.engine")
@@ -102,6 +110,23 @@ async def send(ctx: EngineContext, order: Order, venue: Venue, client_id: str) -
         await ctx.book(order.id, OrderRejected(at=ctx.clock(), reason=str(error) or "rejected by venue"))
     except VenueError as error:
         await ctx.retry_later(order.id, venue.name, error, Action.RECONCILE)
+
+
+async def send_many(ctx: EngineContext, venue: BatchSubmitter, sends: list[Send]) -> None:
+    """``send`` for several orders of one venue in one call (see ``BatchSubmitter``)."""
+    for order, _, _ in sends:
+        crash_point(BEFORE_SEND, order.client_order_id)
+    outcomes = await venue.submit_many([venue_request(order, client_id) for order, _, client_id in sends])
+    unexpected: Exception | None = None
+    for (order, named, _), outcome in zip(sends, outcomes, strict=True):
+        if isinstance(outcome, VenueRejected):
+            await ctx.book(order.id, OrderRejected(at=ctx.clock(), reason=str(outcome) or "rejected by venue"))
+        elif isinstance(outcome, VenueError):
+            await ctx.retry_later(order.id, named.name, outcome, Action.RECONCILE)
+        elif outcome is not None:
+            unexpected = unexpected or outcome
+    if unexpected is not None:
+        raise unexpected
 
 
 async def reconcile(ctx: EngineContext, uow: UnitOfWork, order: Order) -> None:

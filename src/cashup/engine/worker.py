@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import cast
 from uuid import UUID
 
 import structlog
@@ -33,6 +34,7 @@ from cashup.execution.signals import Signals
 from cashup.execution.uow import UnitOfWork
 from cashup.execution.work import Action, WorkQueue
 from cashup.metrics import WORK_STEPS
+from cashup.venues.base import BatchSubmitter
 from cashup.venues.directory import VenueDirectory
 
 log = structlog.get_logger("cashup.engine.worker")
@@ -139,8 +141,22 @@ class Worker:
             async with self._slots:
                 await venue_steps.send(self.context, *item)
 
+        async def send_many(venue: BatchSubmitter, items: list[venue_steps.Send]) -> None:
+            async with self._slots:
+                await venue_steps.send_many(self.context, venue, items)
+
+        # A venue that takes submissions in batches gets each of its batches in one call.
+        batches: dict[int, list[venue_steps.Send]] = {}
+        singles: list[venue_steps.Send] = []
+        for item in sends:
+            if isinstance(item[1], BatchSubmitter):
+                batches.setdefault(id(item[1]), []).append(item)
+            else:
+                singles.append(item)
+        calls = [send(item) for item in singles]
+        calls += [send_many(cast(BatchSubmitter, items[0][1]), items) for items in batches.values()]
         try:
-            await asyncio.gather(*(send(item) for item in sends))
+            await asyncio.gather(*calls)
         finally:
             if sends:
                 await self.context.release([order.id for order, _, _ in sends])

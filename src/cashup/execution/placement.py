@@ -29,7 +29,6 @@ from cashup.core.risk import (
     projected_position,
 )
 from cashup.core.rules import TradingRules
-from cashup.db.models import OrderRow
 from cashup.execution.uow import UnitOfWork
 from cashup.execution.validation import check_new_order
 from cashup.execution.work import Action, scheduled
@@ -125,11 +124,11 @@ class RiskFigures:
         users = {item.command.principal.user_id for item in batch} - self._open.keys()
         accounts = {item.account_id for item in batch} - self._recent_accounts.keys()
         positions = {item.position_key for item in batch} - self._positions.keys()
-        if users:
-            self._open |= await self.risk.open_orders_of(users)
-            self._recent_users |= await self.risk.recent_orders_of(OrderRow.user_id, users, RATE_WINDOW)
-        if accounts:
-            self._recent_accounts |= await self.risk.recent_orders_of(OrderRow.account_id, accounts, RATE_WINDOW)
+        if users or accounts:
+            counts = await self.risk.order_counts(users, accounts, RATE_WINDOW)
+            self._open |= counts.open_of_users
+            self._recent_users |= counts.recent_of_users
+            self._recent_accounts |= counts.recent_of_accounts
         if positions:
             self._positions |= await self.risk.positions_of(positions)
         await self._cached()

@@ -1,13 +1,12 @@
 """Load limits and trading states, gather the figures the risk rules need, and keep the settings."""
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, literal, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.enums import OPEN_STATUSES
@@ -30,6 +29,15 @@ LIMIT_FIELDS = tuple(item.name for item in fields(RiskLimits))
 
 def limits_of(row: RiskLimitRow) -> RiskLimits:
     return RiskLimits(**{name: getattr(row, name) for name in LIMIT_FIELDS})
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCounts:
+    """What the rate and open-order rules count, for a batch of users and accounts."""
+
+    open_of_users: dict[str, int]
+    recent_of_users: dict[str, int]
+    recent_of_accounts: dict[UUID, int]
 
 
 class RiskRepository:
@@ -73,21 +81,33 @@ class RiskRepository:
         )
         return (await self.session.scalar(query)) or Decimal(0)
 
-    async def open_orders_of(self, user_ids: Collection[str]) -> dict[str, int]:
-        """Open orders per user, for many users in one query."""
-        query = (select(OrderRow.user_id, func.count()).where(
-            OrderRow.user_id.in_(user_ids), OrderRow.status.in_([status.value for status in OPEN_STATUSES]))
-            .group_by(OrderRow.user_id))
-        counts = dict((await self.session.execute(query)).all())
-        return {user_id: int(counts.get(user_id, 0)) for user_id in user_ids}
-
-    async def recent_orders_of(self, column: Any, keys: Collection[Any],
-                               window: timedelta = timedelta(minutes=1)) -> dict[Any, int]:
-        """Orders created in the last ``window`` per user (``OrderRow.user_id``) or account, in one query."""
+    async def order_counts(self, user_ids: Collection[str], account_ids: Collection[UUID],
+                           window: timedelta = timedelta(minutes=1)) -> OrderCounts:
+        """``open_orders_of(user_ids)``, ``recent_orders_of`` the users and of the accounts, in one statement."""
         since = id_floor(int((self.clock() - window).timestamp() * 1000))
-        query = (select(column, func.count()).where(OrderRow.id >= since, column.in_(keys)).group_by(column))
-        counts = dict((await self.session.execute(query)).all())
-        return {key: int(counts.get(key, 0)) for key in keys}
+        no_user, no_account = literal(None, OrderRow.user_id.type), literal(None, OrderRow.account_id.type)
+        parts = []
+        if user_ids:
+            parts.append(select(literal("open"), OrderRow.user_id, no_account, func.count()).where(
+                OrderRow.user_id.in_(user_ids), OrderRow.status.in_([status.value for status in OPEN_STATUSES]))
+                .group_by(OrderRow.user_id))
+            parts.append(select(literal("user"), OrderRow.user_id, no_account, func.count()).where(
+                OrderRow.id >= since, OrderRow.user_id.in_(user_ids)).group_by(OrderRow.user_id))
+        if account_ids:
+            parts.append(select(literal("account"), no_user, OrderRow.account_id, func.count()).where(
+                OrderRow.id >= since, OrderRow.account_id.in_(account_ids)).group_by(OrderRow.account_id))
+        counts = OrderCounts({user_id: 0 for user_id in user_ids}, {user_id: 0 for user_id in user_ids},
+                             {account_id: 0 for account_id in account_ids})
+        if not parts:
+            return counts
+        for kind, user_id, account_id, count in (await self.session.execute(union_all(*parts))).all():
+            if kind == "open":
+                counts.open_of_users[user_id] = int(count)
+            elif kind == "user":
+                counts.recent_of_users[user_id] = int(count)
+            else:
+                counts.recent_of_accounts[account_id] = int(count)
+        return counts
 
     async def positions_of(self, keys: Collection[tuple[UUID, str, str, str]]) -> dict[tuple[UUID, str, str, str],
                                                                                           Decimal]:

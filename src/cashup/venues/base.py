@@ -3,12 +3,12 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from cashup.core.enums import Liquidity, OrderSide, OrderType, TimeInForce
 from cashup.core.instruments import Instrument
@@ -133,6 +133,14 @@ class Venue(Protocol):
     def last_price(self, symbol: str) -> Decimal | None: ...
 
     def mark_price(self, symbol: str) -> Decimal | None: ...
+
+
+@runtime_checkable
+class BatchSubmitter(Protocol):
+    """A venue that takes several submissions in one call (``submit_many``): one round trip or one durable
+    write for the lot. Each request's outcome is ``None`` or the error its own ``submit`` would have raised."""
+
+    async def submit_many(self, requests: Sequence[VenueOrderRequest]) -> list[Exception | None]: ...
 
 
 async def cancel_and_wait(tasks: list["asyncio.Task[Any]"]) -> None:

@@ -19,14 +19,14 @@ answers, seeded.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from cashup.core.instruments import Instrument
 from cashup.core.matching import OrderBook
-from cashup.venues.base import ReportSink, VenueOrderRequest, VenueOrderState, deliver
+from cashup.venues.base import ExecutionReport, ReportSink, VenueOrderRequest, VenueOrderState, deliver
 from cashup.venues.errors import VenueUnavailable
 from cashup.venues.paper.config import PaperExchangeConfig
 from cashup.venues.paper.faults import Fault, InjectedTimeout
@@ -112,6 +112,38 @@ class PaperExchange:
         body = {"request": encode_request(request), "fault": fault.value if fault else None}
         self._execute(SUBMIT, body)
         await self._answer(fault)
+
+    async def submit_many(self, requests: Sequence[VenueOrderRequest]) -> list[Exception | None]:
+        """Several submissions in one call, each matched as if submitted alone and in this order; their commands
+        are journaled in one transaction (one sync to disk), then their reports are delivered. Returns, for
+        each request, ``None`` or the error its own ``submit`` would have raised."""
+        outcomes: list[Exception | None] = [None] * len(requests)
+        faults: list[Fault | None] = [None] * len(requests)
+        reports: list[ExecutionReport] = []
+        try:
+            with self._journal_batch():
+                for index, request in enumerate(requests):
+                    fault = faults[index] = self._draw_fault(is_submit=True)
+                    body = {"request": encode_request(request), "fault": fault.value if fault else None}
+                    try:
+                        reports += self._apply(SUBMIT, body)
+                    except Exception as error:
+                        outcomes[index] = error
+        except VenueUnavailable as error:
+            return [error] * len(requests)
+        except Exception as error:
+            # The state now holds commands the journal does not: stop before anyone acts on them.
+            self._broken = error
+            logger.exception("paper exchange: writing the journal failed; restart the exchange")
+            return [VenueUnavailable(f"paper exchange journal write failed: {error}")] * len(requests)
+        for report in reports:
+            deliver(self._sink, report, "paper exchange")
+        if self.config.faults.latency_seconds > 0:
+            await asyncio.sleep(self.config.faults.latency_seconds)
+        for index, fault in enumerate(faults):
+            if outcomes[index] is None and fault in (Fault.ACCEPT_THEN_TIMEOUT, Fault.DROP_RESPONSE):
+                outcomes[index] = InjectedTimeout(f"no answer from the paper exchange ({fault} injected)")
+        return outcomes
 
     async def cancel(self, venue_client_order_id: str, symbol: str) -> None:
         fault = self._draw_fault(is_submit=False)
@@ -214,6 +246,21 @@ class PaperExchange:
 
     def _execute(self, kind: str, body: dict[str, Any]) -> None:
         """Apply one command at the current clock reading, journal it, then deliver its reports."""
+        for report in self._apply(kind, body):
+            deliver(self._sink, report, "paper exchange")
+
+    def _journal_batch(self) -> contextlib.AbstractContextManager[None]:
+        """Journal the commands applied inside in one transaction (nothing to do without a journal)."""
+        if self._broken is not None:
+            raise VenueUnavailable(f"paper exchange unusable: {self._broken}")
+        journal = self._journal
+        if journal is None:
+            return contextlib.nullcontext()
+        self._reopen(journal)
+        return journal.batch()
+
+    def _apply(self, kind: str, body: dict[str, Any]) -> list[ExecutionReport]:
+        """Apply one command at the current clock reading and journal it; return its reports (undelivered)."""
         if self._broken is not None:
             raise VenueUnavailable(f"paper exchange unusable: {self._broken}")
         journal = self._journal
@@ -229,8 +276,7 @@ class PaperExchange:
                 self._broken = error
                 logger.exception("paper exchange: writing the journal failed; restart the exchange")
                 raise VenueUnavailable(f"paper exchange journal write failed: {error}") from error
-        for report in reports:
-            deliver(self._sink, report, "paper exchange")
+        return reports
 
     def _reopen(self, journal: PaperJournal) -> None:
         """Take back the journal ``stop`` released, if it is still the one this exchange's state matches."""

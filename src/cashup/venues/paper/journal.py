@@ -4,7 +4,7 @@ The simulator (``simulator.PaperSimulator``) is deterministic for its configurat
 commands (each stamped with the clock reading it ran at), so the journal of those commands *is* its
 state: replaying it rebuilds the same books, orders, fills, received client order ids, prices and
 reports. A command is written (and, with ``synchronous=FULL``, fsync'ed) before its call returns or
-anyone hears its reports.
+anyone hears its reports; only the growth of a quiet run of market steps waits for the next sync.
 
 Market ticks are kept compact: consecutive *quiet* advances (ones that filled or expired nothing of a
 client) are one row whose step count grows. Replaying such a run at its last clock reading gives the
@@ -19,6 +19,7 @@ is stored on creation, and opening it with another raises ``JournalMismatch``.
 command after the simulator applied it, and takes the snapshots. ``JournalFile`` is its SQLite file.
 """
 
+import contextlib
 import json
 import logging
 import pickle
@@ -179,12 +180,21 @@ class JournalFile:
             return cursor.lastrowid
 
     def extend_advance(self, entry_id: int, steps: int, at: datetime) -> None:
-        """Make the quiet advance ``entry_id`` count ``steps`` steps in all, last run at ``at``."""
+        """Make the quiet advance ``entry_id`` count ``steps`` steps in all, last run at ``at``.
+
+        Written without waiting for the disk: no one has heard of these steps (they filled and expired
+        nothing), and the write-ahead log is synced in order, so the next command that is synced makes them
+        durable too. A crash before that loses only market steps after the last report, which a restart
+        replays the same way a little later."""
         with self._lock:
-            self._db.execute(
-                "UPDATE commands SET body = ?, at = ? WHERE id = ? AND kind = 'advance' AND quiet = 1",
-                (json.dumps({"steps": steps}), iso(at), entry_id),
-            )
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute(
+                    "UPDATE commands SET body = ?, at = ? WHERE id = ? AND kind = 'advance' AND quiet = 1",
+                    (json.dumps({"steps": steps}), iso(at), entry_id),
+                )
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def save_snapshot(self, command_id: int, steps: int, state: bytes) -> None:
         with self._lock:
@@ -194,6 +204,22 @@ class JournalFile:
                 "state = excluded.state",
                 (command_id, steps, state),
             )
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write everything appended inside as one transaction: one sync to disk for many commands.
+
+        Nothing is durable until the block ends; a block that raises writes nothing."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self._db.execute("ROLLBACK")
+            raise
+        with self._lock:
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -264,6 +290,12 @@ class PaperJournal:
             or self._since_snapshot[1] >= config.snapshot_every_commands
         ):
             self.checkpoint()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Record several commands durably at once: they are on disk when the block ends (see ``JournalFile.batch``)."""
+        with self._opened().batch():
+            yield
 
     def checkpoint(self) -> None:
         """Save a snapshot of the simulator, so a restart replays only what follows."""
