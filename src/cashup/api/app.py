@@ -20,12 +20,14 @@ from cashup.config import Settings
 from cashup.core.ids import new_id
 from cashup.engine.router import router as engine_router
 from cashup.execution.group_commit import PlacementWriter
+from cashup.market.router import router as market_router
 from cashup.metrics import REQUEST_LATENCY
 from cashup.orders.router import render_placement
 from cashup.orders.router import router as orders_router
 from cashup.risk.router import router as risk_router
 from cashup.runtime import Runtime
 from cashup.trading.router import router as trading_router
+from cashup.web.router import install_desk
 
 access_log = structlog.get_logger("cashup.access")
 
@@ -67,6 +69,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(trading_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(risk_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(accounts_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(market_router, prefix="/api/v1", dependencies=[StrictQuery])
+    install_desk(app)
 
     app.add_middleware(ObserveRequests)
     return app
