@@ -125,13 +125,15 @@ def sign_in_with_token(page: "Page", desk: Desk, user: str, role: Role) -> None:
     expect(page.locator("#who")).to_have_text(f"{user} · {role.value}")
 
 
-def screenshot(page: "Page", name: str) -> None:
+def screenshot(page: "Page", name: str, *, full_page: bool = True) -> None:
     """Save the page for the README when UPDATE_SCREENSHOTS=1 (CI never writes into the tree)."""
     if os.environ.get("UPDATE_SCREENSHOTS") != "1":
         return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    if page.locator("#chart-interval").count():
+        page.select_option("#chart-interval", "1")  # a young market has few 5-second candles
+    page.wait_for_timeout(2500)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def phone_screenshot(browser: "Browser", contexts: list["BrowserContext"], desk: Desk, user: str, role: Role,
@@ -141,8 +143,7 @@ def phone_screenshot(browser: "Browser", contexts: list["BrowserContext"], desk:
     page = open_page(browser, contexts, PHONE)
     sign_in_with_token(page, desk, user, role)
     page.goto(f"{desk.base}/#/{route}")
-    page.wait_for_timeout(1500)
-    screenshot(page, name)
+    screenshot(page, name, full_page=False)
 
 
 def tick_price(value: Decimal) -> str:

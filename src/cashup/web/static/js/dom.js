@@ -111,9 +111,9 @@ export class KeyedTable {
   row(id) { return this.rows.get(String(id)); }
 }
 
-/** A definition list of label → value pairs, numbers right-aligned. */
-export function facts(pairs) {
-  return h("dl", { class: "facts" }, pairs.flatMap(([label, value, num = true]) => [
-    h("dt", {}, label), h("dd", { class: num ? "num" : "" }, value ?? "—"),
-  ]));
+/** A definition list of label → value pairs, numbers right-aligned; `tiles` draws each pair as a tile. */
+export function facts(pairs, { tiles = false } = {}) {
+  const pair = ([label, value, num = true]) => [h("dt", {}, label), h("dd", { class: num ? "num" : "" }, value ?? "—")];
+  if (tiles) return h("dl", { class: "facts tiles" }, pairs.map((item) => h("div", {}, pair(item))));
+  return h("dl", { class: "facts" }, pairs.flatMap(pair));
 }

@@ -14,7 +14,7 @@ export function opsPage(root, { live }) {
   const queueMessage = h("p", { class: "message" });
   queuePanel.body.append(queueMessage, queueFacts);
 
-  const workersPanel = panel("Workers", { id: "workers" });
+  const workersPanel = panel("Workers", { id: "workers", wide: true });
   const workersTable = new KeyedTable([
     { label: "Worker", value: (w) => w.id },
     { label: "Concurrency", value: (w) => String(w.concurrency), num: true },
@@ -82,7 +82,8 @@ export function opsPage(root, { live }) {
   ], { label: "Venue accounts", empty: "No venue accounts registered (the paper exchange needs none).",
     rowClass: (a) => `health-${a.status}` });
   const readiness = h("div", { id: "readiness" });
-  accountsPanel.body.append(accountsMessage, readiness, accountsTable.element);
+  accountsPanel.body.append(accountsMessage, h("h3", { class: "sub" }, "Readiness"), readiness,
+    h("h3", { class: "sub" }, "Accounts"), accountsTable.element);
 
   const intakePanel = panel("Intake", { id: "intake" });
   const intakeTable = new KeyedTable([
@@ -93,8 +94,8 @@ export function opsPage(root, { live }) {
     empty: "No intake counters: no intake consumer has run in this process." });
   intakePanel.body.append(intakeTable.element);
 
-  root.append(h("div", { class: "grid ops" }, queuePanel.section, workersPanel.section, failuresPanel.section,
-    accountsPanel.section, intakePanel.section));
+  root.append(h("div", { class: "grid ops" }, queuePanel.section, intakePanel.section, workersPanel.section,
+    failuresPanel.section, accountsPanel.section));
 
   async function refreshQueue() {
     try {
@@ -105,7 +106,7 @@ export function opsPage(root, { live }) {
         ["Failed", String(status.failed)], ["Oldest due (s)", amount(status.oldest_due_age_seconds)],
         ["Workers alive", String(status.workers_alive)],
         ...Object.entries(status.by_action).map(([action, count]) => [`Waiting: ${action}`, String(count)]),
-      ]));
+      ], { tiles: true }));
       workersTable.update(status.workers);
       say(queueMessage, "");
     } catch (error) {
@@ -124,7 +125,7 @@ export function opsPage(root, { live }) {
       const [list, ready] = await Promise.all([api("GET", "/accounts"), fetch("/health/ready").then((r) => r.json())]);
       accountsTable.update(list.accounts);
       readiness.replaceChildren(facts(Object.entries(ready.checks || {}).map(([name, check]) => [name,
-        typeof check === "object" ? (check.status || JSON.stringify(check)) : String(check), false])));
+        typeof check === "object" ? (check.status || JSON.stringify(check)) : String(check), false]), { tiles: true }));
       say(accountsMessage, "");
     } catch (error) {
       say(accountsMessage, error.message);

@@ -106,7 +106,7 @@ export function riskPage(root, { live }) {
     } },
   ], { key: (l) => (l.defaults ? "defaults" : `${l.scope}|${l.scope_id || ""}`), label: "Risk limits" });
   const scope = h("select", { id: "limit-scope" }, ["global", "user", "account", "strategy"].map((s) => h("option", { value: s }, s)));
-  const scopeId = h("input", { id: "limit-scope_id", autocomplete: "off", placeholder: "id (not for global)" });
+  const scopeId = h("input", { id: "limit-scope_id", autocomplete: "off", placeholder: "empty for global" });
   const inputs = Object.fromEntries(LIMIT_FIELDS.map(([name]) => [name, h("input", {
     id: `limit-${name}`, name, inputmode: "decimal", autocomplete: "off", placeholder: "no limit" })]));
   const limitForm = h("form", { class: "limits-form", id: "limits-form" },
@@ -154,9 +154,9 @@ export function riskPage(root, { live }) {
   const bySymbol = new KeyedTable(exposureColumns("Symbol"), { key: exposureKey, caption: "By symbol", empty: "No open positions." });
   const byStrategy = new KeyedTable(exposureColumns("Strategy"), { key: exposureKey, caption: "By strategy", empty: "No open positions." });
   const byUser = new KeyedTable(exposureColumns("User"), { key: exposureKey, caption: "By user", empty: "No open positions." });
-  const exposurePanel = panel("Exposure at the mark", { id: "exposure", wide: true });
+  const exposurePanel = panel("Exposure at the mark", { id: "exposure" });
   const exposureMessage = h("p", { class: "message" });
-  exposurePanel.body.append(exposureMessage, h("div", { class: "triple" }, bySymbol.element, byStrategy.element, byUser.element));
+  exposurePanel.body.append(exposureMessage, h("div", { class: "stack" }, bySymbol.element, byStrategy.element, byUser.element));
 
   const largestPanel = panel("Largest positions", { id: "largest" });
   const largestTable = new KeyedTable([
@@ -176,7 +176,7 @@ export function riskPage(root, { live }) {
     { label: "Hour", value: (b) => dateTime(b.start) },
     { label: "Denials by rule", cell: (b, td) => {
       td.replaceChildren(...Object.entries(b.counts).map(([rule, count]) => h("span", { class: "rule-count" },
-        h("span", { class: "bar", style: `width: ${Math.min(count, 60) * 3}px` }), `${rule} ${count}`)));
+        h("span", { class: "bar", style: `width: ${Math.min(count, 30) * 8}px` }), `${rule} ${count}`)));
     } },
   ], { key: (b) => b.start, label: "Denials over time", empty: "No order was denied in the last 24 hours." });
   denialsPanel.body.append(denialTotals, denialsTable.element);

@@ -29,13 +29,13 @@ const FIELDS_BY_TYPE = {
   iceberg: ["quantity", "price", "display_quantity"],
 };
 const OPTIONAL_FIELDS = [...new Set(Object.values(FIELDS_BY_TYPE).flat())].filter((name) => name !== "quantity");
-const CHART_INTERVAL_SECONDS = 5;
+const CHART_INTERVALS = [[1, "1 s"], [5, "5 s"], [15, "15 s"], [60, "1 min"]];
 const MARKET_REFRESH_MS = 2000;
 
 const orderPrice = (order) => order.price ?? (order.trigger_price ? `trigger ${order.trigger_price}` : "market");
 
 export function tradePage(root, { live, role }) {
-  const state = { symbol: SYMBOLS[0], history: { status: "", symbol: "", side: "" }, busy: false };
+  const state = { symbol: SYMBOLS[0], interval: 5, history: { status: "", symbol: "", side: "" }, busy: false };
   const trading = canTrade(role);
   const stops = [];
 
@@ -43,7 +43,13 @@ export function tradePage(root, { live, role }) {
   const symbolSelect = h("select", { id: "chart-symbol", "aria-label": "Chart symbol" },
     SYMBOLS.map((symbol) => h("option", { value: symbol }, symbol)));
   const lastPrice = h("output", { class: "num last-price", id: "last-price", "aria-label": "Last price" });
-  const chartPanel = panel("Market", { id: "market", tools: [symbolSelect, lastPrice] });
+  const intervalSelect = h("select", { id: "chart-interval", "aria-label": "Candle interval" },
+    CHART_INTERVALS.map(([seconds, label]) => h("option", { value: seconds, selected: seconds === state.interval }, label)));
+  intervalSelect.addEventListener("change", () => {
+    state.interval = Number(intervalSelect.value);
+    refreshMarket();
+  });
+  const chartPanel = panel("Market", { id: "market", tools: [symbolSelect, intervalSelect, lastPrice] });
   const chartError = h("p", { class: "message" });
   chartPanel.body.append(chartError);
   const chart = new CandleChart(chartPanel.body);
@@ -176,7 +182,7 @@ export function tradePage(root, { live, role }) {
       run(async () => {
         verdict.replaceChildren();
         const order = await api("POST", "/orders", bodyOf());
-        say(message, `Order ${order.client_order_id} is ${order.status.replace("_", " ")}.`, "note");
+        say(message, `Order ${order.client_order_id} is ${order.status.replaceAll("_", " ")}.`, "note");
         refreshAll();
       });
     });
@@ -422,7 +428,7 @@ export function tradePage(root, { live, role }) {
   async function refreshMarket() {
     try {
       const answer = await api("GET", `/markets/${state.symbol.replace("/", "-")}/candles${query({
-        interval_seconds: CHART_INTERVAL_SECONDS, limit: 240 })}`);
+        interval_seconds: state.interval, limit: 240 })}`);
       chart.setCandles(answer);
       lastPrice.textContent = answer.last_price ? `last ${answer.last_price}` : "";
       say(chartError, "");
