@@ -12,9 +12,9 @@ import re
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
@@ -64,8 +64,8 @@ class Desk:
         return issue_token(self.secret, user, role)
 
     def api(self, user: str, role: Role) -> httpx.Client:
-        return httpx.Client(base_url=f"{self.base}/api/v1", headers={"Authorization": f"Bearer {self.token(user, role)}"},
-                            timeout=10, trust_env=False)
+        headers = {"Authorization": f"Bearer {self.token(user, role)}"}
+        return httpx.Client(base_url=f"{self.base}/api/v1", headers=headers, timeout=10, trust_env=False)
 
 
 @pytest.fixture(scope="module")
