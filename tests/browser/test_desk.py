@@ -240,6 +240,17 @@ def test_validating_an_order_too_large_shows_the_denial_with_its_rule_and_figure
     expect(page.locator("#order-quantity-error")).to_contain_text("must be a decimal string")
     expect(page.locator("#order-quantity")).to_have_attribute("aria-invalid", "true")
 
+    with desk.api("vera", Role.TRADER) as api:
+        twap = api.post("/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "twap", "quantity": "0.01",
+                                         "twap_slices": 10, "twap_interval": 60}).json()
+        try:
+            progress = page.locator(f"#algorithms li[data-id='{twap['id']}']")
+            expect(progress).to_contain_text("TWAP buy 0.01 BTC/USDT")
+            expect(progress.locator(".algo-facts")).to_have_text(re.compile(r"^\d+/10 slices · filled [0-9.]+ · avg "))
+            expect(progress.locator("progress")).to_have_attribute("max", "10")
+        finally:
+            api.delete(f"/orders/{twap['id']}")
+
 
 def test_an_admin_retries_a_failure_from_the_operations_page(
     desk: Desk, browser: "Browser", contexts: list["BrowserContext"]
@@ -311,7 +322,7 @@ def test_risk_halts_trading_and_a_traders_order_is_refused_on_their_page(
     try:
         trader.select_option("#order-order_type", "market")
         trader.fill("#order-quantity", "0.01")
-        trader.get_by_role("button", name="Place order").click()
+        trader.press("#order-quantity", "Enter")  # the ticket works from the keyboard
         expect(trader.locator("#ticket-message")).to_contain_text("trading_state: trading is halted")
         with desk.api("rita", Role.RISK) as api:
             denials = api.get("/risk/denials").json()

@@ -91,7 +91,7 @@ export function opsPage(root, { live }) {
     { label: "Labels", value: (c) => c.labels },
     { label: "Value", value: (c) => c.value, num: true },
   ], { key: (c) => `${c.name}${c.labels}`, label: "Intake counters",
-    empty: "No intake counters: no intake consumer has run in this process." });
+    empty: "No intake counters here: no intake consumer runs in this process (`cashup intake` reports on its own /metrics)." });
   intakePanel.body.append(intakeTable.element);
 
   root.append(h("div", { class: "grid ops" }, queuePanel.section, intakePanel.section, workersPanel.section,
@@ -136,8 +136,10 @@ export function opsPage(root, { live }) {
       const text = await (await fetch("/metrics")).text();
       const counters = [];
       for (const line of text.split("\n")) {
-        const match = /^(cashup_intake_[a-z_]+?)(?:_total)?(\{[^}]*\})?\s+(\S+)$/.exec(line);
-        if (match && !match[1].endsWith("_created")) counters.push({ name: match[1], labels: match[2] || "", value: match[3] });
+        const match = /^(cashup_intake_[a-z_]+?)(_total)?(\{[^}]*\})?\s+(\S+)$/.exec(line);
+        if (match && !/_(created|bucket|sum|count)$/.test(match[1])) {
+          counters.push({ name: match[1], labels: match[3] || "", value: match[4] });
+        }
       }
       intakeTable.update(counters);
     } catch {
