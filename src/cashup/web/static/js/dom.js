@@ -53,7 +53,7 @@ export const amount = (value) => (value === null || value === undefined ? "—" 
 /**
  * A table whose rows are keyed by an id: `update(rows)` changes only the cells whose text changed,
  * moves rows into the given order and removes rows that are gone, so a row never flickers.
- * A column is {label, value: row => text, num?: bool, cell?: (row, td, created) => void}; `cell` draws
+ * A column is {label, value: row => text, num?: bool, wrap?: bool, cell?: (row, td, created) => void}; `cell` draws
  * cells that hold controls (it gets `created` true once, when the row is new).
  */
 export class KeyedTable {
@@ -82,7 +82,9 @@ export class KeyedTable {
       const created = !tr;
       if (created) {
         tr = h("tr", { dataset: { id } });
-        for (const column of this.columns) tr.append(h("td", { class: column.num ? "num" : "", "data-label": column.label }));
+        for (const column of this.columns) {
+          tr.append(h("td", { class: column.num ? "num" : column.wrap ? "wrap" : "", "data-label": column.label }));
+        }
         this.rows.set(id, tr);
       }
       tr.className = this.rowClass ? this.rowClass(row) || "" : "";

@@ -31,7 +31,7 @@ export function riskPage(root, { live }) {
   const statesTable = new KeyedTable([
     { label: "Scope", value: (s) => (s.scope_id ? `${s.scope} ${s.scope_id}` : s.scope) },
     { label: "State", value: (s) => s.state },
-    { label: "Reason", value: (s) => s.reason || "" },
+    { label: "Reason", value: (s) => s.reason || "", wrap: true },
     { label: "Set by", value: (s) => s.updated_by },
     { label: "At", value: (s) => dateTime(s.updated_at) },
   ], { key: (s) => `${s.scope}|${s.scope_id || ""}`, label: "Trading states", empty: "No state set: trading is active." });

@@ -402,7 +402,7 @@ export function tradePage(root, { live, role }) {
     { label: "Filled", value: (o) => o.filled_quantity, num: true },
     { label: "Avg price", value: (o) => amount(o.average_price), num: true },
     { label: "Status", value: (o) => o.status },
-    { label: "Reason", value: (o) => o.reject_reason || "" },
+    { label: "Reason", value: (o) => o.reject_reason || "", wrap: true },
   ], { label: "Order history", empty: "No orders match." });
   const historyMessage = h("p", { class: "message" });
   historyPanel.body.append(historyMessage, historyTable.element);
