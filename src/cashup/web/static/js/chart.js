@@ -8,6 +8,7 @@ import {
 } from "../vendor/lightweight-charts.standalone.production.mjs";
 import { h } from "./dom.js";
 
+const FIT_BELOW = 80;
 const toSeconds = (iso) => Math.floor(Date.parse(iso) / 1000);
 const decimals = (text) => (String(text).split(".")[1] || "").length;
 
@@ -25,7 +26,7 @@ export class CandleChart {
         fontFamily: "system-ui, sans-serif",
       },
       grid: { vertLines: { color: "rgba(128,128,128,0.12)" }, horzLines: { color: "rgba(128,128,128,0.12)" } },
-      timeScale: { timeVisible: true, secondsVisible: true },
+      timeScale: { timeVisible: true, secondsVisible: true, rightOffset: 2, maxBarSpacing: 24 },
       localization: { timeFormatter: (seconds) => new Date(seconds * 1000).toLocaleTimeString([], { hour12: false }) },
     });
     this.series = this.chart.addSeries(CandlestickSeries, {
@@ -51,6 +52,7 @@ export class CandleChart {
       this.series.applyOptions({ priceFormat: { type: "price", precision, minMove: 10 ** -precision } });
     }
     this.series.setData(data);
+    if (data.length < FIT_BELOW) this.chart.timeScale().fitContent();  // a young market: spread its few candles
     this.times = data.map((point) => point.time);
     this.redrawMarkers();
   }

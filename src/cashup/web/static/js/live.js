@@ -2,7 +2,7 @@
 //
 // Protocol: the first message authenticates ({"op": "auth", "token"}: browsers cannot set headers and a
 // token never goes in a URL), the second narrows and resumes ({"op": "subscribe", "resume": {stream: seq}});
-// every frame is {event_id, stream, seq, type, at, data}. The pages do not rebuild state from frames: a
+// every frame is {event_id, stream, seq, type, at, data} (a "heartbeat" frame when idle). The pages do not rebuild state from frames: a
 // frame tells them which resources changed and they read those from the API, so what they show is always
 // what the API says. Without a socket (not deployed, refused, dropped) they read them every POLL_MS.
 
@@ -72,7 +72,8 @@ export class Live {
       } catch {
         return;
       }
-      if (!frame || typeof frame.type !== "string") return;
+      // An error frame comes just before the server closes the socket (bad token, bad request): keep polling.
+      if (!frame || typeof frame.type !== "string" || frame.type === "error") return;
       if (!this.open) {
         this.open = true;
         this.attempt = 0;
