@@ -304,6 +304,10 @@ def test_risk_halts_trading_and_a_traders_order_is_refused_on_their_page(
     desk: Desk, browser: "Browser", contexts: list["BrowserContext"]
 ) -> None:
     trader = open_page(browser, contexts)
+    trader.goto(desk.base + "/")
+    trader.get_by_label("Bearer token").fill("not-a-token")
+    trader.get_by_role("button", name="Sign in").click()
+    expect(trader.locator("#sign-in-message")).to_contain_text("The service refused this token: invalid token")
     sign_in_with_token(trader, desk, "tess", Role.TRADER)
     risk = open_page(browser, contexts)
     sign_in_with_token(risk, desk, "rita", Role.RISK)

@@ -265,7 +265,15 @@ export function tradePage(root, { live, role }) {
     editor.hidden = false;
     price.focus();
     price.select();
-    back.addEventListener("click", () => { editor.hidden = true; error.textContent = ""; });
+    const close = () => {
+      editor.hidden = true;
+      error.textContent = "";
+      td.querySelector("[data-action=amend]").focus();
+    };
+    back.addEventListener("click", close);
+    editor.onkeydown = (event) => {
+      if (event.key === "Escape") close();
+    };
     editor.onsubmit = async (event) => {
       event.preventDefault();
       error.textContent = "";
