@@ -37,8 +37,25 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="give up waiting for a free pooled connection after this long (then 503)"
     )
     auto_migrate: bool | None = None
-    redis_url: str | None = None
-    broker_url: str | None = None
+    redis_url: str | None = Field(
+        default=None, description="Redis for fan-out of live events and wake-ups across processes (optional)"
+    )
+    broker_url: str | None = Field(
+        default=None, description="RabbitMQ (amqp://...) the relay publishes live events to (optional)"
+    )
+    events_exchange: str = Field(default="cashup.events", description="topic exchange of live events")
+    events_channel_prefix: str = Field(
+        default="cashup", description="prefix of the Redis / PostgreSQL channels that carry events and wake-ups"
+    )
+    events_relay_batch: int = Field(default=500, ge=1, le=10000)
+    events_relay_poll_seconds: float = Field(
+        default=1.0, gt=0, description="the relay looks for unsent events at least this often (wake-ups aside)"
+    )
+    ws_queue_size: int = Field(
+        default=1000, ge=1, description="events a WebSocket client may fall behind by before it is cut off"
+    )
+    ws_heartbeat_seconds: float = Field(default=15.0, gt=0, description="a heartbeat frame after this long idle")
+    ws_auth_timeout_seconds: float = Field(default=10.0, gt=0, description="wait this long for the first message")
 
     jwt_secret_key: str | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"

@@ -22,8 +22,13 @@ from cashup.db.session import create_engine, create_sessionmaker
 from cashup.engine.reports import ReportApplier
 from cashup.engine.retention import HistoryRetention
 from cashup.engine.worker import Worker
+from cashup.events.broker import RabbitPublisher
+from cashup.events.bus import Bus, PostgresBus, RedisBus
+from cashup.events.fanout import Fanout, SharedSignals
+from cashup.events.hub import Hub
+from cashup.events.outbox import ON_EVENTS_KEY
+from cashup.events.relay import Relay
 from cashup.execution.placement import Placement
-from cashup.execution.signals import Signals
 from cashup.risk.cache import RiskCache
 from cashup.venues.directory import VenueDirectory
 from cashup.venues.registry import build_venues
@@ -43,8 +48,13 @@ class Runtime:
         self.clock = clock
         self.engine: AsyncEngine = create_engine(settings)
         self.cache_versions = CacheVersions(settings.cache_check_interval_ms / 1000)
-        self.sessions = create_sessionmaker(self.engine, info=session_info(self.cache_versions))
-        self.signals = Signals()
+        self.sessions = create_sessionmaker(self.engine, info=session_info(self.cache_versions)
+                                            | {ON_EVENTS_KEY: self._events_written})
+        self.signals = SharedSignals()
+        self.hub = Hub(self.sessions, queue_size=settings.ws_queue_size)
+        publisher = RabbitPublisher(settings.broker_url, settings.events_exchange) if settings.broker_url else None
+        self.relay = Relay(self.sessions, publisher=publisher, sinks=[self.hub], batch=settings.events_relay_batch,
+                           poll_seconds=settings.events_relay_poll_seconds)
         self.account_cache = AccountCache(self.cache_versions)
         self.accounts = AccountDirectory(self.account_cache, clock, paper_funding=settings.initial_paper_balances)
         named = build_venues(settings)
@@ -71,6 +81,12 @@ class Runtime:
                                    clock=clock)
         self.applier = ReportApplier(self.sessions, self.signals, clock)
         self.run_worker = settings.embedded_worker if run_worker is None else run_worker
+        bus = self._bus()
+        self.fanout = None if bus is None else Fanout(
+            bus, self.signals, self.sessions, deliver=self.hub.deliver,
+            wake_relay=self.relay.wake if self.run_worker else None)
+        if self.fanout is not None:
+            self.relay.on_sent = self.fanout.events_sent
         if self.run_worker or not settings.paper_exchange_url:
             # An API process without a worker leaves a shared exchange's reports to the workers that book them.
             for name, venue in self.venues.items():
@@ -96,6 +112,22 @@ class Runtime:
         )
         self._tasks: list[asyncio.Task[None]] = []
 
+    def _bus(self) -> Bus | None:
+        """What carries events and wake-ups to the other processes: Redis when configured, else LISTEN/NOTIFY on
+        PostgreSQL, else nothing (one process)."""
+        if self.settings.redis_url:
+            return RedisBus(self.settings.redis_url, self.settings.events_channel_prefix)
+        if can_listen(self.engine):
+            return PostgresBus(self.engine, self.settings.events_channel_prefix)
+        return None
+
+    def _events_written(self) -> None:
+        """A commit in this process wrote events: a relay sends them now rather than at its next poll."""
+        if self.run_worker:
+            self.relay.wake()
+        elif self.fanout is not None:
+            self.fanout.send("outbox", "")
+
     def last_price(self, exchange: str, symbol: str) -> Decimal | None:
         return self.venues.last_price(exchange, symbol)
 
@@ -112,7 +144,10 @@ class Runtime:
         if can_listen(self.engine):
             self._tasks.append(asyncio.create_task(listen_for_changes(self.engine, self.cache_versions),
                                                    name="cache-notifications"))
+        if self.fanout is not None:
+            self._tasks.append(asyncio.create_task(self.fanout.run(), name="fanout"))
         if self.run_worker:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="event-relay"))
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
             self._tasks.append(asyncio.create_task(HistoryRetention(
                 self.sessions, self.clock, self.settings.order_history_retention_days).run(), name="retention"))
@@ -132,4 +167,5 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.relay.stop()
         await self.engine.dispose()

@@ -180,6 +180,8 @@ def test_a_trader_signs_in_places_a_limit_order_and_amends_it_across_the_market_
         expect(resting.locator("td").nth(4)).to_have_text("0.01")
         expect(page.locator("#market .chart-legend .resting")).to_contain_text(f"buy 0.01 @ {far_below}")
         expect(page.locator("#positions tbody")).to_contain_text("No positions.")
+        # The order's events reached the page on the event stream: from here on it updates from events, not a timer.
+        expect(page.locator("#live")).to_have_attribute("data-state", "live")
         page.evaluate("window.notReloaded = true")
 
         across = tick_price(last_price(api) * Decimal("1.02"))

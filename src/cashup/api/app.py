@@ -19,6 +19,7 @@ from cashup.api.secrets import resolve_jwt_secret
 from cashup.config import Settings
 from cashup.core.ids import new_id
 from cashup.engine.router import router as engine_router
+from cashup.events.ws import router as events_router
 from cashup.execution.group_commit import PlacementWriter
 from cashup.market.router import router as market_router
 from cashup.metrics import REQUEST_LATENCY
@@ -70,6 +71,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(risk_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(accounts_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(market_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(events_router, prefix="/api/v1")
     install_desk(app)
 
     app.add_middleware(ObserveRequests)

@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from cashup.db.types import ExactDecimal, UTCDateTime
@@ -311,3 +311,35 @@ class CacheVersionRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
+
+
+class OutboxEventRow(Base):
+    """A committed change as a live event: written in the transaction of the change, published by the relay.
+
+    ``position`` orders the rows as they were written; within a stream it follows ``seq``, because a stream's
+    counter row stays locked until the transaction that numbered its events commits."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        UniqueConstraint("stream", "seq", name="uq_outbox_events_stream_seq"),
+        Index("ix_outbox_events_unsent", "sent", "position"),
+    )
+
+    position: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                          autoincrement=True)
+    event_id: Mapped[UUID] = mapped_column(unique=True)
+    stream: Mapped[str] = mapped_column(String(36))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    data: Mapped[dict[str, Any]]
+    sent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EventStreamRow(Base):
+    """The last sequence number given to a stream's events; locked by the transaction that numbers more."""
+
+    __tablename__ = "event_streams"
+
+    stream: Mapped[str] = mapped_column(String(36), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)

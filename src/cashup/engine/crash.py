@@ -11,6 +11,8 @@ BEFORE_SEND = "before_send"
 """The order is committed as submitted; the venue has not been called."""
 AFTER_ACCEPT = "after_accept"
 """The venue accepted the order and its report is being booked, not yet committed."""
+RELAY_AFTER_CONFIRM = "relay_after_confirm"
+"""The broker confirmed a batch of events; the relay has not marked them sent (the suffix matches event ids)."""
 
 
 def crash_point(point: str, client_order_id: str) -> None:

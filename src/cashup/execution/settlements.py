@@ -12,6 +12,8 @@ from cashup.core.orders import Order
 from cashup.core.positions import apply_fill
 from cashup.core.settlement import PositionChange, Settlement, TradeFacts
 from cashup.db.models import TradeRow
+from cashup.events.outbox import stage
+from cashup.events.payloads import FILL, POSITION, fill_data, position_data
 from cashup.trading.ledger_store import LedgerStore
 from cashup.trading.positions import PositionRepository, position_state, store_position
 
@@ -44,6 +46,9 @@ class SettlementWriter:
             executed_at=trade.executed_at, source=source,
         )
         self.session.add(row)
+        stage(self.session, order.account_id, FILL,
+              fill_data(order.id, trade, realized, exchange=order.exchange, symbol=order.symbol,
+                        strategy_id=order.strategy_id, source=source), trade.executed_at)
         return row
 
     async def move_position(self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str,
@@ -51,5 +56,7 @@ class SettlementWriter:
         """Apply a fill to the netting position; return the PnL it realized."""
         row = await self.positions.locked(account_id, user_id, strategy_id, exchange, symbol, self.clock())
         new_state, realized = apply_fill(position_state(row), change.side, change.quantity, change.price, change.fee)
-        store_position(row, new_state, self.clock())
+        now = self.clock()
+        store_position(row, new_state, now)
+        stage(self.session, account_id, POSITION, position_data(exchange, symbol, strategy_id, new_state), now)
         return realized

@@ -17,6 +17,8 @@ from cashup.core.enums import ALGORITHM_ORDER_TYPES
 from cashup.core.instruments import split_symbol
 from cashup.core.orders import EventKind, Order, OrderEvent, OrderFilled, OrderInitialized
 from cashup.core.settlement import Settlement, settle_fill, settle_lock
+from cashup.events.outbox import stage, write_staged
+from cashup.events.payloads import ORDER_PREFIX, order_data
 from cashup.execution.settlements import SettlementWriter
 from cashup.execution.signals import Signals
 from cashup.execution.store import OrderStore, RecordedEvent
@@ -48,6 +50,7 @@ class UnitOfWork:
                 recorded.append(applied)
         await self.settlements.write(order, settle_lock(order, order.relock()), source="engine")
         self.orders.add(order, recorded, work)
+        self._publish(order, recorded)
         self._touch(order.id, work)
         return order
 
@@ -72,8 +75,15 @@ class UnitOfWork:
             ORDER_TRANSITIONS.labels(candidate.order_type.value, candidate.status.value).inc()
         vars(order).update(vars(candidate))
         self.orders.save(order, recorded)
+        self._publish(order, recorded)
         self._changed.add(order.id)
         return [EventKind(item.kind) for item in recorded]
+
+    def _publish(self, order: Order, recorded: Sequence[RecordedEvent]) -> None:
+        """Stage the live events of what happened to ``order`` (written with the rest at commit)."""
+        for item in recorded:
+            stage(self.session, order.account_id, ORDER_PREFIX + item.kind,
+                  order_data(order, item.status, item.seq, item.data), item.event.at)
 
     def _apply(self, order: Order, event: OrderEvent, settlement: Settlement,
                data: dict[str, Any]) -> RecordedEvent | None:
@@ -105,6 +115,7 @@ class UnitOfWork:
     async def savepoint(self) -> AsyncIterator[None]:
         """Run a nested step that may fail on its own without undoing what the unit of work did before it."""
         await self.orders.flush()
+        await self.session.run_sync(write_staged)  # what came before the savepoint is not undone with it
         nested = await self.session.begin_nested()
         try:
             yield

@@ -21,7 +21,9 @@ from cashup.core.risk import (
     strictest_state,
 )
 from cashup.db.cache_versions import CacheName, bump_versions
-from cashup.db.models import OrderRow, PositionRow, RiskLimitRow, TradingStateRow
+from cashup.db.models import AccountRow, OrderRow, PositionRow, RiskLimitRow, TradingStateRow
+from cashup.events.outbox import stage
+from cashup.events.payloads import GLOBAL_STREAM, RISK_STREAM, TRADING_STATE, trading_state_data
 
 LIMIT_FIELDS = tuple(item.name for item in fields(RiskLimits))
 
@@ -129,4 +131,17 @@ class RiskRepository:
         row.reason = reason
         row.updated_at = self.clock()
         row.updated_by = by
+        data = trading_state_data(scope.value, scope_id, state.value, reason, by, row.updated_at)
+        for stream in await self._streams_of(scope, scope_id):
+            stage(self.session, stream, TRADING_STATE, data, row.updated_at)
         return row
+
+    async def _streams_of(self, scope: Scope, scope_id: str) -> list[str]:
+        """The event streams a trading state of ``scope`` is told on: its account, each account of its user,
+        the global stream, or (strategies belong to no account) the risk desk's stream."""
+        if scope is Scope.ACCOUNT:
+            return [scope_id]
+        if scope is Scope.USER:
+            query = select(AccountRow.id).where(AccountRow.user_id == scope_id).order_by(AccountRow.id)
+            return [str(account_id) for account_id in (await self.session.execute(query)).scalars()]
+        return [GLOBAL_STREAM if scope is Scope.GLOBAL else RISK_STREAM]

@@ -12,6 +12,8 @@ from cashup.core.ids import new_id
 from cashup.core.ledger import Bucket, InsufficientFunds, Posting, is_system_account
 from cashup.core.money import ZERO
 from cashup.db.models import BalanceRow, LedgerEntryRow
+from cashup.events.outbox import stage
+from cashup.events.payloads import BALANCE, balance_data
 
 
 class LedgerStore:
@@ -75,6 +77,11 @@ class LedgerStore:
             else:
                 row.locked += delta
             row.updated_at = now
+        reason = postings[-1].reason.value if postings else ""
+        for account_id, asset in dict.fromkeys((key[0], key[1]) for key in changes):
+            if not is_system_account(account_id):
+                row = rows[(account_id, asset)]
+                stage(self.session, account_id, BALANCE, balance_data(asset, row.available, row.locked, reason), now)
         for posting in postings:
             for entry in posting.entries:
                 self.session.add(

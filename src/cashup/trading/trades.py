@@ -19,9 +19,11 @@ from cashup.core.ids import new_id
 from cashup.core.instruments import InstrumentRegistry, normalize_symbol
 from cashup.core.money import EXACT, ZERO, storable
 from cashup.core.principal import Principal
-from cashup.core.settlement import PositionChange
+from cashup.core.settlement import PositionChange, TradeFacts
 from cashup.db.aggregates import exact_sum, utc_day
 from cashup.db.models import TradeRow
+from cashup.events.outbox import stage
+from cashup.events.payloads import FILL, fill_data
 from cashup.execution.settlements import SettlementWriter
 from cashup.trading.schemas import TradeIn
 
@@ -164,6 +166,11 @@ class TradeService:
             source="manual",
         )
         self.session.add(trade)
+        facts = TradeFacts(body.execution_id, body.side, body.quantity, body.price, body.fee, fee_currency,
+                           body.liquidity, trade.executed_at)
+        stage(self.session, account.id, FILL, fill_data(None, facts, realized, exchange=account.exchange,
+                                                        symbol=symbol, strategy_id=body.strategy_id,
+                                                        source="manual"), trade.executed_at)
         return trade, True
 
 
