@@ -330,6 +330,8 @@ def test_risk_halts_trading_and_a_traders_order_is_refused_on_their_page(
         trader.fill("#order-quantity", "0.01")
         trader.press("#order-quantity", "Enter")  # the ticket works from the keyboard
         expect(trader.locator("#ticket-message")).to_contain_text("trading_state: trading is halted")
+        expect(trader.locator("#trading-banner")).to_contain_text(
+            "Trading is halted for everyone: exchange incident drill (set by rita")
         with desk.api("rita", Role.RISK) as api:
             denials = api.get("/risk/denials").json()
         assert denials["totals"]["trading_state"] == 1

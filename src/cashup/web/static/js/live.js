@@ -23,7 +23,8 @@ export class Live {
     this.pending = new Map();
   }
 
-  /** Call `refresh()` when an event whose type starts with one of `prefixes` arrives, or on every poll. */
+  /** Call `refresh(frame)` when an event whose type starts with one of `prefixes` arrives, or `refresh(null)` on
+   * every poll while there is no socket. */
   watch(prefixes, refresh) {
     const watcher = { prefixes, refresh };
     this.watchers.add(watcher);
@@ -80,7 +81,7 @@ export class Live {
         this.show("live");
       }
       if (frame.stream && Number.isInteger(frame.seq)) this.lastSeq[frame.stream] = frame.seq;
-      this.dispatch(frame.type);
+      this.dispatch(frame);
     };
     socket.onerror = () => {};
     socket.onclose = () => {
@@ -101,10 +102,11 @@ export class Live {
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
-  /** Refresh the watchers of an event type, at most once per animation frame each. */
-  dispatch(type) {
+  /** Refresh the watchers of a frame's type, at most once per animation frame each (with the latest frame). */
+  dispatch(frame) {
+    const { type } = frame;
     for (const watcher of this.watchers) {
-      if (watcher.prefixes.some((prefix) => type === prefix || type.startsWith(`${prefix}.`))) this.schedule(watcher);
+      if (watcher.prefixes.some((prefix) => type === prefix || type.startsWith(`${prefix}.`))) this.schedule(watcher, frame);
     }
   }
 
@@ -113,12 +115,18 @@ export class Live {
     for (const watcher of this.watchers) this.schedule(watcher);
   }
 
-  schedule(watcher) {
-    if (this.pending.has(watcher)) return;
-    this.pending.set(watcher, requestAnimationFrame(() => {
+  schedule(watcher, frame = null) {
+    const pending = this.pending.get(watcher);
+    if (pending) {
+      pending.frame = frame || pending.frame;
+      return;
+    }
+    const entry = { frame };
+    this.pending.set(watcher, entry);
+    requestAnimationFrame(() => {
       this.pending.delete(watcher);
-      if (this.watchers.has(watcher)) watcher.refresh();
-    }));
+      if (this.watchers.has(watcher)) watcher.refresh(entry.frame);
+    });
   }
 
   show(state) {

@@ -425,6 +425,18 @@ export function tradePage(root, { live, role }) {
   ], { label: "Ledger", empty: "No ledger entries." });
   ledgerPanel.body.append(ledgerTable.element);
 
+  // A change of the trading state reaches traders on the event stream: say it above everything else.
+  const banner = h("p", { class: "banner", id: "trading-banner", role: "status", hidden: true });
+  function showTradingState(change) {
+    if (!change || !change.state) return;
+    const scope = change.scope === "global" ? "for everyone" : `for ${change.scope} ${change.scope_id}`;
+    banner.hidden = change.state === "active";
+    banner.dataset.state = change.state;
+    banner.textContent = `Trading is ${change.state} ${scope}${change.reason ? `: ${change.reason}` : ""}`
+      + ` (set by ${change.updated_by} at ${time(change.updated_at)}).`;
+  }
+  root.append(banner);
+
   root.append(h("div", { class: "grid trade" }, chartPanel.section, ticketPanel.section, openPanel.section,
     positionsPanel.section, balancesPanel.section, fillsPanel.section, algoPanel.section, historyPanel.section,
     ledgerPanel.section));
@@ -504,6 +516,7 @@ export function tradePage(root, { live, role }) {
   stops.push(live.watch(["fill"], () => { refreshFills(); refreshPositions(); }));
   stops.push(live.watch(["position"], refreshPositions));
   stops.push(live.watch(["balance"], refreshBalances));
+  stops.push(live.watch(["risk.trading_state"], (frame) => frame && showTradingState(frame.data)));
   // Prices move without events of the user's own: the chart and the marks of the positions follow the market.
   const marketTimer = setInterval(() => { refreshMarket(); refreshPositions(); }, MARKET_REFRESH_MS);
   refreshMarket();
