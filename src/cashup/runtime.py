@@ -24,7 +24,7 @@ from cashup.engine.retention import HistoryRetention
 from cashup.engine.worker import Worker
 from cashup.events.broker import RabbitPublisher
 from cashup.events.bus import Bus, PostgresBus, RedisBus
-from cashup.events.fanout import Fanout, SharedSignals
+from cashup.events.fanout import Fanout, SharedSignals, outbox_reader
 from cashup.events.hub import Hub
 from cashup.events.outbox import ON_EVENTS_KEY
 from cashup.events.relay import Relay
@@ -83,7 +83,7 @@ class Runtime:
         self.run_worker = settings.embedded_worker if run_worker is None else run_worker
         bus = self._bus()
         self.fanout = None if bus is None else Fanout(
-            bus, self.signals, self.sessions, deliver=self.hub.deliver,
+            bus, self.signals, deliver=self.hub.deliver, read=outbox_reader(self.sessions),
             wake_relay=self.relay.wake if self.run_worker else None)
         if self.fanout is not None:
             self.relay.on_sent = self.fanout.events_sent

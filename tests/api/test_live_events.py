@@ -1,12 +1,13 @@
 """Live events: every change of an order and of the books writes a numbered event in its transaction; the relay
 hands them to this process's consumers in order; a rolled-back transaction writes none."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import httpx
 from sqlalchemy import select
 
+from cashup.core.enums import Role
 from cashup.db.models import AccountRow, OutboxEventRow
 from cashup.events.model import Event
 from cashup.events.outbox import stage
@@ -81,3 +82,28 @@ async def test_a_rolled_back_transaction_writes_and_publishes_no_event(client: h
     after = await outbox_rows(runtime)
     assert [row.data for row in after[len(before):]] == [{"asset": "ETH", "kept": True}]
     assert after[-1].seq == before[-1].seq + 1
+
+
+async def test_halting_a_user_tells_each_of_its_accounts_and_a_global_halt_the_global_stream(
+    client: httpx.AsyncClient, runtime: Runtime, token_for: Callable[..., str]
+) -> None:
+    created = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "limit",
+                                                        "quantity": "0.01", "price": "1000"})).json()
+    await wait_for_status(client, created["id"], "accepted")
+    risk = {"Authorization": f"Bearer {token_for('desk', Role.RISK)}"}
+
+    halted = await client.put(f"{API}/risk/trading-state", json={"state": "halted", "user_id": "alice",
+                                                                 "reason": "limit breach"}, headers=risk)
+    assert halted.status_code == 200, halted.text
+    await client.put(f"{API}/risk/trading-state", json={"state": "reducing"}, headers=risk)
+    await wait_for_status(client, created["id"], "canceled")
+
+    rows = await outbox_rows(runtime)
+    states = [(row.stream, row.data) for row in rows if row.type == "risk.trading_state"]
+    assert [(stream, data["scope"], data["state"]) for stream, data in states] == [
+        (created["account_id"], "user", "halted"), ("global", "global", "reducing")]
+    assert states[0][1]["reason"] == "limit breach" and states[0][1]["updated_by"] == "desk"
+    types = [row.type for row in rows if row.stream == created["account_id"]]
+    assert types.index("risk.trading_state") < types.index("order.canceled")
+    released = [row.data for row in rows if row.type == "balance"][-1]
+    assert released["asset"] == "USDT" and released["locked"] == "0" and released["reason"] == "release"

@@ -91,6 +91,8 @@ class Worker:
         renewals = asyncio.create_task(keeper.run(), name="worker-lease-renewal")
         try:
             while True:
+                # cleared before looking, so a wake-up that comes while this claim finds nothing is not lost
+                self.signals.work_available.clear()
                 try:
                     claimed = await self.run_once()
                 except Exception:  # the database restarts, a deadlock: keep the worker alive and try again
@@ -98,7 +100,6 @@ class Worker:
                     await asyncio.sleep(retry_delay(2))
                     continue
                 if not claimed:
-                    self.signals.work_available.clear()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self.poll_seconds):
                             await self.signals.work_available.wait()

@@ -47,12 +47,13 @@ class SharedSignals(Signals):
 
 
 class Fanout:
-    def __init__(self, bus: Bus, signals: SharedSignals, sessions: async_sessionmaker[AsyncSession], *,
-                 deliver: Callable[[Sequence[Event]], Awaitable[None]],
+    def __init__(self, bus: Bus, signals: SharedSignals, *, deliver: Callable[[Sequence[Event]], Awaitable[None]],
+                 read: Callable[[str, int], Awaitable[list[Event]]],
                  wake_relay: Callable[[], None] | None = None) -> None:
         self.bus = bus
         self.signals = signals
-        self.sessions = sessions
+        self.read = read
+        """Reads one event (stream, seq) from the outbox: those sent as a reference."""
         self.deliver = deliver
         self.wake_relay = wake_relay
         self.origin = new_id().hex
@@ -149,8 +150,7 @@ class Fanout:
         for frame in frames:
             if "ref" in frame:
                 stream, seq = frame["ref"]
-                async with self.sessions() as session:
-                    events.extend(await events_after(session, stream, seq - 1, before=seq + 1))
+                events.extend(await self.read(stream, seq))
             else:
                 events.append(Event(frame["event_id"], frame["stream"], frame["seq"], frame["type"],
                                     datetime.fromisoformat(frame["at"]), frame["data"]))
@@ -169,6 +169,14 @@ class Fanout:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.bus.close()
+
+
+def outbox_reader(sessions: async_sessionmaker[AsyncSession]) -> Callable[[str, int], Awaitable[list[Event]]]:
+    async def read(stream: str, seq: int) -> list[Event]:
+        async with sessions() as session:
+            return await events_after(session, stream, seq - 1, before=seq + 1)
+
+    return read
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
