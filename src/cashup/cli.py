@@ -57,13 +57,16 @@ def serve(
     secret, local_secret = _secret(settings)
     if settings.migrate_on_start:
         upgrade_to_head(settings.database_url)
+    app = create_app(settings)
     if local_secret:
         token = issue_token(secret, "trader", Role.TRADER, algorithm=settings.jwt_algorithm,
                             minutes=settings.jwt_access_token_expire_minutes,
                             issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         base = f"http://{settings.host}:{settings.port}"
+        code = app.state.sign_in_codes.issue(token)
         print(
             f"\nCashUp Order Service on {base}  (docs: {base}/docs)\n"
+            f"The desk, signed in as 'trader' (a one-time link, valid 15 minutes):\n\n  {base}/#sign-in={code}\n\n"
             f"A trader token for user 'trader' (signed with the local secret in {settings.state_dir}/jwt_secret):\n\n"
             f"  export TOKEN={token}\n\n"
             f"  curl -s -X POST {base}/api/v1/orders -H \"Authorization: Bearer $TOKEN\" "
@@ -72,7 +75,7 @@ def serve(
             "\"quantity\": \"0.01\"}'\n",
             flush=True,
         )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 access_log=False, timeout_graceful_shutdown=10)
 
 

@@ -23,6 +23,7 @@ from cashup.engine.router import router as engine_router
 from cashup.events.ws import router as events_router
 from cashup.execution.group_commit import PlacementWriter
 from cashup.intake.service import build_failures
+from cashup.market.router import router as market_router
 from cashup.metrics import REQUEST_LATENCY
 from cashup.notifications.router import router as notifications_router
 from cashup.orders.router import render_placement
@@ -32,6 +33,7 @@ from cashup.replicas.rate_limit import LimitRequests, RateLimiter, storage_for
 from cashup.risk.router import router as risk_router
 from cashup.runtime import Runtime
 from cashup.trading.router import router as trading_router
+from cashup.web.router import install_desk
 
 access_log = structlog.get_logger("cashup.access")
 
@@ -86,8 +88,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(trading_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(risk_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(accounts_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(market_router, prefix="/api/v1", dependencies=[StrictQuery])
     app.include_router(events_router, prefix="/api/v1")
     app.include_router(notifications_router, prefix="/api/v1", dependencies=[StrictQuery])
+    install_desk(app)
 
     app.add_middleware(SettleCacheBeforeAnswering)
     if settings.api_rate_limit:

@@ -1,8 +1,9 @@
 """HTTP routes of risk control: limits per scope and the trading state (kill switch)."""
 
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, RuntimeDep, SessionDep, UnitOfWorkDep
 from cashup.api.errors import BODY, READ, errors
@@ -11,7 +12,13 @@ from cashup.core.principal import Principal
 from cashup.core.risk import RiskLimits, Scope, TradingState
 from cashup.execution.handlers import cancel_many
 from cashup.orders.repository import OrderFilter
+from cashup.risk.exposure import ExposureLine, denials, exposure
 from cashup.risk.schemas import (
+    DenialBucketOut,
+    DenialsOut,
+    ExposureLineOut,
+    ExposureOut,
+    LargePositionOut,
     RiskLimitsIn,
     RiskLimitsOut,
     RiskLimitsView,
@@ -94,3 +101,37 @@ async def put_trading_state(
     await uow.commit()
     return TradingStateOut(scope=scope, scope_id=scope_id or None, state=body.state, reason=body.reason,
                            updated_at=row.updated_at, updated_by=row.updated_by, canceled_orders=canceled)
+
+
+@router.get("/risk/exposure", responses=errors(*READ, 403), response_model=ExposureOut)
+async def get_exposure(principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep,
+                       largest: Annotated[int, Query(ge=1, le=100)] = 10) -> ExposureOut:
+    """Open positions valued at the mark: by symbol, strategy and user per quote currency, and the largest (risk,
+    admin)."""
+    principal.require(Role.RISK, Role.ADMIN)
+    found = await exposure(session, runtime.last_price, largest)
+    return ExposureOut(by_symbol=_lines(found.by_symbol), by_strategy=_lines(found.by_strategy),
+                       by_user=_lines(found.by_user), unpriced=found.unpriced,
+                       largest=[LargePositionOut.model_validate(item) for item in found.largest])
+
+
+def _lines(group: list[ExposureLine]) -> list[ExposureLineOut]:
+    return [ExposureLineOut(key=line.key, currency=line.currency, long=line.long, short=line.short, net=line.net,
+                            gross=line.gross, positions=line.positions) for line in group]
+
+
+@router.get("/risk/denials", responses=errors(*READ, 403), response_model=DenialsOut)
+async def get_denials(principal: CurrentPrincipal, session: SessionDep, runtime: RuntimeDep,
+                      hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24,
+                      bucket_minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60) -> DenialsOut:
+    """Orders denied by the risk checks in the last ``hours``, counted by rule, in total and per bucket (risk,
+    admin)."""
+    principal.require(Role.RISK, Role.ADMIN)
+    bucket = timedelta(minutes=bucket_minutes)
+    now = runtime.clock()
+    since = now - timedelta(hours=hours)
+    found = await denials(session, since, bucket)
+    return DenialsOut(since=found.since, bucket_seconds=int(bucket.total_seconds()), totals=dict(found.totals),
+                      truncated=found.truncated,
+                      buckets=[DenialBucketOut(start=start, counts=dict(counts))
+                               for start, counts in sorted(found.buckets.items())])

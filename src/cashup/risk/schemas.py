@@ -75,3 +75,48 @@ class TradingStateOut(BaseModel):
 class TradingStateView(BaseModel):
     effective: TradingState
     states: list[TradingStateOut]
+
+
+class ExposureLineOut(BaseModel):
+    """Notional at the mark of one group, in one quote currency: long (>= 0), short (<= 0), net and gross."""
+
+    key: str
+    currency: str
+    long: Amount
+    short: Amount
+    net: Amount
+    gross: Amount
+    positions: int
+
+
+class LargePositionOut(BaseModel):
+    user_id: str
+    account_id: UUID
+    strategy_id: str | None
+    exchange: str
+    symbol: str
+    quantity: Amount
+    mark_price: Amount
+    notional: Amount
+    currency: str
+
+
+class ExposureOut(BaseModel):
+    by_symbol: list[ExposureLineOut]
+    by_strategy: list[ExposureLineOut]
+    by_user: list[ExposureLineOut]
+    largest: list[LargePositionOut]
+    unpriced: int = Field(description="open positions left out because their market has no price now")
+
+
+class DenialBucketOut(BaseModel):
+    start: datetime
+    counts: dict[str, int]
+
+
+class DenialsOut(BaseModel):
+    since: datetime
+    bucket_seconds: int
+    totals: dict[str, int]
+    buckets: list[DenialBucketOut]
+    truncated: bool

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ from cashup.venues.errors import VenueUnavailable
 from cashup.venues.paper.config import PaperExchangeConfig
 from cashup.venues.paper.faults import Fault, InjectedTimeout
 from cashup.venues.paper.journal import JournalDiverged, JournalLocked, PaperJournal
-from cashup.venues.paper.market_data import STEPS_PER_BAR, PriceFeed
+from cashup.venues.paper.market_data import STEPS_PER_BAR, Bar, PriceFeed
 from cashup.venues.paper.simulator import ADVANCE, AMEND, CANCEL, SUBMIT, PaperSimulator, ReportBatch
 from cashup.venues.paper.wire import dec, encode_request
 
@@ -227,6 +227,10 @@ class PaperExchange:
     def market_vwap(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
         """Volume-weighted average price of the market's steps run in ``[start, end]``; ``None`` if none."""
         return self.simulator.market_vwap(symbol, start, end)
+
+    def candles(self, symbol: str, interval: timedelta, limit: int = 300) -> list[Bar] | None:
+        """The latest ``limit`` candles of the symbol's market over ``interval`` (``None``: unknown symbol)."""
+        return self.simulator.candles(symbol, interval, limit)
 
     def checkpoint(self) -> None:
         """Save a snapshot of the state in the journal, so a restart replays only what follows."""

@@ -28,7 +28,7 @@ from cashup.venues.paper.config import PaperExchangeConfig
 from cashup.venues.paper.faults import FAULT_REJECT_REASON, Fault
 from cashup.venues.paper.instruments import PAPER_INSTRUMENTS
 from cashup.venues.paper.liquidity import LiquidityConfig, SyntheticLiquidity
-from cashup.venues.paper.market_data import BarReplay, PriceFeed, RandomWalk, load_bundled_bars
+from cashup.venues.paper.market_data import Bar, BarReplay, PriceFeed, RandomWalk, load_bundled_bars
 from cashup.venues.paper.wire import decode_request, undec
 
 CLIENT_OWNER = "client"
@@ -250,6 +250,32 @@ class PaperSimulator:
                 notional += price * weight
                 volume += weight
         return (Decimal(notional) / Decimal(volume)).scaleb(-_SCALE) if volume else None
+
+    def candles(self, symbol: str, interval: timedelta, limit: int) -> list[Bar] | None:
+        """The latest ``limit`` candles of ``interval`` built from the market's steps, oldest first; ``None`` for
+        an unknown symbol. A candle's ``timestamp`` is its interval's start on the clock the steps ran at, its
+        volume the weight of its steps (a quarter bar's volume each in a replay, one each in a random walk)."""
+        history = self._history.get(symbol)
+        if history is None:
+            return None
+        width = interval // timedelta(microseconds=1)
+        buckets: list[list[int]] = []  # newest first: [start, open, high, low, close, volume]
+        for at, price, weight in reversed(history):
+            start = at - at % width
+            if buckets and buckets[-1][0] == start:
+                bucket = buckets[-1]
+                bucket[1] = price
+                bucket[2] = max(bucket[2], price)
+                bucket[3] = min(bucket[3], price)
+                bucket[5] += weight
+                continue
+            if len(buckets) == limit:
+                break
+            buckets.append([start, price, price, price, price, weight])
+        return [
+            Bar(_EPOCH + timedelta(microseconds=start), *(Decimal(value).scaleb(-_SCALE) for value in prices))
+            for start, *prices in reversed(buckets)
+        ]
 
     # -- snapshots ---------------------------------------------------------------------------------
 
