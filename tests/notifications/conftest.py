@@ -58,7 +58,7 @@ def settings(settings: Settings, http_double: HttpDouble, smtp_double: SmtpDoubl
 def order_event(status: str, *, user_id: str = "alice", seq: int = 1, order_id: str | None = None,
                 **data: Any) -> Event:
     """A synthetic committed order event like the relay hands to sinks."""
-    order = {"id": order_id or str(new_id()), "user_id": user_id, "account_id": "acct-" + user_id,
+    order = {"order_id": order_id or str(new_id()), "user_id": user_id, "account_id": "acct-" + user_id,
              "symbol": "BTC/USDT", "side": "buy", "order_type": "limit", "status": status, "quantity": "0.25",
              "price": "30000.5", "filled_quantity": "0.25" if status == "filled" else "0",
              "average_price": "30000.5" if status == "filled" else None} | data

@@ -10,6 +10,8 @@ import pytest
 from cashup.core.enums import Role
 from cashup.notifications.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from cashup.runtime import Runtime
+from tests.api.helpers import API as ORDERS_API
+from tests.api.helpers import market, wait_for_status
 from tests.conftest import TestClock
 from tests.notifications.conftest import drain, order_event
 from tests.notifications.doubles import HttpDouble, SmtpDouble
@@ -54,7 +56,7 @@ async def test_webhook_sees_each_subscribed_event_once_signed_after_failures_and
     assert sorted(item.headers[EVENT_ID_HEADER] for item in accepted) == sorted([filled.event_id, canceled.event_id])
     bodies = {item.json()["event"]["event_id"]: item.json() for item in accepted}
     assert bodies[filled.event_id]["event"]["data"]["quantity"] == "0.25"
-    assert bodies[filled.event_id]["text"] == f"Order {filled.data['id']} filled: buy 0.25 BTC/USDT at 30000.5"
+    assert bodies[filled.event_id]["text"] == f"Order {filled.data['order_id']} filled: buy 0.25 BTC/USDT at 30000.5"
 
     deliveries = (await client.get(f"{API}/deliveries")).json()
     assert sorted(item["status"] for item in deliveries) == ["sent", "sent"]
@@ -80,7 +82,7 @@ async def test_telegram_email_and_push_services_receive_the_rendered_template_an
     await runtime.notifications.sink.deliver([first])
     await drain(runtime, clock)
 
-    expected = f"Order {first.data['id']} filled: buy 0.25 BTC/USDT at 30000.5"
+    expected = f"Order {first.data['order_id']} filled: buy 0.25 BTC/USDT at 30000.5"
     [telegram] = http_double.on("/telegram/bot123:TEST/sendMessage")
     assert telegram.json() == {"chat_id": "-100123", "text": expected}
     [mail] = smtp_double.mailbox.messages
@@ -104,7 +106,7 @@ async def test_telegram_email_and_push_services_receive_the_rendered_template_an
     assert body_of(smtp_double.mailbox.messages[-1]) == "BTC/USDT FILLED 0.25@30000.5"
 
     reset = await client.delete(f"{API}/templates/order.filled", headers=admin)
-    assert reset.json()["is_default"] is True and reset.json()["text"].startswith("Order {{ order.id }} filled")
+    assert reset.json()["is_default"] is True and reset.json()["text"].startswith("Order {{ order.order_id }} filled")
 
 
 @pytest.mark.parametrize("text, rule_hint", [
@@ -200,3 +202,26 @@ async def test_a_channel_this_service_has_not_configured_is_refused_and_null_pat
     for patch in ({"target": None}, {"target": "not a url"}, {"events": ["*"], "colour": "red"}):
         answer = await client.patch(f"{API}/subscriptions/{created['id']}", json=patch)
         assert answer.status_code == 422, (patch, answer.text)
+
+
+async def test_a_real_fill_reaches_the_webhook_through_the_relay_with_its_figures(
+    client: httpx.AsyncClient, runtime: Runtime, clock: TestClock, http_double: HttpDouble,
+) -> None:
+    created = await subscribe(client, channel="webhook", target=http_double.url + "/hook",
+                              events=["order.filled", "fill"])
+    placed = (await client.post(f"{ORDERS_API}/orders", json=market("buy"))).json()
+    filled = await wait_for_status(client, placed["id"], "filled")
+    await runtime.relay.drain()  # what the worker's relay does as the fill commits
+    await drain(runtime, clock)
+
+    hooks = http_double.on("/hook")
+    assert all(verify(created["secret"], item.headers[TIMESTAMP_HEADER], item.body, item.headers[SIGNATURE_HEADER])
+               for item in hooks)
+    by_type = {item.json()["event"]["type"]: item.json() for item in hooks}
+    assert sorted(by_type) == ["fill", "order.filled"]  # one of each: this order filled at once
+    order = by_type["order.filled"]["event"]["data"]
+    assert order["order_id"] == placed["id"] and order["filled_quantity"] == filled["filled_quantity"]
+    assert by_type["order.filled"]["text"] == (
+        f"Order {placed['id']} filled: buy {filled['filled_quantity']} BTC/USDT at {filled['average_price']}")
+    fill = by_type["fill"]["event"]["data"]
+    assert fill["order_id"] == placed["id"] and fill["price"] == filled["average_price"]

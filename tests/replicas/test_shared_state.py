@@ -109,7 +109,7 @@ async def test_an_order_event_from_another_process_drops_the_cached_answer(runti
     cache = runtime.read_cache
     assert cache is not None
     event = order_event("filled")
-    order_id = UUID(event.data["id"])
+    order_id = UUID(event.data["order_id"])
     await cache.put(order_id, "alice", b'{"status": "accepted"}', cache.epoch())  # as another process left it
     assert await cache.get(order_id) == ("alice", b'{"status": "accepted"}')
 

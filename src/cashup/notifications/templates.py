@@ -13,15 +13,15 @@ MAX_TEMPLATE_LENGTH = 4000
 MAX_MESSAGE_LENGTH = 4000
 
 DEFAULT_TEMPLATES: dict[str, str] = {
-    "order.accepted": "Order {{ order.id }} accepted: {{ order.side }} {{ order.quantity }} {{ order.symbol }}"
+    "order.accepted": "Order {{ order.order_id }} accepted: {{ order.side }} {{ order.quantity }} {{ order.symbol }}"
                       "{% if order.price %} at {{ order.price }}{% endif %}",
-    "order.filled": "Order {{ order.id }} filled: {{ order.side }} {{ order.filled_quantity }} {{ order.symbol }}"
+    "order.filled": "Order {{ order.order_id }} filled: {{ order.side }} {{ order.filled_quantity }} {{ order.symbol }}"
                     "{% if order.average_price %} at {{ order.average_price }}{% endif %}",
-    "order.partially_filled": "Order {{ order.id }} partly filled: {{ order.filled_quantity }} of "
+    "order.partially_filled": "Order {{ order.order_id }} partly filled: {{ order.filled_quantity }} of "
                               "{{ order.quantity }} {{ order.symbol }}",
-    "order.canceled": "Order {{ order.id }} canceled: {{ order.side }} {{ order.quantity }} {{ order.symbol }}",
-    "order.rejected": "Order {{ order.id }} rejected: {{ order.side }} {{ order.quantity }} {{ order.symbol }}"
-                      "{% if order.reason %} ({{ order.reason }}){% endif %}",
+    "order.canceled": "Order {{ order.order_id }} canceled: {{ order.side }} {{ order.quantity }} {{ order.symbol }}",
+    "order.rejected": "Order {{ order.order_id }} rejected: {{ order.side }} {{ order.quantity }} {{ order.symbol }}"
+                      "{% if order.reject_reason %} ({{ order.reject_reason }}){% endif %}",
     "fill": "Fill: {{ data.side }} {{ data.quantity }} {{ data.symbol }} at {{ data.price }}",
     "position": "Position {{ data.symbol }}: {{ data.quantity }}",
     "balance": "Balance {{ data.asset }}: {{ data.available }} available",
@@ -31,9 +31,9 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 """Built-in texts by event type; ``*`` answers for a type without its own."""
 
 SAMPLE_DATA: dict[str, Any] = {
-    "id": "0192f0c0-0000-7000-8000-000000000000", "user_id": "alice", "account_id": "acct", "symbol": "BTC/USDT",
+    "order_id": "0192f0c0-0000-7000-8000-000000000000", "client_order_id": "c-1", "symbol": "BTC/USDT",
     "side": "buy", "order_type": "limit", "status": "filled", "quantity": "0.5", "price": "30000",
-    "filled_quantity": "0.5", "remaining_quantity": "0", "average_price": "30000", "reason": "",
+    "filled_quantity": "0.5", "remaining_quantity": "0", "average_price": "30000", "reject_reason": None,
     "asset": "USDT", "available": "1000", "state": "halted",
 }
 

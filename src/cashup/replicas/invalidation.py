@@ -26,7 +26,7 @@ class CacheInvalidationSink:
         accounts: list[UUID] = []
         for event in events:
             if event.type.startswith("order."):
-                orders.extend(_uuid(event.data.get("id")))
+                orders.extend(_uuid(event.data.get("order_id")))
             elif event.type == "balance":
                 accounts.extend(_uuid(event.data.get("account_id") or event.stream))
         if orders:
