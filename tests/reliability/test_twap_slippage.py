@@ -50,7 +50,9 @@ def test_twap_on_real_data_reports_slippage_against_market_vwap(
     assert done["status"] == "filled", done
     assert (progress["slices_done"], progress["slices_total"]) == (SLICES, SLICES)
     assert Decimal(progress["filled_quantity"]) == QUANTITY
-    assert len(slices) == SLICES and sum(Decimal(child["quantity"]) for child in slices) == QUANTITY
+    # One child per slice; a slice that fell overdue (a busy machine) is merged into the next, never skipped.
+    assert 1 <= len(slices) <= SLICES and sum(Decimal(child["quantity"]) for child in slices) == QUANTITY
+    assert all(Decimal(child["quantity"]) % (QUANTITY / SLICES) == 0 for child in slices), slices
     assert isinstance(progress["market_vwap"], str) and isinstance(progress["slippage_bps"], str), progress
     average = Decimal(progress["average_price"])
     vwap = Decimal(progress["market_vwap"])
