@@ -23,17 +23,9 @@ from tests.conftest import POSTGRES_URL, require_server
 from tests.intake.brokers import RABBIT_URL, Rabbit, require_broker
 from tests.intake.harness import USERS, IntakeProcess, intake_env, request, wait_for
 from tests.intake.proxy import CuttableProxy
+from tests.integration.databases import own_postgres_database
 
 OUTAGE_SECONDS = 10
-
-
-async def _admin(statement: str) -> None:
-    engine = create_async_engine(POSTGRES_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def _scalar(url: str, sql: str) -> object:
@@ -48,15 +40,9 @@ async def _scalar(url: str, sql: str) -> object:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     require_server(POSTGRES_URL)
-    name = f"cashup_intake_outage_{os.getpid()}"
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    url = urlunsplit(urlsplit(POSTGRES_URL)._replace(path=f"/{name}"))
-    upgrade_to_head(url)
-    try:
+    with own_postgres_database(POSTGRES_URL, f"cashup_intake_outage_{os.getpid()}") as url:
+        upgrade_to_head(url)
         yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.mark.postgres

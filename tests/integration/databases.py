@@ -5,6 +5,9 @@ must be called from sync fixtures or plain code, never from inside a running eve
 """
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -81,3 +84,25 @@ async def table_names(url: str) -> set[str]:
             return set(await _table_names(connection))
     finally:
         await engine.dispose()
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def own_postgres_database(server_url: str, name: str) -> Iterator[str]:
+    """A new empty database ``name`` on the server of ``server_url`` (other suites share its database at the
+    same time), dropped at the end; yields its URL."""
+    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield url
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

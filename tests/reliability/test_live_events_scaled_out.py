@@ -9,7 +9,6 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
 import httpx
@@ -22,19 +21,11 @@ from websockets.sync.client import ClientConnection, connect
 from cashup.api.auth import issue_token
 from cashup.core.enums import Role
 from tests.conftest import POSTGRES_URL, require_server
+from tests.integration.databases import own_postgres_database
 from tests.reliability.cluster import HOST, SECRET, Cluster, free_port, wait_for
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 USER = "ws-trader"
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def _outbox(url: str, stream: str) -> list[tuple[int, str]]:
@@ -55,14 +46,8 @@ def outbox(url: str, stream: str) -> list[tuple[int, str]]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     require_server(POSTGRES_URL)
-    name = f"cashup_events_{os.getpid()}"
-    url = urlunsplit(urlsplit(POSTGRES_URL)._replace(path=f"/{name}"))
-    asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
-    try:
+    with own_postgres_database(POSTGRES_URL, f"cashup_events_{os.getpid()}") as url:
         yield url
-    finally:
-        asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def frames_until(ws: ClientConnection, done: Callable[[list[dict[str, Any]]], bool],

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import text
@@ -24,21 +23,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import POSTGRES_URL, require_server
+from tests.integration.databases import own_postgres_database
 from tests.reliability.cluster import Cluster, counted, last_price, received_ids, venue_id, wait_for
 
 ORDERS = 1000
 USERS = [f"reliability-{number}" for number in range(5)]
 RUN_SECONDS = 120
 LEFT_BEHIND = ("pending_new", "submitted")
-
-
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 async def _leases_of(url: str, pid: int) -> int:
@@ -59,15 +50,8 @@ def postgres_url() -> Iterator[str]:
     """A database of this test's own on the test server (other suites use the shared ``test`` database at
     the same time), migrated by the cluster and dropped at the end."""
     require_server(POSTGRES_URL)
-    name = f"cashup_reliability_{os.getpid()}"
-    parts = urlsplit(POSTGRES_URL)
-    url = urlunsplit(parts._replace(path=f"/{name}"))
-    asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    asyncio.run(_admin(POSTGRES_URL, f'CREATE DATABASE "{name}"'))
-    try:
+    with own_postgres_database(POSTGRES_URL, f"cashup_reliability_{os.getpid()}") as url:
         yield url
-    finally:
-        asyncio.run(_admin(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.mark.postgres
