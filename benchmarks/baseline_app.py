@@ -116,7 +116,7 @@ def create_app(database_url: str | None) -> FastAPI:
             row = {
                 "id": order_id,
                 "client_order_id": body.client_order_id or order_id.hex,
-                "exchange": body.exchange,
+                "exchange": body.exchange or "paper",  # the service routes an order without one to paper
                 "symbol": body.symbol,
                 "side": body.side.value,
                 "order_type": body.order_type,
