@@ -377,9 +377,10 @@ class CacheVersionRow(Base):
 
 
 class OrderDayTotalRow(Base):
-    """Counts and exact sums of the final orders of past UTC days, one row per group.
+    """Counts and exact sums of final orders, one row per UTC day and group.
 
-    The statistics add these rows to a ``GROUP BY`` over the orders not rolled up yet (today's and open ones),
+    The statistics add these rows to a ``GROUP BY`` over the orders not rolled up yet (open, or final since the
+    last roll-up),
     so their cost follows the number of days and groups, not of orders."""
 
     __tablename__ = "order_day_totals"
@@ -411,7 +412,7 @@ class OrderDayTotalRow(Base):
 
 
 class TradeDayTotalRow(Base):
-    """Counts and exact sums of the trades of past UTC days, one row per group (see ``OrderDayTotalRow``)."""
+    """Counts and exact sums of trades, one row per UTC day and group (see ``OrderDayTotalRow``)."""
 
     __tablename__ = "trade_day_totals"
     __table_args__ = (

@@ -54,7 +54,7 @@ _TRADE_COLUMNS = ("user_id", "account_id", "day", "symbol", "side", "strategy_id
 
 
 class DayTotals:
-    """Rolls final orders and trades of past days into day totals; runs in every process that runs a worker."""
+    """Rolls final orders and trades into day totals; runs in every process that runs a worker."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime], *,
                  batch_size: int = BATCH_SIZE) -> None:

@@ -1,4 +1,5 @@
-"""Day totals: final orders and trades of past days counted once, so statistics stay flat as history grows.
+"""Day totals: final orders and trades counted once, so statistics stay flat as history grows; and an index
+on the lease owner, so a worker renewing its leases does not scan every order.
 
 Revision ID: a7639183e3a9
 Revises: 5c1d7a30e9b2
