@@ -380,8 +380,7 @@ class OrderDayTotalRow(Base):
     """Counts and exact sums of final orders, one row per UTC day and group.
 
     The statistics add these rows to a ``GROUP BY`` over the orders not rolled up yet (open, or final since the
-    last roll-up),
-    so their cost follows the number of days and groups, not of orders."""
+    last roll-up), so their cost follows the number of days and groups, not of orders."""
 
     __tablename__ = "order_day_totals"
     __table_args__ = (
