@@ -8,6 +8,7 @@ import asyncio
 import json
 import smtplib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from enum import StrEnum
@@ -61,6 +62,19 @@ def _transport_error(error: Exception) -> SendResult:
     return SendResult(False, None, f"{type(error).__name__}: {error}"[:500])
 
 
+async def _post_json(client: httpx.AsyncClient, url: str, body: dict[str, Any], service: str,
+                     accepted: Callable[[dict[str, Any]], bool]) -> SendResult:
+    """POST ``body`` to a bot or push API that answers HTTP 200 with its own verdict in the JSON."""
+    try:
+        response = await client.post(url, json=body)
+    except httpx.HTTPError as error:
+        return _transport_error(error)
+    result = _http_result(response)
+    if result.ok and not accepted(_json(response)):
+        return SendResult(False, response.status_code, f"{service} refused: {response.text[:200]}")
+    return result
+
+
 class WebhookChannel:
     """POST the event as JSON with its rendered text, signed with the subscription's secret."""
 
@@ -86,14 +100,8 @@ class TelegramChannel:
         self.client, self.url = client, f"{base_url.rstrip('/')}/bot{token}/sendMessage"
 
     async def send(self, message: Message) -> SendResult:
-        try:
-            response = await self.client.post(self.url, json={"chat_id": message.target, "text": message.text})
-        except httpx.HTTPError as error:
-            return _transport_error(error)
-        result = _http_result(response)
-        if result.ok and not _json(response).get("ok", False):
-            return SendResult(False, response.status_code, f"telegram refused: {response.text[:200]}")
-        return result
+        return await _post_json(self.client, self.url, {"chat_id": message.target, "text": message.text},
+                                "telegram", lambda answer: bool(answer.get("ok", False)))
 
 
 class WxPusherChannel:
@@ -105,14 +113,7 @@ class WxPusherChannel:
     async def send(self, message: Message) -> SendResult:
         body = {"appToken": self.app_token, "content": message.text, "summary": message.title[:100],
                 "contentType": 1, "uids": [message.target]}
-        try:
-            response = await self.client.post(self.url, json=body)
-        except httpx.HTTPError as error:
-            return _transport_error(error)
-        result = _http_result(response)
-        if result.ok and _json(response).get("code") != 1000:
-            return SendResult(False, response.status_code, f"wxpusher refused: {response.text[:200]}")
-        return result
+        return await _post_json(self.client, self.url, body, "wxpusher", lambda answer: answer.get("code") == 1000)
 
 
 class PushPlusChannel:
@@ -123,14 +124,7 @@ class PushPlusChannel:
 
     async def send(self, message: Message) -> SendResult:
         body = {"token": message.target, "title": message.title, "content": message.text, "template": "txt"}
-        try:
-            response = await self.client.post(self.url, json=body)
-        except httpx.HTTPError as error:
-            return _transport_error(error)
-        result = _http_result(response)
-        if result.ok and _json(response).get("code") != 200:
-            return SendResult(False, response.status_code, f"pushplus refused: {response.text[:200]}")
-        return result
+        return await _post_json(self.client, self.url, body, "pushplus", lambda answer: answer.get("code") == 200)
 
 
 @dataclass(frozen=True, slots=True)
