@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     )
 
     idempotency_ttl_hours: int = 24
+    group_commit_max_batch: int = Field(default=256, ge=1, le=10_000,
+                                        description="orders placed in one group-commit transaction at most")
 
     api_rate_limit: str | None = Field(
         default=None,

@@ -147,7 +147,8 @@ def placement_writer(runtime: Runtime) -> PlacementWriter:
     """The group-commit writer through which this app places orders."""
     return PlacementWriter(runtime.sessions, runtime.placement, render_placement, clock=runtime.clock,
                            signals=runtime.signals,
-                           idempotency_ttl=timedelta(hours=runtime.settings.idempotency_ttl_hours))
+                           idempotency_ttl=timedelta(hours=runtime.settings.idempotency_ttl_hours),
+                           max_batch=runtime.settings.group_commit_max_batch)
 
 
 def _route_template(scope: Scope) -> str:
