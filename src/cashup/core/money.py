@@ -51,11 +51,16 @@ def fits_storage(value: Decimal) -> bool:
     """Whether the value fits NUMERIC(38, 18) without losing a digit."""
     if not value.is_finite():
         return False
-    # Strip trailing zeros without rounding: the default context would cut the value to 28 digits first.
-    sign, digits, exponent = value.normalize(Context(prec=len(value.as_tuple().digits))).as_tuple()
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
+    if not any(digits):
+        return True
+    length = len(digits)
+    while length > 1 and digits[length - 1] == 0 and exponent < 0:  # trailing zeros of the fraction do not count
+        length -= 1
+        exponent += 1
     scale = max(-exponent, 0)
-    integer_digits = max(len(digits) + exponent, 0)
+    integer_digits = max(length + exponent, 0)
     return scale <= MAX_SCALE and integer_digits <= MAX_DIGITS - MAX_SCALE
 
 

@@ -5,7 +5,7 @@ Writes are staged and flushed with set-based Core statements: new orders, events
 never an INSERT followed by an UPDATE of the same row.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
@@ -49,28 +49,36 @@ def _amend_from_json(data: Mapping[str, str] | None) -> Amendment | None:
     return Amendment(**{name: Decimal(value) for name, value in data.items()})
 
 
+def _to_column(name: str) -> Callable[[Any], Any] | None:
+    if name == "pending_amend":
+        return _amend_to_json
+    if name in _ENUMS:
+        return lambda value: None if value is None else value.value
+    return None
+
+
+def _from_column(name: str) -> Callable[[Any], Any] | None:
+    if name == "pending_amend":
+        return _amend_from_json
+    if name in _ENUMS:
+        kind = _ENUMS[name]
+        return lambda value: None if value is None else kind(value)
+    return None
+
+
+_TO_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _to_column(name)) for name in ORDER_FIELDS)
+_FROM_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _from_column(name)) for name in ORDER_FIELDS)
+
+
 def order_columns(order: Order) -> dict[str, Any]:
     """The orders-table columns of ``order`` (its state, not its queue)."""
-    columns: dict[str, Any] = {}
-    for name in ORDER_FIELDS:
-        value = getattr(order, name)
-        if name == "pending_amend":
-            value = _amend_to_json(value)
-        elif name in _ENUMS and value is not None:
-            value = value.value
-        columns[_COLUMN_OF.get(name, name)] = value
-    return columns
+    values = vars(order)
+    return {column: values[name] if convert is None else convert(values[name])
+            for name, column, convert in _TO_COLUMNS}
 
 
 def order_from_columns(row: Mapping[str, Any], execution_ids: Iterable[str] = ()) -> Order:
-    values: dict[str, Any] = {}
-    for name in ORDER_FIELDS:
-        value = row[_COLUMN_OF.get(name, name)]
-        if name == "pending_amend":
-            value = _amend_from_json(value)
-        elif name in _ENUMS and value is not None:
-            value = _ENUMS[name](value)
-        values[name] = value
+    values = {name: row[column] if convert is None else convert(row[column]) for name, column, convert in _FROM_COLUMNS}
     return Order(**values, execution_ids=set(execution_ids))
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from typing import Any, ClassVar, get_args
 from uuid import UUID
 
@@ -35,6 +36,11 @@ class EventKind(StrEnum):
     EXPIRED = "expired"
 
 
+@cache
+def _payload_names(cls: type) -> tuple[str, ...]:
+    return tuple(item.name for item in fields(cls) if item.name != "at")
+
+
 @dataclass(frozen=True, kw_only=True)
 class OrderEvent:
     """Something that happened to one order at one time."""
@@ -45,10 +51,8 @@ class OrderEvent:
     def payload(self) -> dict[str, Any]:
         """The event's own data as JSON-ready values (Decimals as canonical strings)."""
         data: dict[str, Any] = {}
-        for item in fields(self):
-            if item.name == "at":
-                continue
-            value = getattr(self, item.name)
+        for name in _payload_names(type(self)):
+            value = getattr(self, name)
             if value is None:
                 continue
             if isinstance(value, Decimal):
@@ -59,7 +63,7 @@ class OrderEvent:
                 value = value.value
             elif isinstance(value, UUID):
                 value = str(value)
-            data[item.name] = value
+            data[name] = value
         return data
 
 

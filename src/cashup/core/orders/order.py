@@ -1,6 +1,7 @@
 """The order aggregate: current state folded from its events, including what it reserves."""
 
-from dataclasses import dataclass, field, fields, replace
+import copy
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -125,8 +126,11 @@ class Order:
 
     def copy(self) -> "Order":
         """An independent copy to try events on (the books may still refuse them)."""
-        return replace(self, execution_ids=set(self.execution_ids),
-                       algo_state=dict(self.algo_state) if self.algo_state is not None else None)
+        twin = copy.copy(self)
+        twin.execution_ids = set(self.execution_ids)
+        if self.algo_state is not None:
+            twin.algo_state = dict(self.algo_state)
+        return twin
 
     @property
     def remaining_quantity(self) -> Decimal:
