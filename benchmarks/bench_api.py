@@ -60,6 +60,7 @@ DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/cashup_benc
 """A database of its own: the benchmark drops every table of the database it runs on."""
 HOST = "127.0.0.1"
 BASELINE_APP = Path(__file__).resolve().with_name("baseline_app.py")
+HTTP_LAYER_APP = Path(__file__).resolve().with_name("http_layer_app.py")
 MIN_USERS = 8
 ORDERS_PER_USER = 200  # per target: under the service's limits of 1000 open orders and 1200 orders a minute a user
 # A limit buy that rests: the paper exchange replays BTC/USDT between 45,700 and 48,080, and the risk check
@@ -72,8 +73,10 @@ MIGRATE_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
 
 SERVICE, INSERT_BASELINE, ECHO = "service", "insert baseline", "echo endpoint"
+HTTP_LAYER = "service HTTP layer"
+"""The service with a writer that answers at once: what the HTTP layer alone allows (``http_layer_app.py``)."""
 CLIENTS = ("raw", "httpx")
-PARTS = ("sqlite", "postgresql", "insert", "fills", "statements", "reads", "cache", "intake")
+PARTS = ("sqlite", "postgresql", "insert", "layer", "fills", "statements", "reads", "cache", "intake")
 """What ``--skip`` can leave out: a database, the insert baselines, or one of the extra measurements."""
 MARKET_ORDER = {"symbol": "BTC/USDT", "side": "buy", "order_type": "market", "quantity": "0.001"}
 FINAL_STATUSES = ("filled", "canceled", "rejected", "denied", "expired")
@@ -251,6 +254,8 @@ def run_api_benchmark(
         targets.append(Target(SERVICE, "sqlite", _sqlite_url(workdir / "service.db")))
         if "insert" not in skip:
             targets.append(Target(INSERT_BASELINE, "sqlite", _sqlite_url(workdir / "baseline.db")))
+        if "layer" not in skip:
+            targets.append(Target(HTTP_LAYER, "sqlite", _sqlite_url(workdir / "layer.db")))
     if postgres is not None:
         targets.append(Target(SERVICE, "postgresql", postgres))
         if "insert" not in skip:
@@ -471,7 +476,7 @@ def _measure(target: Target, measurement: Measurement, workdir: Path, load: _Loa
     env = _child_env(workdir)
     url = target.database_url
     postgres = url if target.database == "postgresql" else None
-    if target.name == SERVICE:
+    if target.name in (SERVICE, HTTP_LAYER):
         assert url is not None
         if postgres:
             log.print("  dropping every table of the PostgreSQL database")
@@ -480,6 +485,8 @@ def _measure(target: Target, measurement: Measurement, workdir: Path, load: _Loa
                    AUTO_MIGRATE="false", STATE_DIR=str(workdir / "state"))
         _migrate(env, workdir, workdir / f"{name}.migrate.log")
         command = [sys.executable, "-m", "cashup.cli", "serve", "--host", HOST]
+        if target.name == HTTP_LAYER:
+            command = [sys.executable, str(HTTP_LAYER_APP), "--host", HOST]
         ready_path, watched = "/health/ready", "orders"
     else:
         command = [sys.executable, str(BASELINE_APP), "--host", HOST]
@@ -1010,7 +1017,7 @@ def _print(out: Console, results: list[Measurement], load: _Load, notes: list[st
             "—" if p99 is None else f"{p99:.1f}",
             f"[red]{errors}[/]" if errors != "0" else errors,
             _ratio(measurement, insert) if measurement.target == SERVICE else "",
-            _ratio(measurement, echo) if measurement.target == SERVICE else "",
+            _ratio(measurement, echo) if measurement.target in (SERVICE, HTTP_LAYER) else "",
             f"{_percent(measurement.server_cpu)} / {_percent(measurement.client_cpu)}",
         )
     out.print(table)
