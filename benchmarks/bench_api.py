@@ -1158,7 +1158,8 @@ def _print_reads(out: Console, reads: Any) -> None:
         out.print(f"[red]{label}:[/] {error}", highlight=False)
     if reads.seed_seconds:
         seeded = ", ".join(f"{size:,} in {seconds:.0f} s" for size, seconds in reads.seed_seconds.items())
-        out.print(f"[dim]seeded with INSERT … SELECT (generate_series), then ANALYZE: {seeded}[/]", highlight=False)
+        out.print(f"[dim]seeded with INSERT … SELECT (generate_series), then VACUUM ANALYZE: {seeded}[/]",
+                  highlight=False)
 
 
 def _ratio(measurement: Measurement, baseline: Measurement | None) -> str:
