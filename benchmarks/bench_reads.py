@@ -97,8 +97,8 @@ async def measure_reads(base_url: str, postgres_url: str, token: str, *, small: 
                 log(f"  seeding the orders table to {copies * len(templates):,} orders of one user")
                 await _copy(connection, templates, copies_done, copies)
                 await _count_into_day_totals(postgres_url, log)
-                # Counting a million rows at once leaves as many dead index entries under "not counted yet" as
-                # autovacuum clears soon after; the service counts a minute's rows at a time
+                # Counting a million rows at once leaves dead index entries under "not counted yet" until
+                # autovacuum clears them; the service counts a minute's rows at a time
                 await connection.execute("VACUUM ANALYZE")
                 result.seed_seconds[size] = time.perf_counter() - started
                 copies_done = copies

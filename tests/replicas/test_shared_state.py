@@ -140,7 +140,7 @@ async def test_cached_balances_change_at_once_after_an_order_locks_funds_on_eith
                                                        "quantity": "0.01", "price": "30000"})
     assert placed.status_code == 201, placed.text
 
-    after = usdt(await other.get(f"{API}/balances"))  # at once: before the relay has sent the order's events
+    after = usdt(await other.get(f"{API}/balances"))  # at once: the commit itself dropped the cached balances
     assert Decimal(after["locked"]) - Decimal(before["locked"]) == Decimal("300.3")  # 0.01 x 30000 and the fee
     assert Decimal(after["available"]) == Decimal(before["available"]) - Decimal("300.3")
     assert replica.read_cache.hits == hits  # read afresh, not from the cache
