@@ -370,3 +370,34 @@ async def test_a_batch_of_submissions_is_what_the_same_submissions_one_by_one_ar
     assert await restarted.fetch_open_orders() == await one_by_one.fetch_open_orders()
     await restarted.stop()
     await one_by_one.stop()
+
+
+async def test_snapshots_spread_out_as_the_book_grows_and_a_restart_still_restores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cashup.venues.paper.journal import PaperJournal
+
+    saved: list[int] = []
+    checkpoint = PaperJournal.checkpoint
+
+    def counted(journal: PaperJournal) -> None:
+        saved.append(journal._simulator.order_count)
+        checkpoint(journal)
+
+    monkeypatch.setattr(PaperJournal, "checkpoint", counted)
+    clock = TickingClock()
+    options = {"snapshot_every_commands": 2, "snapshot_every_steps": 10**9}
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock, **options)
+    for number in range(200):
+        await exchange.submit(limit(f"r{number}", BUY, "0.01", "30000.0"))
+    state = await snapshot_of(exchange)
+    exchange.close()
+
+    # every 2 commands while fewer than 12 orders are kept, then after a quarter of the orders kept: each
+    # snapshot at about 1.25 times the orders of the last, 15 in all instead of 100
+    assert saved[:5] == [2, 4, 6, 8, 10]
+    assert 12 <= len(saved) <= 20
+    assert all(later - earlier >= max(2, earlier // 4) for earlier, later in zip(saved, saved[1:], strict=False))
+    exchange, _ = open_exchange(tmp_path / "paper.db", clock, **options)
+    assert await snapshot_of(exchange) == state
+    exchange.close()

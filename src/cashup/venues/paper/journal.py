@@ -245,9 +245,10 @@ class PaperJournal:
     """The durable journal of one simulator: opening it restores the simulator from the file at ``path``.
 
     ``record`` writes a command the simulator has just applied (before anyone hears its reports); every
-    ``snapshot_every_steps`` market steps or ``snapshot_every_commands`` order commands it saves a
-    snapshot. ``release`` closes the file (after a snapshot) so that another exchange may open it, and
-    ``reopen`` takes it back, refusing with ``JournalDiverged`` if someone wrote to it meanwhile.
+    ``snapshot_every_steps`` market steps or ``snapshot_every_commands`` order commands (a quarter of the
+    orders kept, when that is more) it saves a snapshot. ``release`` closes the file (after a snapshot) so
+    that another exchange may open it, and ``reopen`` takes it back, refusing with ``JournalDiverged`` if
+    someone wrote to it meanwhile.
     """
 
     def __init__(self, path: str | Path, simulator: PaperSimulator) -> None:
@@ -285,10 +286,10 @@ class PaperJournal:
         snapshot_steps, snapshot_commands = self._since_snapshot
         self._since_snapshot = (snapshot_steps + steps, snapshot_commands + (kind != ADVANCE))
         config = self._simulator.config
-        if (
-            self._since_snapshot[0] >= config.snapshot_every_steps
-            or self._since_snapshot[1] >= config.snapshot_every_commands
-        ):
+        # A snapshot costs in proportion to the orders kept: spacing snapshots as widely keeps their cost per
+        # command flat as the book grows (a restart then replays at most a quarter of that many commands)
+        every_commands = max(config.snapshot_every_commands, self._simulator.order_count // 4)
+        if self._since_snapshot[0] >= config.snapshot_every_steps or self._since_snapshot[1] >= every_commands:
             self.checkpoint()
 
     @contextlib.contextmanager
