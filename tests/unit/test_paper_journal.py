@@ -14,7 +14,7 @@ from cashup.core.enums import OrderSide, OrderType, TimeInForce
 from cashup.venues.base import ExecutionReport, ReportKind, VenueOrderRequest, VenueOrderStatus
 from cashup.venues.paper import PaperExchange, PaperExchangeConfig
 from cashup.venues.paper.faults import FaultConfig
-from cashup.venues.paper.journal import JournalLocked, JournalMismatch
+from cashup.venues.paper.journal import JournalLocked, JournalMismatch, PaperJournal
 from cashup.venues.paper.market_data import BarReplay, load_bundled_bars
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
@@ -375,8 +375,6 @@ async def test_a_batch_of_submissions_is_what_the_same_submissions_one_by_one_ar
 async def test_snapshots_spread_out_as_the_book_grows_and_a_restart_still_restores_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from cashup.venues.paper.journal import PaperJournal
-
     saved: list[int] = []
     checkpoint = PaperJournal.checkpoint
 

@@ -434,6 +434,8 @@ class TradeDayTotalRow(Base):
     fees: Mapped[Decimal]
     fee_trades: Mapped[int] = mapped_column(Integer)
     realized_pnl: Mapped[Decimal]
+
+
 class OutboxEventRow(Base):
     """A committed change as a live event: written in the transaction of the change, published by the relay.
 
@@ -464,6 +466,8 @@ class EventStreamRow(Base):
 
     stream: Mapped[str] = mapped_column(String(36), primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
+
+
 class NotificationSubscriptionRow(Base):
     """A user's wish to hear of some events on one channel; disabled after repeated failed sends."""
 
