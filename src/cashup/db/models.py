@@ -376,7 +376,24 @@ class CacheVersionRow(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
-class OrderDayTotalRow(Base):
+class _DayTotalColumns:
+    """The group and sums that order and trade day totals share."""
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[UUID]
+    day: Mapped[str] = mapped_column(String(10))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    strategy_id: Mapped[str] = mapped_column(String(64))
+    """'' when there is no strategy (a key column: never NULL)."""
+    fee_currency: Mapped[str] = mapped_column(String(16))
+    volume: Mapped[Decimal]
+    notional: Mapped[Decimal] = mapped_column(WideDecimal)
+    fees: Mapped[Decimal]
+
+
+class OrderDayTotalRow(_DayTotalColumns, Base):
     """Counts and exact sums of final orders, one row per UTC day and group.
 
     The statistics add these rows to a ``GROUP BY`` over the orders not rolled up yet (open, or final since the
@@ -389,28 +406,16 @@ class OrderDayTotalRow(Base):
         Index("ix_order_day_totals_user_day", "user_id", "day"),
     )
 
-    id: Mapped[UUID] = mapped_column(primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(64))
-    account_id: Mapped[UUID]
     exchange: Mapped[str] = mapped_column(String(32))
-    day: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20))
     order_type: Mapped[str] = mapped_column(String(24))
-    side: Mapped[str] = mapped_column(String(8))
-    symbol: Mapped[str] = mapped_column(String(32))
-    strategy_id: Mapped[str] = mapped_column(String(64))
-    """'' when the orders have no strategy (a key column: never NULL)."""
-    fee_currency: Mapped[str] = mapped_column(String(16))
     orders: Mapped[int] = mapped_column(Integer)
-    volume: Mapped[Decimal]
-    notional: Mapped[Decimal] = mapped_column(WideDecimal)
-    fees: Mapped[Decimal]
     fee_orders: Mapped[int] = mapped_column(Integer)
     latency_count: Mapped[int] = mapped_column(Integer)
     latency_micros: Mapped[Decimal] = mapped_column(WideDecimal)
 
 
-class TradeDayTotalRow(Base):
+class TradeDayTotalRow(_DayTotalColumns, Base):
     """Counts and exact sums of trades, one row per UTC day and group (see ``OrderDayTotalRow``)."""
 
     __tablename__ = "trade_day_totals"
@@ -420,18 +425,7 @@ class TradeDayTotalRow(Base):
         Index("ix_trade_day_totals_user_day", "user_id", "day"),
     )
 
-    id: Mapped[UUID] = mapped_column(primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(64))
-    account_id: Mapped[UUID]
-    day: Mapped[str] = mapped_column(String(10))
-    symbol: Mapped[str] = mapped_column(String(32))
-    side: Mapped[str] = mapped_column(String(8))
-    strategy_id: Mapped[str] = mapped_column(String(64))
-    fee_currency: Mapped[str] = mapped_column(String(16))
     trades: Mapped[int] = mapped_column(Integer)
-    volume: Mapped[Decimal]
-    notional: Mapped[Decimal] = mapped_column(WideDecimal)
-    fees: Mapped[Decimal]
     fee_trades: Mapped[int] = mapped_column(Integer)
     realized_pnl: Mapped[Decimal]
 
