@@ -11,7 +11,7 @@ import structlog
 
 from cashup.api.app import create_app
 from cashup.config import Settings
-from cashup.logging import configure_logging
+from cashup.logging import Redactor, configure_logging
 from cashup.runtime import Runtime
 from tests.api.helpers import API, limit_buy, wait_for_status
 
@@ -63,3 +63,27 @@ def test_json_logs_carry_bound_context_and_hide_secrets(capsys: pytest.CaptureFi
     assert (record["event"], record["request_id"], record["order_id"], record["level"]) == (
         "order placed", "r-1", "o-1", "info")
     assert record["authorization"] == "***"
+
+
+def test_events_below_the_log_level_are_dropped_before_redaction(capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    redacted: list[str] = []
+    redact = Redactor.__call__
+
+    def counting(self: Redactor, logger: object, name: str, event: dict[str, object]) -> dict[str, object]:
+        redacted.append(str(event.get("event")))
+        return redact(self, logger, name, event)
+
+    monkeypatch.setattr(Redactor, "__call__", counting)
+    configure_logging(Settings(log_format="json", log_level="WARNING", _env_file=None))
+    try:
+        log = structlog.get_logger("cashup.test")
+        log.info("request", path="/api/v1/orders")
+        log.warning("venue slow", authorization="Bearer xyz")
+    finally:
+        logging.getLogger().handlers.clear()
+
+    lines = capsys.readouterr().err.splitlines()
+    assert redacted == ["venue slow"]
+    assert [json.loads(line)["event"] for line in lines] == ["venue slow"]
+    assert json.loads(lines[0])["authorization"] == "***"
