@@ -2,6 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_WORKERS ?= 2
 
 .PHONY: install run test bench demo clean
 
@@ -17,7 +18,7 @@ run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/cashup serve
 
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_api.py $(BENCH_ARGS)

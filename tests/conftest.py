@@ -29,6 +29,20 @@ MARIADB_URL = os.environ.get("TEST_MARIADB_URL", "mysql+aiomysql://root@127.0.0.
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
 
 
+SHARED_SERVER_SUITES = ("browser", "cli", "intake", "integration", "notifications", "reliability", "replicas")
+"""Suites that use the shared database, cache and broker servers, or start and kill processes on a timetable:
+under ``pytest -n`` (``make test``) they run one after another on one worker, beside the rest."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the group into the test's node id
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        suite = item.path.relative_to(tests).parts[0]
+        if suite in SHARED_SERVER_SUITES:
+            item.add_marker(pytest.mark.xdist_group("shared-servers"))
+
+
 def require_server(url: str) -> None:
     """Skip (or, under CI, fail) when the database server behind ``url`` does not answer."""
     parsed = urlparse(url.replace("+asyncpg", "").replace("+aiomysql", ""))
