@@ -49,25 +49,23 @@ def _amend_from_json(data: Mapping[str, str] | None) -> Amendment | None:
     return Amendment(**{name: Decimal(value) for name, value in data.items()})
 
 
-def _to_column(name: str) -> Callable[[Any], Any] | None:
-    if name == "pending_amend":
-        return _amend_to_json
-    if name in _ENUMS:
-        return lambda value: None if value is None else value.value
-    return None
+def _enum_value(value: Any) -> Any:
+    return None if value is None else value.value
 
 
-def _from_column(name: str) -> Callable[[Any], Any] | None:
-    if name == "pending_amend":
-        return _amend_from_json
-    if name in _ENUMS:
-        kind = _ENUMS[name]
-        return lambda value: None if value is None else kind(value)
-    return None
+def _enum_of(kind: type) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else kind(value)
 
 
-_TO_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _to_column(name)) for name in ORDER_FIELDS)
-_FROM_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _from_column(name)) for name in ORDER_FIELDS)
+_CONVERTERS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "pending_amend": (_amend_to_json, _amend_from_json),
+    **{name: (_enum_value, _enum_of(kind)) for name, kind in _ENUMS.items()},
+}
+"""Field name -> (to its column, from its column); a field not named here is stored as it is."""
+_TO_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _CONVERTERS[name][0] if name in _CONVERTERS else None)
+                    for name in ORDER_FIELDS)
+_FROM_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _CONVERTERS[name][1] if name in _CONVERTERS else None)
+                      for name in ORDER_FIELDS)
 
 
 def order_columns(order: Order) -> dict[str, Any]:
