@@ -18,7 +18,7 @@ run: install
 	DEBUG=$${DEBUG:-true} $(BIN)/cashup serve
 
 test: install
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_api.py $(BENCH_ARGS)

@@ -29,9 +29,11 @@ MARIADB_URL = os.environ.get("TEST_MARIADB_URL", "mysql+aiomysql://root@127.0.0.
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
 
 
-SHARED_SERVER_SUITES = ("browser", "cli", "intake", "integration", "notifications", "reliability", "replicas")
-"""Suites that use the shared database, cache and broker servers, or start and kill processes on a timetable:
-under ``pytest -n`` (``make test``) they run one after another on one worker, beside the rest."""
+SHARED_SERVER_SUITES = ("browser", "cli", "intake", "integration", "reliability", "replicas")
+"""Suites that run one after another on one worker under ``pytest -n`` (``make test``), beside the rest: those
+that use the shared database, cache and broker servers (their tests drop tables and share queue names), and
+the browser suite, whose page waits failed once when it ran beside the rest. A new suite that talks to those
+servers belongs here."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the group into the test's node id
