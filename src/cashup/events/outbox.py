@@ -93,17 +93,30 @@ def _allocate(session: Session, counts: Mapping[str, int]) -> dict[str, int]:
     new last numbers."""
     values = [{"stream": stream, "last_seq": counts[stream]} for stream in sorted(counts)]
     dialect = session.get_bind().dialect.name
+    # One statement whatever the number of streams (an executemany), so it is compiled once, not per batch size.
     if dialect in ("mysql", "mariadb"):
-        upsert = mysql.insert(STREAMS).values(values)
-        session.execute(upsert.on_duplicate_key_update(last_seq=STREAMS.c.last_seq + upsert.inserted.last_seq))
+        session.execute(_UPSERTS["mysql"], values)
         query = select(STREAMS.c.stream, STREAMS.c.last_seq).where(STREAMS.c.stream.in_(list(counts)))
         return {stream: int(last) for stream, last in session.execute(query)}
-    module = postgresql if dialect == "postgresql" else sqlite
-    upsert = module.insert(STREAMS).values(values)
+    returned = session.execute(_UPSERTS[dialect], values)
+    return {stream: int(last) for stream, last in returned}
+
+
+def _mysql_upsert() -> Any:
+    upsert = mysql.insert(STREAMS)
+    return upsert.on_duplicate_key_update(last_seq=STREAMS.c.last_seq + upsert.inserted.last_seq)
+
+
+def _returning_upsert(module: Any) -> Any:
+    upsert = module.insert(STREAMS)
     upsert = upsert.on_conflict_do_update(index_elements=[STREAMS.c.stream],
                                           set_={"last_seq": STREAMS.c.last_seq + upsert.excluded.last_seq})
-    returned = session.execute(upsert.returning(STREAMS.c.stream, STREAMS.c.last_seq))
-    return {stream: int(last) for stream, last in returned}
+    return upsert.returning(STREAMS.c.stream, STREAMS.c.last_seq)
+
+
+_UPSERTS = {"mysql": _mysql_upsert(), "postgresql": _returning_upsert(postgresql),
+            "sqlite": _returning_upsert(sqlite)}
+"""Per dialect, the upsert that adds a count to a stream's counter (and, where it can, returns the new last)."""
 
 
 @event.listens_for(Session, "after_transaction_create")
