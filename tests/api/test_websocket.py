@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from cashup.api.app import create_app
 from cashup.config import Settings
 from cashup.core.enums import Role
+from cashup.events import ws as ws_endpoint
 from cashup.runtime import Runtime
 from tests.api.helpers import API, limit_buy
 from tests.reliability.cluster import free_port
@@ -98,6 +99,58 @@ async def test_a_reconnecting_browser_client_resumes_with_exactly_the_events_it_
     assert [frame["type"] for frame in replayed] == ["order.created"] * 4
     assert [frame["data"]["order_id"] for frame in replayed][0] == first["id"]
     assert [frame["seq"] for frame in replayed] == sorted({frame["seq"] for frame in replayed})
+
+
+async def until_quiet(websocket: ClientConnection, *, quiet: float = 0.5) -> list[dict[str, Any]]:
+    """Every event frame until none comes for ``quiet`` seconds."""
+    received: list[dict[str, Any]] = []
+    while True:
+        try:
+            received += await frames(websocket, 1, timeout=quiet)
+        except TimeoutError:
+            return received
+
+
+async def connected(runtime: Runtime) -> None:
+    """Wait until the server has authenticated the connection (its events queue up from then on)."""
+    async with asyncio.timeout(5):
+        while not runtime.hub.connections:
+            await asyncio.sleep(0.01)
+
+
+async def test_events_queued_while_the_first_subscribe_is_awaited_are_resumed_once_in_order(
+    server: str, token_for: Callable[..., str], runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ws_endpoint, "FIRST_MESSAGE_WAIT_SECONDS", 5.0)  # the test acts inside the wait
+    token = token_for("alice")
+    stream = (await place(server, token))["account_id"]
+    await runtime.relay.drain()
+    async with connect(f"ws://{server}{API}/ws", additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        await connected(runtime)
+        await place(server, token)
+        await runtime.relay.drain()  # its events wait in the connection's queue, before the subscribe
+        await ws.send(json.dumps({"op": "subscribe", "streams": [stream], "resume": {stream: 0}}))
+        resumed = await until_quiet(ws)
+    seqs = [frame["seq"] for frame in resumed]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert [frame["type"] for frame in resumed].count("order.created") == 2
+
+
+async def test_after_an_auth_message_nothing_outside_the_first_subscribe_is_sent(
+    server: str, token_for: Callable[..., str], runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ws_endpoint, "FIRST_MESSAGE_WAIT_SECONDS", 5.0)
+    token = token_for("alice")
+    stream = (await place(server, token))["account_id"]
+    await runtime.relay.drain()
+    async with connect(f"ws://{server}{API}/ws") as ws:
+        await ws.send(json.dumps({"op": "auth", "token": token}))
+        await connected(runtime)
+        second = await place(server, token)
+        await runtime.relay.drain()  # its order, balance and venue events wait in the connection's queue
+        await ws.send(json.dumps({"op": "subscribe", "streams": [stream], "types": ["order.created"]}))
+        received = await until_quiet(ws)
+    assert [(frame["type"], frame["data"]["order_id"]) for frame in received] == [("order.created", second["id"])]
 
 
 async def test_a_foreign_stream_is_refused_with_an_error_but_admin_may_read_it(

@@ -84,13 +84,13 @@ async def live_events(websocket: WebSocket) -> None:
         return
     connection = hub.connect(principal)  # events queue up from here on, none is lost while we wait
     try:
-        if first is None:
+        if first is None or first.get("op") == "auth":
             first = await _optional_first(websocket)
+        initial = None
         if first is not None and first.get("op") == "subscribe":
-            subscription = parse_subscription(first)
-            await connection.check(subscription)
-            connection.offer(subscription)
-        await _serve(websocket, connection, settings.ws_heartbeat_seconds)
+            initial = parse_subscription(first)
+            await connection.check(initial)
+        await _serve(websocket, connection, settings.ws_heartbeat_seconds, initial)
     except (BadMessage, ForeignStream) as error:
         await _refuse(websocket, "forbidden" if isinstance(error, ForeignStream) else "bad_request", str(error))
     except SlowConsumer:
@@ -122,8 +122,8 @@ FIRST_MESSAGE_WAIT_SECONDS = 0.5
 
 
 async def _optional_first(websocket: WebSocket) -> dict[str, Any] | None:
-    """A client authenticated by header may still send a subscribe message first: it is applied before any event
-    is sent (so a resume never overlaps what the default subscription would have sent)."""
+    """A client authenticated by header or by an auth message may still send a subscribe message first: it is
+    applied before any event is sent (so a resume never overlaps what the default subscription would have sent)."""
     try:
         async with asyncio.timeout(FIRST_MESSAGE_WAIT_SECONDS):
             text = await websocket.receive_text()
@@ -135,14 +135,20 @@ async def _optional_first(websocket: WebSocket) -> dict[str, Any] | None:
     return message
 
 
-async def _serve(websocket: WebSocket, connection: Connection, heartbeat: float) -> None:
-    """Send what the connection's queue holds while reading the client's messages; return when it goes."""
+async def _serve(websocket: WebSocket, connection: Connection, heartbeat: float,
+                 initial: Subscription | None) -> None:
+    """Send what the connection's queue holds while reading the client's messages; return when it goes.
+
+    ``initial`` (the subscription of the first message) applies before the events queued while it was awaited:
+    they are filtered by it, and those its resume replays are not sent again."""
     reader = asyncio.create_task(_read(websocket, connection))
 
     async def send(event: Event) -> None:
         await websocket.send_text(json.dumps(event.frame()))
 
     try:
+        if initial is not None:
+            await connection.apply(initial, send)
         while True:
             if reader.done():
                 reader.result()  # raises what ended it (a disconnect, a bad message)
