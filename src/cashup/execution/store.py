@@ -57,15 +57,15 @@ def _enum_of(kind: type) -> Callable[[Any], Any]:
     return lambda value: None if value is None else kind(value)
 
 
-_CONVERTERS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+Convert = Callable[[Any], Any] | None
+_CONVERTERS: dict[str, tuple[Convert, Convert]] = {
     "pending_amend": (_amend_to_json, _amend_from_json),
     **{name: (_enum_value, _enum_of(kind)) for name, kind in _ENUMS.items()},
 }
 """Field name -> (to its column, from its column); a field not named here is stored as it is."""
-_TO_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _CONVERTERS[name][0] if name in _CONVERTERS else None)
-                    for name in ORDER_FIELDS)
-_FROM_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _CONVERTERS[name][1] if name in _CONVERTERS else None)
-                      for name in ORDER_FIELDS)
+_AS_IS: tuple[Convert, Convert] = (None, None)
+_TO_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _CONVERTERS.get(name, _AS_IS)[0]) for name in ORDER_FIELDS)
+_FROM_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _CONVERTERS.get(name, _AS_IS)[1]) for name in ORDER_FIELDS)
 
 
 def order_columns(order: Order) -> dict[str, Any]:
