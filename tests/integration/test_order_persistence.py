@@ -534,6 +534,10 @@ async def test_two_workers_claiming_concurrently_never_claim_an_order_twice(
     one, two = runtimes(), runtimes()
     first, second = one.worker, two.worker
     assert first.owner != second.owner
+    for wiring in (one, two):  # each claim loop starts on an open connection: a slow connect is no head start
+        connections = [await wiring.engine.connect() for _ in range(min(3, wiring.engine.pool.size()))]
+        for connection in connections:
+            await connection.close()
     first_sent, second_sent = sql_log(one), sql_log(two)
     claimed_so_far: list[UUID] = []
 
