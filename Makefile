@@ -2,7 +2,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TEST_WORKERS ?= 2
+# Three pytest workers on two cores: many tests wait on processes, servers and sockets rather than compute.
+TEST_WORKERS ?= 3
 
 .PHONY: install run test bench demo clean
 

@@ -10,6 +10,8 @@ import statistics
 import time
 from decimal import Decimal
 
+import pytest
+
 from cashup.venues.paper.instruments import PAPER_INSTRUMENTS
 from cashup.venues.paper.market_data import BarReplay, load_bundled_bars
 from tests.reliability.cluster import (
@@ -22,6 +24,8 @@ from tests.reliability.cluster import (
     venue_id,
     wait_for,
 )
+
+pytestmark = pytest.mark.own_resources
 
 QUANTITY = Decimal("0.05")
 DISPLAY = Decimal("0.01")
