@@ -2,8 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Three pytest workers on two cores: many tests wait on processes, servers and sockets rather than compute.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 
 .PHONY: install run test bench demo clean
 

@@ -33,9 +33,7 @@ SHARED_SERVER_SUITES = ("browser", "cli", "intake", "integration", "reliability"
 """Suites that run one after another on one worker under ``pytest -n`` (``make test``), beside the rest: those
 that use the shared database, cache and broker servers (their tests drop tables and share queue names), and
 the browser suite, whose page waits failed once when it ran beside the rest. A new suite that talks to those
-servers belongs here. A module of these suites that uses only its own SQLite files, free ports and processes
-says so with ``pytestmark = pytest.mark.own_resources`` and runs beside the rest: the group is the suite's
-critical path."""
+servers belongs here."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the group into the test's node id
@@ -43,7 +41,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = Path(__file__).parent
     for item in items:
         suite = item.path.relative_to(tests).parts[0]
-        if suite in SHARED_SERVER_SUITES and item.get_closest_marker("own_resources") is None:
+        if suite in SHARED_SERVER_SUITES:
             item.add_marker(pytest.mark.xdist_group("shared-servers"))
 
 

@@ -12,11 +12,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from cashup.config import Settings
-
-pytestmark = pytest.mark.own_resources
 
 SECONDS = 25
 BOUND = SECONDS + 45  # setup, cancels and the report on top of the session's own time

@@ -16,8 +16,6 @@ from cashup.core.enums import Role
 from cashup.logging import MASK, Redactor
 from tests.cli.test_cli_serve import HOST, STRONG_SECRET, Process, clean_env, free_port, wait_until
 
-pytestmark = pytest.mark.own_resources
-
 PASSWORD = "Pg-Passw0rd-never-logged"
 BROKER_PASSWORD = "Br0ker-Secret-never-logged"
 

@@ -8,13 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import pytest
 
 from cashup.api.auth import issue_token
 from cashup.core.enums import Role
 from tests.cli.test_cli_serve import HOST, STRONG_SECRET, Process, clean_env, free_port, wait_until
-
-pytestmark = pytest.mark.own_resources
 
 RESTING = 5
 

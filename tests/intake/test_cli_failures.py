@@ -7,11 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.intake.harness import intake_env, request
-
-pytestmark = pytest.mark.own_resources
 
 BROKEN = {"request_id": "cli-1", "symbol": "BTC/USDT"}
 FIXED = {"request_id": "cli-1", "symbol": "BTC/USDT", "side": "buy", "order_type": "limit", "quantity": "0.01",

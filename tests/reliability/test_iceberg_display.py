@@ -10,8 +10,6 @@ import statistics
 import time
 from decimal import Decimal
 
-import pytest
-
 from cashup.venues.paper.instruments import PAPER_INSTRUMENTS
 from cashup.venues.paper.market_data import BarReplay, load_bundled_bars
 from tests.reliability.cluster import (
@@ -24,8 +22,6 @@ from tests.reliability.cluster import (
     venue_id,
     wait_for,
 )
-
-pytestmark = pytest.mark.own_resources
 
 QUANTITY = Decimal("0.05")
 DISPLAY = Decimal("0.01")

@@ -7,13 +7,10 @@ import signal
 from typing import Any
 
 import httpx
-import pytest
 
 from cashup.api.auth import issue_token
 from cashup.core.enums import Role
 from tests.reliability.cluster import SECRET, Cluster, wait_for
-
-pytestmark = pytest.mark.own_resources
 
 CREATES = 200
 IN_FLIGHT = 16

@@ -12,12 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from cashup.config import Settings
 from tests.reliability.cluster import Cluster, get_order, wait_for
-
-pytestmark = pytest.mark.own_resources
 
 DEFAULT_LEASE = str(Settings.model_fields["lease_seconds"].default)
 

@@ -8,11 +8,7 @@ import signal
 import time
 from decimal import Decimal
 
-import pytest
-
 from tests.reliability.cluster import Cluster, counted, events, get_order, last_price, received_ids, venue_id, wait_for
-
-pytestmark = pytest.mark.own_resources
 
 TICK = Decimal("0.1")
 

@@ -17,8 +17,6 @@ import pytest
 
 from tests.reliability.cluster import Cluster, children, counted, get_order, received_ids, venue_id, wait_for
 
-pytestmark = pytest.mark.own_resources
-
 QUANTITY = Decimal("0.0101")  # 10 slices of 0.00101 on the 0.00001 lot
 SLICES = 10
 RUN_SECONDS = 30

@@ -12,8 +12,6 @@ import pytest
 
 from tests.reliability.cluster import Cluster, children, get_order, wait_for
 
-pytestmark = pytest.mark.own_resources
-
 QUANTITY = Decimal("0.1")
 SLICES = 10
 
