@@ -268,6 +268,11 @@ def children(api: httpx.Client, parent_id: str) -> list[dict[str, Any]]:
     return response.json()["items"]
 
 
+def canceled_unfilled(order: dict[str, Any]) -> bool:
+    """A TWAP slice that never reached the exchange before its deadline: the TWAP carries its quantity on."""
+    return order["status"] == "canceled" and Decimal(order["filled_quantity"]) == 0
+
+
 def events(api: httpx.Client, order_id: str) -> list[dict[str, Any]]:
     response = api.get(f"/orders/{order_id}/events")
     assert response.status_code == 200, response.text

@@ -15,7 +15,16 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.reliability.cluster import Cluster, children, counted, get_order, received_ids, venue_id, wait_for
+from tests.reliability.cluster import (
+    Cluster,
+    canceled_unfilled,
+    children,
+    counted,
+    get_order,
+    received_ids,
+    venue_id,
+    wait_for,
+)
 
 QUANTITY = Decimal("0.0101")  # 10 slices of 0.00101 on the 0.00001 lot
 SLICES = 10
@@ -79,8 +88,7 @@ def test_twap_survives_kill_9(sqlite_cluster: Cluster, crash: str) -> None:
             at_kill = children(api, parent["id"])
             # Nothing was working: each child so far is final, filled or canceled unfilled (a slice the busy
             # worker did not send before its deadline; see the closing checks).
-            final = [child for child in at_kill if child["status"] == "filled"
-                     or (child["status"] == "canceled" and Decimal(child["filled_quantity"]) == 0)]
+            final = [child for child in at_kill if child["status"] == "filled" or canceled_unfilled(child)]
             assert len(at_kill) < SLICES and final == at_kill, at_kill
             assert get_order(api, parent["id"])["status"] in ("accepted", "partially_filled")
         else:
@@ -132,7 +140,7 @@ def test_twap_survives_kill_9(sqlite_cluster: Cluster, crash: str) -> None:
     # deadline; the TWAP carries its quantity into a later slice).
     filled = [child for child in slices if child["status"] == "filled"]
     dropped = [child for child in slices if child["status"] != "filled"]
-    assert all(child["status"] == "canceled" and Decimal(child["filled_quantity"]) == 0 for child in dropped), slices
+    assert all(canceled_unfilled(child) for child in dropped), slices
     assert sum(Decimal(child["quantity"]) for child in filled) == QUANTITY
     assert sum(Decimal(child["filled_quantity"]) for child in slices) == QUANTITY
     # The exchange received every child that filled exactly once, and nothing but the TWAP's children: no
