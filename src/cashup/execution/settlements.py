@@ -21,10 +21,10 @@ from cashup.trading.positions import PositionRepository, position_state, store_p
 class SettlementWriter:
     """Writes settlements inside the caller's transaction; the ledger refuses a posting that overdraws."""
 
-    def __init__(self, session: AsyncSession, clock: Callable[[], datetime]) -> None:
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime], *, deferred: bool = False) -> None:
         self.session = session
         self.clock = clock
-        self.ledger = LedgerStore(session, clock)
+        self.ledger = LedgerStore(session, clock, deferred=deferred)
         self.positions = PositionRepository(session)
 
     async def write(self, order: Order, settlement: Settlement, *, source: str) -> None:

@@ -34,7 +34,7 @@ class UnitOfWork:
         self.clock = clock
         self.signals = signals
         self.orders = OrderStore(session)
-        self.settlements = SettlementWriter(session, clock)
+        self.settlements = SettlementWriter(session, clock, deferred=True)
         self._changed: set[UUID] = set()
         self._wake_worker = False
 
@@ -108,26 +108,31 @@ class UnitOfWork:
             self._wake_worker = True
 
     async def flush(self) -> None:
-        await self.orders.flush()
+        await self._flush_stores()
         await self.session.flush()
+
+    async def _flush_stores(self) -> None:
+        await self.orders.flush()
+        await self.settlements.ledger.flush()
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """Run a nested step that may fail on its own without undoing what the unit of work did before it."""
-        await self.orders.flush()
+        await self._flush_stores()
         await self.session.run_sync(write_staged)  # what came before the savepoint is not undone with it
         nested = await self.session.begin_nested()
         try:
             yield
-            await self.orders.flush()
+            await self._flush_stores()
         except BaseException:
             self.orders.discard()
+            self.settlements.ledger.discard()
             await nested.rollback()
             raise
         await nested.commit()
 
     async def commit(self) -> None:
-        await self.orders.flush()
+        await self._flush_stores()
         await self.session.commit()
         if self.signals is not None:
             if self._wake_worker:

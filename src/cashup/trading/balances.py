@@ -16,7 +16,7 @@ from cashup.core.ids import new_id
 from cashup.core.money import ZERO
 from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, BalanceRow, LedgerEntryRow
-from cashup.trading.ledger_store import LedgerStore
+from cashup.trading.ledger_store import Balance, LedgerStore
 from cashup.trading.schemas import BalanceChange, TransferIn
 
 
@@ -89,7 +89,7 @@ class BalanceService:
         rows = await self.repository.find(account_ids, asset.upper() if asset is not None else None)
         return rows, account_ids
 
-    async def change(self, principal: Principal, body: BalanceChange) -> BalanceRow:
+    async def change(self, principal: Principal, body: BalanceChange) -> Balance:
         """Deposit, withdraw or set an available balance (admin)."""
         principal.require(Role.ADMIN)
         asset = body.asset.upper()
@@ -112,7 +112,7 @@ class BalanceService:
             await self.ledger.post([ledger.deposit(account_id, asset, body.amount, correlation)])
         return current
 
-    async def transfer(self, principal: Principal, body: TransferIn) -> tuple[str, BalanceRow, BalanceRow]:
+    async def transfer(self, principal: Principal, body: TransferIn) -> tuple[str, Balance, Balance]:
         """Move available funds between two of the caller's accounts (admin: any two) in one posting."""
         if body.from_account_id == body.to_account_id:
             raise InvalidOrder("to_account_id", "same_account", "to_account_id: must differ from from_account_id")

@@ -1,11 +1,19 @@
-"""Write ledger postings and keep the balance rows equal to the sum of their entries."""
+"""Write ledger postings and keep the balance rows equal to the sum of their entries.
+
+Balance rows are read (and locked) once per transaction and then held in memory; postings change them there
+and stage their entries. ``flush`` sends what changed with two set-based statements, one UPDATE of every
+changed balance and one INSERT of every entry, whatever the number of postings. A store made for a unit of
+work (``deferred``) waits for the unit of work to flush it; any other store flushes after each posting.
+"""
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.core.ids import new_id
@@ -14,24 +22,50 @@ from cashup.core.money import ZERO
 from cashup.db.models import BalanceRow, LedgerEntryRow
 from cashup.events.outbox import stage
 from cashup.events.payloads import BALANCE, balance_data
+from cashup.replicas.balance_changes import balances_written
+
+BALANCES = BalanceRow.__table__
+ENTRIES = LedgerEntryRow.__table__
+_SAVE_BALANCE = (
+    update(BALANCES)
+    .where(BALANCES.c.account_id == bindparam("_account_id"), BALANCES.c.asset == bindparam("_asset"))
+    .values(available=bindparam("available"), locked=bindparam("locked"), updated_at=bindparam("updated_at"))
+)
+
+BalanceKey = tuple[UUID, str]
+
+
+@dataclass(slots=True)
+class Balance:
+    """A balance row as this transaction holds it: what is free and what open orders hold."""
+
+    account_id: UUID
+    asset: str
+    available: Decimal
+    locked: Decimal
+    updated_at: datetime
+
+    @property
+    def total(self) -> Decimal:
+        return self.available + self.locked
 
 
 class LedgerStore:
     """Applies postings inside the caller's transaction: balance rows are locked, checked and updated."""
 
-    def __init__(self, session: AsyncSession, clock: Callable[[], datetime]) -> None:
+    def __init__(self, session: AsyncSession, clock: Callable[[], datetime], *, deferred: bool = False) -> None:
         self.session = session
         self.clock = clock
-        self._locked: dict[tuple[UUID, str], BalanceRow] = {}
+        self.deferred = deferred
+        self._locked: dict[BalanceKey, Balance] = {}
+        self._changed: set[BalanceKey] = set()
+        self._entries: list[dict[str, Any]] = []
 
     async def available(self, account_id: UUID, asset: str) -> Decimal:
         """The available balance, read (and locked until commit) once per transaction."""
-        row = (await self.balances([(account_id, asset)]))[(account_id, asset)]
-        return row.available
+        return (await self.balances([(account_id, asset)]))[(account_id, asset)].available
 
-    async def balances(
-        self, keys: Iterable[tuple[UUID, str]], *, for_update: bool = True
-    ) -> dict[tuple[UUID, str], BalanceRow]:
+    async def balances(self, keys: Iterable[BalanceKey], *, for_update: bool = True) -> dict[BalanceKey, Balance]:
         """Load (and lock, in a stable order to avoid deadlocks) the balance rows of ``keys``, creating missing ones.
 
         Rows locked earlier in this transaction are not read again."""
@@ -40,17 +74,17 @@ class LedgerStore:
         wanted = sorted(keys - rows.keys(), key=lambda key: (str(key[0]), key[1]))
         if not wanted:
             return rows
-        query = select(BalanceRow).where(tuple_(BalanceRow.account_id, BalanceRow.asset).in_(wanted))
+        query = select(BALANCES).where(tuple_(BALANCES.c.account_id, BALANCES.c.asset).in_(wanted))
         if for_update:
             query = query.with_for_update()
-        rows |= {(row.account_id, row.asset): row for row in (await self.session.execute(query)).scalars()}
-        missing = [key for key in wanted if key not in rows]
-        for account_id, asset in missing:
-            row = BalanceRow(account_id=account_id, asset=asset, available=ZERO, locked=ZERO, updated_at=self.clock())
-            self.session.add(row)
-            rows[(account_id, asset)] = row
+        for row in (await self.session.execute(query)).mappings():
+            rows[(row["account_id"], row["asset"])] = Balance(row["account_id"], row["asset"], row["available"],
+                                                              row["locked"], row["updated_at"])
+        missing = [Balance(account_id, asset, ZERO, ZERO, self.clock()) for account_id, asset in wanted
+                   if (account_id, asset) not in rows]
         if missing:
-            await self.session.flush()
+            await self.session.execute(insert(BALANCES), [_columns(balance) for balance in missing])
+            rows |= {(balance.account_id, balance.asset): balance for balance in missing}
         if for_update:
             self._locked |= {key: rows[key] for key in wanted}
         return rows
@@ -77,23 +111,40 @@ class LedgerStore:
             else:
                 row.locked += delta
             row.updated_at = now
+            self._changed.add((account_id, asset))
         reason = postings[-1].reason.value if postings else ""
         for account_id, asset in dict.fromkeys((key[0], key[1]) for key in changes):
             if not is_system_account(account_id):
                 row = rows[(account_id, asset)]
                 stage(self.session, account_id, BALANCE, balance_data(asset, row.available, row.locked, reason), now)
-        for posting in postings:
-            for entry in posting.entries:
-                self.session.add(
-                    LedgerEntryRow(
-                        id=new_id(),
-                        account_id=entry.account_id,
-                        asset=entry.asset,
-                        bucket=entry.bucket.value,
-                        amount=entry.amount,
-                        reason=posting.reason.value,
-                        correlation_id=posting.correlation_id,
-                        order_id=posting.order_id,
-                        created_at=now,
-                    )
-                )
+        self._entries.extend(
+            {"id": new_id(), "account_id": entry.account_id, "asset": entry.asset, "bucket": entry.bucket.value,
+             "amount": entry.amount, "reason": posting.reason.value, "correlation_id": posting.correlation_id,
+             "order_id": posting.order_id, "created_at": now}
+            for posting in postings for entry in posting.entries)
+        if not self.deferred:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send the changed balances and the staged entries (two statements)."""
+        if self._changed:
+            changed = [self._locked[key] for key in sorted(self._changed, key=lambda key: (str(key[0]), key[1]))]
+            await self.session.execute(_SAVE_BALANCE, [
+                {"_account_id": row.account_id, "_asset": row.asset, "available": row.available, "locked": row.locked,
+                 "updated_at": row.updated_at} for row in changed])
+            balances_written(self.session, {row.account_id for row in changed})
+            self._changed.clear()
+        if self._entries:
+            entries, self._entries = self._entries, []
+            await self.session.execute(insert(ENTRIES), entries)
+
+    def discard(self) -> None:
+        """Forget what is staged and every balance held (the savepoint they belonged to rolled back)."""
+        self._locked.clear()
+        self._changed.clear()
+        self._entries.clear()
+
+
+def _columns(balance: Balance) -> dict[str, Any]:
+    return {"account_id": balance.account_id, "asset": balance.asset, "available": balance.available,
+            "locked": balance.locked, "updated_at": balance.updated_at}

@@ -22,6 +22,7 @@ from cashup.orders.schemas import OrderOut
 from cashup.orders.service import decode_cursor, encode_cursor
 from cashup.runtime import Runtime
 from cashup.trading.balances import BalanceService
+from cashup.trading.ledger_store import Balance
 from cashup.trading.positions import PositionService
 from cashup.trading.schemas import (
     BalanceChange,
@@ -65,7 +66,7 @@ Trades = Annotated[TradeService, Depends(trade_service)]
 Positions = Annotated[PositionService, Depends(position_service)]
 
 
-def balance_out(row: BalanceRow) -> BalanceOut:
+def balance_out(row: BalanceRow | Balance) -> BalanceOut:
     return BalanceOut(
         account_id=row.account_id,
         asset=row.asset,
