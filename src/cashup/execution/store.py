@@ -65,6 +65,7 @@ _CONVERTERS: dict[str, tuple[Convert, Convert]] = {
 """Field name -> (to its column, from its column); a field not named here is stored as it is."""
 _AS_IS: tuple[Convert, Convert] = (None, None)
 _TO_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _CONVERTERS.get(name, _AS_IS)[0]) for name in ORDER_FIELDS)
+_TO_COLUMN = {name: (column, convert) for name, column, convert in _TO_COLUMNS}
 _FROM_COLUMNS = tuple((name, _COLUMN_OF.get(name, name), _CONVERTERS.get(name, _AS_IS)[1]) for name in ORDER_FIELDS)
 
 
@@ -73,6 +74,13 @@ def order_columns(order: Order) -> dict[str, Any]:
     values = vars(order)
     return {column: values[name] if convert is None else convert(values[name])
             for name, column, convert in _TO_COLUMNS}
+
+
+def _state(order: Order) -> dict[str, Any]:
+    """The order's fields as they are now (what its row is compared with when it is saved)."""
+    state = dict(vars(order))
+    del state["execution_ids"]
+    return state
 
 
 def order_from_columns(row: Mapping[str, Any], execution_ids: Iterable[str] = ()) -> Order:
@@ -230,7 +238,7 @@ class OrderStore:
             order = known
         self._identity[order.id] = order
         self._by_client_id[(order.account_id, order.client_order_id)] = order
-        self._loaded[order.id] = order_columns(order)
+        self._loaded[order.id] = _state(order)
         self._queues[order.id] = QueueState(row["pending_action"], row["next_action_at"], row["lease_owner"],
                                             row["lease_expires_at"], row["attempts"])
         return order
@@ -283,8 +291,8 @@ class OrderStore:
         if self._new:
             rows = []
             for order in self._new.values():
-                self._loaded[order.id] = order_columns(order)
-                columns = self._loaded[order.id] | self._work.pop(order.id).columns()
+                self._loaded[order.id] = _state(order)
+                columns = order_columns(order) | self._work.pop(order.id).columns()
                 columns.setdefault("attempts", 0)
                 rows.append(columns)
             await self.session.execute(insert(ORDERS), rows)
@@ -309,9 +317,12 @@ class OrderStore:
         changes: dict[str, Any] = dict(work.columns()) if work is not None else {}
         order = self._dirty.get(order_id)
         if order is not None:
-            current = order_columns(order)
+            current = _state(order)
             before = self._loaded.get(order_id, {})
-            changes |= {name: value for name, value in current.items() if before.get(name, _UNSET) != value}
+            for name, value in current.items():
+                if before.get(name, _UNSET) != value:
+                    column, convert = _TO_COLUMN[name]
+                    changes[column] = value if convert is None else convert(value)
             self._loaded[order_id] = current
         return changes
 
