@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -11,13 +12,22 @@ from cashup.db.aggregates import register_sqlite_aggregates
 from cashup.db.sqlite_driver import one_hop_dbapi
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+"""JSON columns (event data, payloads) written and read by orjson: the same JSON for a third to a sixth of the work
+of the json module."""
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         # One connection: SQLite has one writer, and queueing in the pool is fair and prompt where SQLite's
         # own busy handler sleeps; other processes sharing the file still wait through the busy timeout.
         driver = {"module": one_hop_dbapi()} if settings.database_url.startswith("sqlite+aiosqlite") else {}
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30}, pool_size=1,
-                                     max_overflow=0, pool_timeout=60, **driver)
+                                     max_overflow=0, pool_timeout=60, **JSON_CODEC, **driver)
         _configure_sqlite(engine)
         return engine
     # MySQL's default REPEATABLE READ takes gap locks that deadlock claims against inserts; PostgreSQL's
@@ -33,6 +43,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.database_pool_timeout_seconds,
         pool_pre_ping=True,
         pool_recycle=1800,
+        **JSON_CODEC,
     )
 
 
