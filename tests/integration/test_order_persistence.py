@@ -2,7 +2,7 @@
 
 Placements go through ``Placement.place`` inside a ``UnitOfWork``, exactly as the API's group-commit writer
 calls it (a ``Runtime`` not started, with the market price pinned); events go through ``UnitOfWork.record``
-and venue reports through ``engine.reports.apply_report``, as the report applier sends them. Every step
+and venue reports through ``ReportApplier.apply_batch``, as the report applier applies them. Every step
 commits and the next one reads in a fresh session.
 """
 
@@ -26,7 +26,6 @@ from cashup.core.errors import Conflict, InvalidTransition, NotFound
 from cashup.core.orders import EventKind, OrderEvent, OrderFilled, OrderSubmitted
 from cashup.core.principal import Principal
 from cashup.db.models import BalanceRow, ExecutionRow, LedgerEntryRow, OrderEventRow, OrderRow, PositionRow, TradeRow
-from cashup.engine.reports import apply_report
 from cashup.engine.worker import Worker
 from cashup.execution.handlers import ExternalFill, book_external_fill
 from cashup.execution.placement import Placed
@@ -150,13 +149,10 @@ async def event_kinds(sessions: async_sessionmaker[AsyncSession], order_id: UUID
 
 
 async def apply_reports(runtime: Runtime, order_id: UUID, *reports: ExecutionReport) -> list[str | None]:
-    """Apply venue reports in one unit of work, as the report applier does, and commit; for each report, the
-    kind of the event it wrote (``None`` when ``apply_report`` did not apply it)."""
+    """Apply venue reports as one batch of the report applier (one unit of work, committed); for each report,
+    the kind of the event it wrote (``None`` when it was not applied)."""
     before = len(await event_kinds(runtime.sessions, order_id))
-    async with runtime.sessions() as session:
-        uow = UnitOfWork(session, runtime.clock, runtime.signals)
-        results = [await apply_report(uow, "paper", report) for report in reports]
-        await uow.commit()
+    results = await runtime.applier.apply_batch([("paper", report) for report in reports])
     written = iter((await event_kinds(runtime.sessions, order_id))[before:])
     kinds = [next(written) if result == order_id else None for result in results]
     assert next(written, None) is None
@@ -234,7 +230,7 @@ async def test_created_partially_filled_and_filled_order_is_persisted_exactly(
                                exchange_order_id="paper-42")
     assert await apply_reports(fixed, order_id, accepted) == ["accepted"]
     partial = fill_report(venue_id, times[2], "fill-1", "0.2", "50000.1", "10.00002", Liquidity.MAKER)
-    assert await apply_reports(fixed, order_id, partial) == ["partially_filled"]
+    assert await apply_reports(fixed, order_id, partial, partial) == ["partially_filled", None]
 
     async with sessions() as session:
         row = await session.get(OrderRow, order_id)

@@ -30,6 +30,7 @@ from cashup.execution.signals import Signals
 from cashup.execution.uow import UnitOfWork
 from cashup.execution.work import scheduled
 from cashup.metrics import ACK_TO_FILL, IGNORED_REPORTS, ORDER_TO_ACK
+from cashup.trading.positions import PositionKey
 from cashup.venues.base import ExecutionReport, ReportKind
 
 log = structlog.get_logger("cashup.engine.reports")
@@ -92,12 +93,12 @@ class ReportApplier:
             while len(batch) < BATCH_LIMIT and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
-                await self._apply_batch(batch)
+                await self.apply_batch(batch)
             except Exception:
                 log.exception("report batch failed; applying one by one", size=len(batch))
                 for item in batch:
                     try:
-                        await self._apply_batch([item])
+                        await self.apply_batch([item])
                     except Exception:
                         log.exception("report could not be applied", venue=item[0], report=repr(item[1]))
             finally:
@@ -108,27 +109,38 @@ class ReportApplier:
         """Wait until every queued report has been applied (tests, shutdown)."""
         await self.queue.join()
 
-    async def _apply_batch(self, batch: list[tuple[str, ExecutionReport]]) -> None:
+    async def apply_batch(self, batch: list[tuple[str, ExecutionReport]]) -> list[UUID | None]:
+        """Apply reports in one unit of work and commit; for each, the order it changed (``None``: not applied)."""
         async with self.sessions() as session:
             uow = UnitOfWork(session, self.clock, self.signals)
             await uow.orders.prefetch_venue_client_ids(
                 {(venue_name, report.venue_client_order_id) for venue_name, report in batch}, for_update=True)
-            await self._lock_balances(uow, batch)
+            await self._lock_books(uow, batch)
             settled: list[UUID] = []
-            for venue_name, report in batch:
-                await apply_report(uow, venue_name, report, settled=settled)
+            changed = [await apply_report(uow, venue_name, report, settled=settled) for venue_name, report in batch]
             await FailureStore(session, self.clock).resolve_many(settled)
             await uow.commit()
+        return changed
 
     @staticmethod
-    async def _lock_balances(uow: UnitOfWork, batch: list[tuple[str, ExecutionReport]]) -> None:
-        """Lock every balance row the batch may change in one sorted statement, as placements do."""
-        keys: set[tuple] = set()
+    async def _lock_books(uow: UnitOfWork, batch: list[tuple[str, ExecutionReport]]) -> None:
+        """Lock every balance row, then every position row, the batch may change, each kind in one sorted
+        statement (balances first, as every writer takes them), and look up its fills booked already."""
+        balances: set[tuple] = set()
+        positions: set[PositionKey] = set()
+        fills: set[tuple[UUID, str]] = set()
         for venue_name, report in batch:
             order = await uow.orders.get_by_venue_client_id(venue_name, report.venue_client_order_id)
-            if order is not None:
-                keys |= balances_touched(order, report.fee_currency, fill=report.kind is ReportKind.FILL)
-        await uow.settlements.ledger.balances(keys)
+            if order is None:
+                continue
+            is_fill = report.kind is ReportKind.FILL
+            balances |= balances_touched(order, report.fee_currency, fill=is_fill)
+            if is_fill and report.execution_id is not None:
+                positions.add((order.account_id, order.strategy_id or "", order.exchange, order.symbol))
+                fills.add((order.id, report.execution_id))
+        await uow.settlements.ledger.balances(balances)
+        await uow.settlements.positions.lock_many(positions)
+        await uow.orders.prefetch_executions(fills)
 
 
 async def apply_report(uow: UnitOfWork, venue_name: str, report: ExecutionReport, *,

@@ -126,6 +126,8 @@ class OrderStore:
         self._work: dict[UUID, WorkItem] = {}
         self._events: list[dict[str, Any]] = []
         self._executions: list[dict[str, Any]] = []
+        self._execution_checked: set[tuple[UUID, str]] = set()
+        self._execution_booked: set[tuple[UUID, str]] = set()
 
     # --- reads ---------------------------------------------------------------------------------------
 
@@ -204,7 +206,22 @@ class OrderStore:
                   and order not in found]
         return found + staged
 
+    async def prefetch_executions(self, pairs: set[tuple[UUID, str]]) -> None:
+        """Look up, in one query, which (order, execution id) pairs are booked already; call it with the orders
+        locked, so that no other writer can book them meanwhile."""
+        wanted = pairs - self._execution_checked
+        if not wanted:
+            return
+        pair = tuple_(EXECUTIONS.c.order_id, EXECUTIONS.c.execution_id)
+        query = select(EXECUTIONS.c.order_id, EXECUTIONS.c.execution_id).where(pair.in_(list(wanted)))
+        self._execution_booked |= {(order_id, execution_id) for order_id, execution_id in
+                                   await self.session.execute(query)}
+        self._execution_checked |= wanted
+
     async def has_execution(self, order_id: UUID, execution_id: str) -> bool:
+        """Whether the fill was booked before this unit of work (one staged here is in ``order.execution_ids``)."""
+        if (order_id, execution_id) in self._execution_checked:
+            return (order_id, execution_id) in self._execution_booked
         query = select(EXECUTIONS.c.id).where(EXECUTIONS.c.order_id == order_id,
                                               EXECUTIONS.c.execution_id == execution_id)
         return (await self.session.scalar(query)) is not None

@@ -127,6 +127,7 @@ class UnitOfWork:
         except BaseException:
             self.orders.discard()
             self.settlements.ledger.discard()
+            self.settlements.positions.discard()
             await nested.rollback()
             raise
         await nested.commit()

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cashup.accounts.service import AccountDirectory
@@ -23,6 +23,8 @@ from cashup.trading.ledger_store import LedgerStore
 from cashup.trading.schemas import PositionSet
 
 PriceSource = Callable[[str, str], Decimal | None]
+PositionKey = tuple[UUID, str, str, str]
+"""A position's primary key: account, strategy ('' for none), exchange, symbol."""
 """``(exchange, symbol) -> last price`` or ``None`` when the market has none yet."""
 
 
@@ -49,6 +51,7 @@ class PositionRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._locked: dict[PositionKey, PositionRow] = {}
 
     async def find(self, *, user_id: str | None = None, strategy_id: str | None = None, exchange: str | None = None,
                    symbol: str | None = None, account_id: UUID | None = None,
@@ -67,16 +70,36 @@ class PositionRepository:
 
     async def locked(self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str, symbol: str,
                      now: datetime) -> PositionRow:
-        """The position row locked for update, created flat if there is none yet."""
-        key = {"account_id": account_id, "strategy_id": strategy_id or "", "exchange": exchange, "symbol": symbol}
-        query = select(PositionRow).filter_by(**key).with_for_update()
+        """The position row locked for update, created flat if there is none yet; read once per transaction."""
+        key = (account_id, strategy_id or "", exchange, symbol)
+        row = self._locked.get(key)
+        if row is not None:
+            return row
+        columns = dict(zip(("account_id", "strategy_id", "exchange", "symbol"), key, strict=True))
+        query = select(PositionRow).filter_by(**columns).with_for_update()
         row = (await self.session.execute(query)).scalar_one_or_none()
         if row is None:
-            row = PositionRow(**key, user_id=user_id, quantity=ZERO, average_entry_price=None, realized_pnl=ZERO,
+            row = PositionRow(**columns, user_id=user_id, quantity=ZERO, average_entry_price=None, realized_pnl=ZERO,
                               fees=ZERO, margin=ZERO, funding=ZERO, updated_at=now)
             self.session.add(row)
             await self.session.flush()  # later fills of the same batch must find it
+        self._locked[key] = row
         return row
+
+    async def lock_many(self, keys: set[PositionKey]) -> None:
+        """Lock, in one statement and a stable order, the existing position rows of ``keys`` not locked yet."""
+        wanted = sorted(keys - self._locked.keys(), key=lambda key: (str(key[0]), *key[1:]))
+        if not wanted:
+            return
+        primary_key = tuple_(PositionRow.account_id, PositionRow.strategy_id, PositionRow.exchange, PositionRow.symbol)
+        query = (select(PositionRow).where(primary_key.in_(wanted)).with_for_update()
+                 .order_by(PositionRow.account_id, PositionRow.strategy_id, PositionRow.exchange, PositionRow.symbol))
+        for row in (await self.session.execute(query)).scalars():
+            self._locked[(row.account_id, row.strategy_id, row.exchange, row.symbol)] = row
+
+    def discard(self) -> None:
+        """Forget the rows locked so far (the savepoint they were changed in rolled back): read them again."""
+        self._locked.clear()
 
 
 class PositionService:
