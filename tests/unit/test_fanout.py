@@ -85,3 +85,30 @@ async def test_wake_ups_and_events_reach_the_other_process_and_not_back_to_their
     assert worker_hub.events == []  # its own relay fed it already
     assert api_hub.events[0].frame() == json.loads(json.dumps(sent[0].frame()))
     assert max(bus.sizes) < 8000  # PostgreSQL's NOTIFY limit
+
+
+async def test_many_events_with_non_ascii_text_travel_in_messages_under_the_notify_limit() -> None:
+    receivers: list[Receive] = []
+    bus = LoopbackBus(receivers)
+    api_hub = Collect()
+    sent = [Event(str(new_id()), "account-1", seq, "order.rejected", datetime.now(UTC), {"reason": "é€" * 400})
+            for seq in range(1, 41)]
+
+    async def read(stream: str, seq: int) -> list[Event]:
+        return []
+
+    api = Fanout(bus, SharedSignals(), deliver=api_hub.deliver, read=read)
+    worker = Fanout(bus, SharedSignals(), deliver=Collect().deliver, read=read)
+    tasks = [asyncio.create_task(api.run()), asyncio.create_task(worker.run())]
+    try:
+        await asyncio.wait_for(asyncio.gather(api.connected.wait(), worker.connected.wait()), 2)
+        worker.events_sent(sent)
+        async with asyncio.timeout(2):
+            while len(api_hub.events) < len(sent):
+                await asyncio.sleep(0.01)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert [item.data for item in api_hub.events] == [item.data for item in sent]  # whole, in order, no references
+    assert len(bus.sizes) > 4 and max(bus.sizes) < 8000  # 40 events of 2,000 UTF-8 bytes each, split by bytes

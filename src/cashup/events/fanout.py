@@ -9,12 +9,12 @@ too large for one message travel as a reference (stream, seq) that the receiver 
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -99,23 +99,27 @@ class Fanout:
         return merged
 
     def _event_messages(self, events: list[Event]) -> list[str]:
+        """The events as messages of at most ``MAX_PAYLOAD`` bytes (sizes counted in UTF-8 bytes)."""
         messages: list[str] = []
         frames: list[dict[str, Any]] = []
         size = 0
         for event in events:
             frame = event.frame()
-            text = json.dumps(frame)
-            if len(text) > MAX_PAYLOAD - 100:
+            encoded = orjson.dumps(frame)
+            if len(encoded) > MAX_PAYLOAD - 100:
                 frame = {"ref": [event.stream, event.seq]}
-                text = json.dumps(frame)
-            if frames and size + len(text) > MAX_PAYLOAD - 100:
-                messages.append(json.dumps({"origin": self.origin, "events": frames}))
+                encoded = orjson.dumps(frame)
+            if frames and size + len(encoded) > MAX_PAYLOAD - 100:
+                messages.append(self._message(frames))
                 frames, size = [], 0
             frames.append(frame)
-            size += len(text) + 2
+            size += len(encoded) + 1
         if frames:
-            messages.append(json.dumps({"origin": self.origin, "events": frames}))
+            messages.append(self._message(frames))
         return messages
+
+    def _message(self, frames: list[dict[str, Any]]) -> str:
+        return orjson.dumps({"origin": self.origin, "events": frames}).decode()
 
     # --- incoming ------------------------------------------------------------------------------------
 
@@ -137,7 +141,7 @@ class Fanout:
 
     async def _deliver_loop(self) -> None:
         while True:
-            message = json.loads(await self._incoming.get())
+            message = orjson.loads(await self._incoming.get())
             if message.get("origin") == self.origin:
                 continue
             try:
