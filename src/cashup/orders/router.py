@@ -5,9 +5,9 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, Placements, RuntimeDep, UnitOfWorkDep
+from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, RuntimeDep, UnitOfWorkDep, placement_writer
 from cashup.api.errors import BODY, READ, domain_error_response, errors
 from cashup.api.types import QueryDay, QueryTime
 from cashup.core.enums import OrderSide, OrderStatus, Role
@@ -78,11 +78,11 @@ def render_placement(placed: Placed) -> StoredAnswer:
 async def create_order(
     body: OrderCreate,
     principal: CurrentPrincipal,
-    placements: Placements,
+    request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Place an order. 201 when created; 200 with the original for a repeated `client_order_id`."""
-    answer = await placements.place(body.to_command(principal), idempotency_key)
+    answer = await placement_writer(request).place(body.to_command(principal), idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return Response(answer.body, status_code=answer.status_code, media_type="application/json", headers=headers)
 
