@@ -9,8 +9,9 @@ from cashup.accounts.schemas import AccountCreate, AccountList, AccountOut, Acco
 from cashup.accounts.venue_accounts import AccountService, account_out
 from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from cashup.api.errors import BODY, READ, errors
+from cashup.api.routes import StrictQueryRoute
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], route_class=StrictQueryRoute)
 
 
 def get_account_service(runtime: RuntimeDep, session: SessionDep) -> AccountService:

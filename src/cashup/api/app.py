@@ -13,7 +13,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cashup.accounts.router import router as accounts_router
 from cashup.api import system
 from cashup.api.auth import TokenVerifier
-from cashup.api.deps import StrictQuery
 from cashup.api.errors import install_error_handlers
 from cashup.api.paths import EncodedSymbolPaths
 from cashup.api.secrets import resolve_jwt_secret
@@ -83,14 +82,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(EncodedSymbolPaths)
     app.include_router(system.router)
-    app.include_router(engine_router, prefix="/api/v1", dependencies=[StrictQuery])
-    app.include_router(orders_router, prefix="/api/v1", dependencies=[StrictQuery])
-    app.include_router(trading_router, prefix="/api/v1", dependencies=[StrictQuery])
-    app.include_router(risk_router, prefix="/api/v1", dependencies=[StrictQuery])
-    app.include_router(accounts_router, prefix="/api/v1", dependencies=[StrictQuery])
-    app.include_router(market_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(engine_router, prefix="/api/v1")
+    app.include_router(orders_router, prefix="/api/v1")
+    app.include_router(trading_router, prefix="/api/v1")
+    app.include_router(risk_router, prefix="/api/v1")
+    app.include_router(accounts_router, prefix="/api/v1")
+    app.include_router(market_router, prefix="/api/v1")
     app.include_router(events_router, prefix="/api/v1")
-    app.include_router(notifications_router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(notifications_router, prefix="/api/v1")
     install_desk(app)
 
     app.add_middleware(SettleCacheBeforeAnswering)

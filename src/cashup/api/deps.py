@@ -4,8 +4,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.dependencies.models import Dependant
-from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,29 +76,3 @@ async def get_order_queries(session: SessionDep) -> OrderQueries:
 
 
 OrderQueriesDep = Annotated[OrderQueries, Depends(get_order_queries)]
-
-
-async def reject_unknown_query(request: Request) -> None:
-    """Refuse query parameters the route does not take (422 naming them): a misspelt filter would otherwise be
-    ignored and the answer look right while it is not."""
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None or not request.query_params:
-        return
-    known = _query_names(dependant)
-    unknown = [name for name in request.query_params if name not in known]
-    if unknown:
-        raise RequestValidationError([
-            {"type": "extra_forbidden", "loc": ("query", name), "msg": "unknown query parameter", "input": None}
-            for name in unknown
-        ])
-
-
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
-    for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return names
-
-
-StrictQuery = Depends(reject_unknown_query)

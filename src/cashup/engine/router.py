@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep, UnitOfWorkDep
 from cashup.api.errors import BODY, READ, errors
+from cashup.api.routes import StrictQueryRoute
 from cashup.api.types import Amount, QueryDay
 from cashup.core.enums import Role
 from cashup.core.errors import Conflict
@@ -18,7 +19,7 @@ from cashup.engine.queue import queue_status
 from cashup.execution.handlers import set_paused
 from cashup.orders.service import decode_cursor, encode_cursor
 
-router = APIRouter(tags=["engine"])
+router = APIRouter(tags=["engine"], route_class=StrictQueryRoute)
 FailureStatusName = Literal["pending", "processing", "success", "failed", "discarded"]
 FailureSource = Literal["intake", "engine"]
 

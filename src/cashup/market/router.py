@@ -8,12 +8,13 @@ from pydantic import BaseModel
 
 from cashup.api.deps import CurrentPrincipal, RuntimeDep
 from cashup.api.errors import READ, errors
+from cashup.api.routes import StrictQueryRoute
 from cashup.api.types import Amount
 from cashup.core.errors import NotFound, UnknownInstrument
 from cashup.core.instruments import normalize_symbol
 from cashup.venues.paper import PaperExchange
 
-router = APIRouter(tags=["market"])
+router = APIRouter(tags=["market"], route_class=StrictQueryRoute)
 
 
 class CandleOut(BaseModel):

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from cashup.api.deps import CurrentPrincipal, RuntimeDep, SessionDep
 from cashup.api.errors import BODY, READ, errors
+from cashup.api.routes import StrictQueryRoute
 from cashup.notifications.matching import EVENT_PATTERN
 from cashup.notifications.schemas import (
     DeliveryOut,
@@ -19,7 +20,7 @@ from cashup.notifications.schemas import (
 )
 from cashup.notifications.service import Deliveries, Subscriptions, Templates
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=StrictQueryRoute)
 
 
 async def subscriptions(runtime: RuntimeDep, session: SessionDep) -> Subscriptions:

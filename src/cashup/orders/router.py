@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, RuntimeDep, UnitOfWorkDep, placement_writer
 from cashup.api.errors import BODY, READ, domain_error_response, errors
+from cashup.api.routes import StrictQueryRoute
 from cashup.api.types import QueryDay, QueryTime
 from cashup.core.enums import OrderSide, OrderStatus, Role
 from cashup.core.errors import NotFound
@@ -50,7 +51,7 @@ from cashup.orders.schemas import (
 )
 from cashup.orders.service import OrderQueries
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], route_class=StrictQueryRoute)
 
 SETTLING = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, RuntimeDep, SessionDep, UnitOfWorkDep
 from cashup.api.errors import BODY, READ, errors
+from cashup.api.routes import StrictQueryRoute
 from cashup.core.enums import Role
 from cashup.core.principal import Principal
 from cashup.core.risk import RiskLimits, Scope, TradingState
@@ -28,7 +29,7 @@ from cashup.risk.schemas import (
 )
 from cashup.risk.service import LIMIT_FIELDS, RiskRepository, limits_of
 
-router = APIRouter(tags=["risk"])
+router = APIRouter(tags=["risk"], route_class=StrictQueryRoute)
 
 
 async def get_risk(session: SessionDep, runtime: RuntimeDep) -> RiskRepository:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from cashup.api.deps import CurrentPrincipal, Placements, RuntimeDep, SessionDep
 from cashup.api.errors import BODY, READ, errors
+from cashup.api.routes import StrictQueryRoute
 from cashup.api.types import QueryTime
 from cashup.core.enums import OrderSide, OrderType
 from cashup.core.errors import Conflict, NotFound
@@ -45,7 +46,7 @@ from cashup.trading.sync import PositionSync, venue_filled
 from cashup.trading.trades import TradeService
 from cashup.venues.errors import VenueError
 
-router = APIRouter()
+router = APIRouter(route_class=StrictQueryRoute)
 Symbol = Annotated[str, Path(min_length=3, max_length=32)]
 
 

@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.staticfiles import StaticFiles
 
 from cashup.api.auth import InvalidToken
-from cashup.api.deps import CurrentPrincipal, StrictQuery
+from cashup.api.deps import CurrentPrincipal
 from cashup.api.errors import Unauthorized, errors
+from cashup.api.routes import StrictQueryRoute
 from cashup.core.enums import Role
 from cashup.web.sign_in import SignInCodes
 
@@ -29,7 +30,7 @@ PAGE_HEADERS = {
 }
 
 pages = APIRouter(include_in_schema=False)
-router = APIRouter(tags=["session"])
+router = APIRouter(tags=["session"], route_class=StrictQueryRoute)
 
 
 class SignInCode(BaseModel):
@@ -84,5 +85,5 @@ def install_desk(app: FastAPI) -> None:
     """Serve the desk from ``app``: the page, its assets, the session routes and the sign-in codes."""
     app.state.sign_in_codes = SignInCodes()
     app.include_router(pages)
-    app.include_router(router, prefix="/api/v1", dependencies=[StrictQuery])
+    app.include_router(router, prefix="/api/v1")
     app.mount("/static", StaticFiles(packages=[("cashup.web", "static")]), name="static")
