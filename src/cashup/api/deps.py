@@ -59,13 +59,13 @@ get_principal = BearerPrincipal(auto_error=False, scheme_name="HTTPBearer",
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def placement_writer(request: Request) -> PlacementWriter:
+def placements_of(request: Request) -> PlacementWriter:
     """The group-commit writer; the order-create route reads it directly, a dependency less on its hot path."""
     return request.app.state.placements
 
 
 async def get_placements(request: Request) -> PlacementWriter:
-    return placement_writer(request)
+    return placements_of(request)
 
 
 Placements = Annotated[PlacementWriter, Depends(get_placements)]

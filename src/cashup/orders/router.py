@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, RuntimeDep, UnitOfWorkDep, placement_writer
+from cashup.api.deps import CurrentPrincipal, OrderQueriesDep, RuntimeDep, UnitOfWorkDep, placements_of
 from cashup.api.errors import BODY, READ, domain_error_response, errors
 from cashup.api.routes import StrictQueryRoute
 from cashup.api.types import QueryDay, QueryTime
@@ -83,7 +83,7 @@ async def create_order(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Place an order. 201 when created; 200 with the original for a repeated `client_order_id`."""
-    answer = await placement_writer(request).place(body.to_command(principal), idempotency_key)
+    answer = await placements_of(request).place(body.to_command(principal), idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
     return Response(answer.body, status_code=answer.status_code, media_type="application/json", headers=headers)
 
