@@ -84,6 +84,7 @@ class LedgerStore:
                    if (account_id, asset) not in rows]
         if missing:
             await self.session.execute(insert(BALANCES), [_columns(balance) for balance in missing])
+            balances_written(self.session, {balance.account_id for balance in missing})
             rows |= {(balance.account_id, balance.asset): balance for balance in missing}
         if for_update:
             self._locked |= {key: rows[key] for key in wanted}

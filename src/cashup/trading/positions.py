@@ -23,9 +23,9 @@ from cashup.trading.ledger_store import LedgerStore
 from cashup.trading.schemas import PositionSet
 
 PriceSource = Callable[[str, str], Decimal | None]
+"""``(exchange, symbol) -> last price`` or ``None`` when the market has none yet."""
 PositionKey = tuple[UUID, str, str, str]
 """A position's primary key: account, strategy ('' for none), exchange, symbol."""
-"""``(exchange, symbol) -> last price`` or ``None`` when the market has none yet."""
 
 
 def position_state(row: PositionRow) -> PositionState:
