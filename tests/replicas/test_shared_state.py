@@ -186,3 +186,27 @@ async def test_a_balance_event_from_another_process_drops_the_cached_balances(
     await sink.deliver([Event("b1", account_id, 9, "balance", datetime.now(UTC), {"asset": "USDT"})])
 
     assert await runtime.read_cache.get_balances("alice|*|*") is None
+
+
+async def test_a_balance_row_made_without_a_posting_drops_the_cached_balances(
+    client: httpx.AsyncClient, runtime: Runtime, token_for: Callable[..., str],
+) -> None:
+    await client.get(f"{API}/balances")  # opens the paper account
+    await runtime.relay.drain()  # its funding events reach the cache's sink now, not in the middle of the test
+    listed = (await client.get(f"{API}/balances")).json()
+    assert runtime.read_cache is not None
+    hits = runtime.read_cache.hits
+    assert (await client.get(f"{API}/balances")).json() == listed and runtime.read_cache.hits == hits + 1
+    assert "SOL" not in {row["asset"] for row in listed}
+
+    # Setting an asset the account never held to 0 makes its balance row and posts nothing: no balance event
+    # follows, so only the commit itself can drop the cached list.
+    admin = {"Authorization": f"Bearer {token_for('root', Role.ADMIN)}"}
+    changed = await client.post(f"{API}/balances", headers=admin,
+                                json={"account_id": listed[0]["account_id"], "asset": "SOL", "amount": "0",
+                                      "mode": "set"})
+    assert changed.status_code == 200, changed.text
+
+    after = {row["asset"]: row for row in (await client.get(f"{API}/balances")).json()}
+    assert (after["SOL"]["available"], after["SOL"]["locked"], after["SOL"]["total"]) == ("0", "0", "0")
+    assert len(after) == len(listed) + 1
