@@ -71,10 +71,11 @@ class LedgerStore:
         Rows locked earlier in this transaction are not read again."""
         keys = set(keys)
         rows = {key: self._locked[key] for key in keys if key in self._locked}
-        wanted = sorted(keys - rows.keys(), key=lambda key: (str(key[0]), key[1]))
+        wanted = sorted(keys - rows.keys(), key=lambda key: (str(key[0]), key[1]))  # missing rows made in order
         if not wanted:
             return rows
-        query = select(BALANCES).where(tuple_(BALANCES.c.account_id, BALANCES.c.asset).in_(wanted))
+        query = (select(BALANCES).where(tuple_(BALANCES.c.account_id, BALANCES.c.asset).in_(wanted))
+                 .order_by(BALANCES.c.account_id, BALANCES.c.asset))  # rows are locked in the order they come
         if for_update:
             query = query.with_for_update()
         for row in (await self.session.execute(query)).mappings():
@@ -129,7 +130,7 @@ class LedgerStore:
     async def flush(self) -> None:
         """Send the changed balances and the staged entries (two statements)."""
         if self._changed:
-            changed = [self._locked[key] for key in sorted(self._changed, key=lambda key: (str(key[0]), key[1]))]
+            changed = [self._locked[key] for key in self._changed]  # locked already: any order will do
             await self.session.execute(_SAVE_BALANCE, [
                 {"_account_id": row.account_id, "_asset": row.asset, "available": row.available, "locked": row.locked,
                  "updated_at": row.updated_at} for row in changed])

@@ -88,7 +88,7 @@ class PositionRepository:
 
     async def lock_many(self, keys: set[PositionKey]) -> None:
         """Lock, in one statement and a stable order, the existing position rows of ``keys`` not locked yet."""
-        wanted = sorted(keys - self._locked.keys(), key=lambda key: (str(key[0]), *key[1:]))
+        wanted = list(keys - self._locked.keys())
         if not wanted:
             return
         primary_key = tuple_(PositionRow.account_id, PositionRow.strategy_id, PositionRow.exchange, PositionRow.symbol)
