@@ -2,19 +2,31 @@
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cashup.api.auth import TokenVerifier
+from cashup.config import Settings
 from cashup.execution.group_commit import PlacementWriter
 from cashup.intake.failures import IntakeFailures
 from cashup.intake.processing import IntakeProcessor
-from cashup.runtime import Runtime
 
 log = structlog.get_logger("cashup.intake")
 
 
-def build_failures(runtime: Runtime, placements: PlacementWriter, tokens: TokenVerifier) -> IntakeFailures:
+class Wiring(Protocol):
+    """What the intake takes from the process it runs in (the runtime has it)."""
+
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Callable[[], datetime]
+
+
+def build_failures(runtime: Wiring, placements: PlacementWriter, tokens: TokenVerifier) -> IntakeFailures:
     """The failure table of the intake, able to retry through ``placements`` (the API's retry uses this too)."""
     settings = runtime.settings
     failures = IntakeFailures(runtime.sessions, runtime.clock, retry_limit=settings.intake_retry_limit,
@@ -25,7 +37,7 @@ def build_failures(runtime: Runtime, placements: PlacementWriter, tokens: TokenV
 
 
 class IntakeService:
-    def __init__(self, runtime: Runtime, placements: PlacementWriter, tokens: TokenVerifier, *,
+    def __init__(self, runtime: Wiring, placements: PlacementWriter, tokens: TokenVerifier, *,
                  consumer_name: str | None = None) -> None:
         self.settings = runtime.settings
         self.failures = build_failures(runtime, placements, tokens)

@@ -149,12 +149,13 @@ class PositionService:
         if body.quantity != ZERO and body.average_entry_price is None:
             raise InvalidOrder("average_entry_price", "required", "average_entry_price: required for an open position")
         now = self.clock()
+        books = LedgerStore(self.session, self.clock)
+        await books.balances([(account.id, instrument.base)])  # the balance before the position, as a fill locks them
         row = await self.repository.locked(account.id, account.user_id, body.strategy_id, body.exchange, symbol, now)
         delta = body.quantity - row.quantity
         if delta != ZERO:
             correlation = f"position:{account.id}:{new_id().hex}"
-            await LedgerStore(self.session, self.clock).post(
-                [ledger.adjustment(account.id, instrument.base, delta, correlation)])
+            await books.post([ledger.adjustment(account.id, instrument.base, delta, correlation)])
         row.quantity = body.quantity
         row.average_entry_price = body.average_entry_price if body.quantity != ZERO else None
         row.updated_at = now

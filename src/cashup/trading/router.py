@@ -1,7 +1,7 @@
 """HTTP routes of the books: balances, ledger, trades, positions."""
 
 import dataclasses
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -21,7 +21,6 @@ from cashup.core.principal import Principal
 from cashup.db.models import AccountRow, BalanceRow
 from cashup.orders.schemas import OrderOut
 from cashup.orders.service import decode_cursor, encode_cursor
-from cashup.runtime import Runtime
 from cashup.trading.balances import BalanceService
 from cashup.trading.ledger_store import Balance
 from cashup.trading.positions import PositionService
@@ -45,6 +44,9 @@ from cashup.trading.schemas import (
 from cashup.trading.sync import PositionSync, venue_filled
 from cashup.trading.trades import TradeService
 from cashup.venues.errors import VenueError
+
+if TYPE_CHECKING:
+    from cashup.replicas.read_cache import ReadCache  # the Redis client library loads only where it is configured
 
 router = APIRouter(route_class=StrictQueryRoute)
 Symbol = Annotated[str, Path(min_length=3, max_length=32)]
@@ -80,10 +82,10 @@ def balance_out(row: BalanceRow | Balance) -> BalanceOut:
 _BALANCE_LIST = TypeAdapter(list[BalanceOut])
 
 
-async def balances_answer(runtime: Runtime, principal: Principal, balances: BalanceService,
+async def balances_answer(read_cache: "ReadCache | None", principal: Principal, balances: BalanceService,
                           account_id: UUID | None, asset: str | None) -> Response:
     """The caller's balances as JSON, from the Redis read cache when it holds them (see ``replicas``)."""
-    cache = None if principal.role.reads_everything else runtime.read_cache
+    cache = None if principal.role.reads_everything else read_cache
     query = f"{principal.user_id}|{account_id or '*'}|{asset.upper() if asset else '*'}"
     epoch = 0
     if cache is not None:
@@ -104,7 +106,7 @@ async def list_balances(
     principal: CurrentPrincipal, balances: Balances, runtime: RuntimeDep, account_id: UUID | None = None
 ) -> Response:
     """The caller's balances per account and asset: available, locked by open orders, total."""
-    return await balances_answer(runtime, principal, balances, account_id, None)
+    return await balances_answer(runtime.read_cache, principal, balances, account_id, None)
 
 
 @router.get("/balances/ledger", responses=errors(*READ, 404), response_model=LedgerPage, tags=["balances"])
@@ -144,7 +146,7 @@ async def get_balance(
     runtime: RuntimeDep,
 ) -> Response:
     """The caller's balance of one asset in each of their accounts."""
-    return await balances_answer(runtime, principal, balances, None, asset)
+    return await balances_answer(runtime.read_cache, principal, balances, None, asset)
 
 
 @router.post("/balances", responses=errors(*READ, *BODY, 403, 404), response_model=BalanceOut, tags=["balances"])
