@@ -4,7 +4,7 @@ handed what it needs, so slices stay importable and testable on their own."""
 from pathlib import Path
 
 import cashup
-from tests.unit.test_core_purity import imported_names
+from tests.unit.test_core_purity import imported_names, modules_under
 
 PACKAGE_DIR = Path(cashup.__file__).parent
 COMPOSITION_ROOT = "cashup.runtime"
@@ -13,22 +13,12 @@ MAY_IMPORT_IT = ("cashup.api", "cashup.cli", "cashup.intake.operations")
 CLI runs (they start a runtime of their own)."""
 
 
-def package_modules() -> dict[str, Path]:
-    modules = {}
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        parts = path.relative_to(PACKAGE_DIR).with_suffix("").parts
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        modules[".".join(("cashup", *parts))] = path
-    return modules
-
-
 def may_import_it(module: str) -> bool:
     return module == COMPOSITION_ROOT or any(module == name or module.startswith(name + ".") for name in MAY_IMPORT_IT)
 
 
 def test_only_the_app_and_the_cli_import_the_runtime() -> None:
-    modules = package_modules()
+    modules = modules_under(PACKAGE_DIR, "cashup")
     assert {"cashup.runtime", "cashup.trading.router", "cashup.intake.service"} <= set(modules)
 
     importers = sorted(

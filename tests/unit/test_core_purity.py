@@ -51,14 +51,15 @@ KNOWN_FOREIGN = (
 )
 
 
-def core_modules() -> dict[str, Path]:
-    """Every module under ``cashup/core`` by dotted name, found on disk so new modules are covered as they appear."""
+def modules_under(directory: Path, package: str) -> dict[str, Path]:
+    """Every module of ``package`` (in ``directory``) by dotted name, found on disk so new modules are covered as
+    they appear."""
     modules = {}
-    for path in sorted(CORE_DIR.rglob("*.py")):
-        parts = path.relative_to(CORE_DIR).with_suffix("").parts
+    for path in sorted(directory.rglob("*.py")):
+        parts = path.relative_to(directory).with_suffix("").parts
         if parts[-1] == "__init__":
             parts = parts[:-1]
-        modules[".".join((CORE_PACKAGE, *parts))] = path
+        modules[".".join((package, *parts))] = path
     return modules
 
 
@@ -87,7 +88,7 @@ def is_allowed(name: str) -> bool:
     return top in sys.stdlib_module_names and top not in STDLIB_IO_MODULES
 
 
-MODULES = core_modules()
+MODULES = modules_under(CORE_DIR, CORE_PACKAGE)
 
 
 def test_core_modules_are_found() -> None:
