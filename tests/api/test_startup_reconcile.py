@@ -9,7 +9,7 @@ import httpx
 
 from cashup.api.app import create_app
 from cashup.config import Settings
-from cashup.engine.startup_reconcile import UNKNOWN_TO_VENUE
+from cashup.engine.startup_reconcile import UNKNOWN_TO_VENUE, reconcile_open_orders
 from cashup.engine.venue_steps import venue_client_order_id
 from cashup.runtime import Runtime
 from cashup.venues.base import ExecutionReport, ReportKind
@@ -93,3 +93,38 @@ async def test_fills_missed_before_a_crash_are_booked_at_start(
     assert [item["execution_id"] for item in executions] == [fill.execution_id for fill in venue_state.fills]
     assert Decimal(btc["total"]) == Decimal("1.01") - sum(
         Decimal(item["fee"]) for item in executions if item["fee_currency"] == "BTC")
+
+
+async def test_a_running_algorithm_is_left_to_its_worker_at_start_not_asked_of_the_venue(
+    settings: Settings, tmp_path: Path, token_for: Callable[..., str]
+) -> None:
+    """An algorithm's parent order never goes to a venue: the venue not knowing it must not cancel it."""
+    durable = settings.model_copy(update={"paper_journal_path": str(tmp_path / "journal.db")})
+    headers = {"Authorization": f"Bearer {token_for()}"}
+    twap = {"symbol": "BTC/USDT", "side": "buy", "order_type": "twap", "quantity": "0.003", "twap_slices": 3,
+            "twap_interval": 3600}
+    first = Runtime(durable)
+    await first.start()
+    try:
+        [parent] = await place(first, durable, headers, twap)
+        app = create_app(durable, first)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                                     headers=headers) as client:
+            parent = await wait_for_status(client, parent["id"], "partially_filled")  # the first slice filled
+    finally:
+        await first.stop()
+
+    second = Runtime(durable)
+    await second.start()
+    try:
+        outcome = await reconcile_open_orders(second.worker.context)
+        app = create_app(durable, second)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                                     headers=headers) as client:
+            after = (await client.get(f"{API}/orders/{parent['id']}")).json()
+            events = (await client.get(f"{API}/orders/{parent['id']}/events")).json()
+    finally:
+        await second.stop()
+    assert UUID(parent["id"]) not in outcome.canceled + outcome.unreachable
+    assert (after["status"], Decimal(after["filled_quantity"])) == ("partially_filled", Decimal("0.001"))
+    assert "canceled" not in [event["kind"] for event in events]

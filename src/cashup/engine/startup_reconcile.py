@@ -6,6 +6,7 @@ order the service believes open at a venue that reports its own fills, the venue
 turned into the reports we would have received; an order the venue does not know is canceled with its lock
 released and the reason in its events. Orders whose answer never came (``submitted``) are also resolved by
 the regular reconciliation step, which may send them again; here they only get the venue's view if it has one.
+An algorithm's parent order is never at a venue (its children are): it is left to the worker that runs it.
 """
 
 import asyncio
@@ -17,7 +18,7 @@ import structlog
 from sqlalchemy import select
 
 from cashup.core.backoff import retry_delay
-from cashup.core.enums import OrderStatus
+from cashup.core.enums import ALGORITHM_ORDER_TYPES, OrderStatus
 from cashup.core.orders import OrderCanceled
 from cashup.db.models import OrderRow
 from cashup.engine.context import EngineContext
@@ -100,6 +101,7 @@ async def _open_order_ids(ctx: EngineContext) -> list[UUID]:
             select(OrderRow.id)
             .where(OrderRow.status.in_([status.value for status in OPEN_AT_VENUE]))
             .where(OrderRow.exchange.in_(reporting))
+            .where(OrderRow.order_type.not_in([kind.value for kind in ALGORITHM_ORDER_TYPES]))  # never at a venue
             .where(OrderRow.venue_client_order_id.is_not(None))
             .where(OrderRow.lease_owner.is_(None) | (OrderRow.lease_expires_at < now))
             .order_by(OrderRow.id)
@@ -110,7 +112,7 @@ async def _open_order_ids(ctx: EngineContext) -> list[UUID]:
 async def _snapshot(ctx: EngineContext, order_id: UUID) -> tuple[str, UUID, str, str] | None:
     async with ctx.unit_of_work() as uow:
         order = await uow.orders.get(order_id)
-        if order is None or order.venue_client_order_id is None:
+        if order is None or not order.venue_client_order_id:
             return None
         return order.exchange, order.account_id, order.venue_client_order_id, order.symbol
 
