@@ -66,6 +66,25 @@ async def test_twap_slices_sum_exactly_and_roll_up_into_the_parent(client: httpx
     assert D(btc["available"]) == D("1.00301")  # booked once, on the children
 
 
+async def test_position_sync_counts_an_algorithms_fills_once_on_its_children(
+    client: httpx.AsyncClient, market: Market
+) -> None:
+    """A parent's filled quantity is its children's, rolled up: the venue view must not add it again."""
+    parent = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "twap",
+                                                       "quantity": "0.002", "twap_slices": 2,
+                                                       "twap_interval": 1})).json()
+    await market.advance(4)
+    assert (await wait_for_status(client, parent["id"], "filled", timeout=10))["status"] == "filled"
+
+    report = (await client.post(f"{API}/positions/sync/paper")).json()
+
+    assert report["drifts"] == []
+    [position] = (await client.get(f"{API}/positions")).json()
+    assert D(position["quantity"]) == D("0.002")
+    [btc] = (await client.get(f"{API}/balances/BTC")).json()
+    assert D(btc["available"]) == D("1.002")
+
+
 async def test_iceberg_shows_at_most_its_display_quantity(client: httpx.AsyncClient, runtime: Runtime) -> None:
     take_outside_fills_on_paper(runtime)
     price = (runtime.last_price("paper", "BTC/USDT") * D("0.8")).quantize(D("0.1"))

@@ -28,7 +28,7 @@ from cashup.core.ids import new_id
 from cashup.core.ledger import InsufficientFunds
 from cashup.core.principal import Principal
 from cashup.core.settlement import settle_funding
-from cashup.db.models import AccountRow, BalanceRow, FundingPaymentRow, OrderRow, TradeRow, UserRow
+from cashup.db.models import AccountRow, BalanceRow, FundingPaymentRow, OrderRow, TradeRow, UserRow, sent_to_a_venue
 from cashup.trading.ledger_store import LedgerStore
 from cashup.trading.positions import PositionRepository, position_state, store_position
 from cashup.trading.schemas import TradeIn
@@ -320,7 +320,7 @@ class VenueAccounts:
             rows = (await session.execute(select(OrderRow.venue_client_order_id, OrderRow.symbol,
                                                  OrderRow.exchange_order_id).where(
                 OrderRow.account_id == venue.account_id, OrderRow.status.in_(OPEN_STATUSES),
-                OrderRow.venue_client_order_id.is_not(None)))).all()
+                sent_to_a_venue()))).all()
         for client_id, symbol, exchange_order_id in rows:
             if client_id is not None:
                 venue.track(client_id, symbol, exchange_order_id)

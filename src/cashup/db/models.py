@@ -19,7 +19,9 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
+from cashup.core.enums import ALGORITHM_ORDER_TYPES
 from cashup.db.types import ExactDecimal, UTCDateTime, WideDecimal
 
 
@@ -145,6 +147,13 @@ class OrderRow(Base):
     @property
     def remaining_quantity(self) -> Decimal:
         return self.quantity - self.filled_quantity
+
+
+def sent_to_a_venue() -> ColumnElement[bool]:
+    """Orders that went (or were about to go) to a venue under a client id of their own. An algorithm's parent
+    never does: it lives in the service, its children go to the venue, and its fills are theirs rolled up."""
+    return OrderRow.venue_client_order_id.is_not(None) & OrderRow.order_type.not_in(
+        sorted(kind.value for kind in ALGORITHM_ORDER_TYPES))
 
 
 class OrderEventRow(Base):

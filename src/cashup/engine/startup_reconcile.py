@@ -18,9 +18,9 @@ import structlog
 from sqlalchemy import select
 
 from cashup.core.backoff import retry_delay
-from cashup.core.enums import ALGORITHM_ORDER_TYPES, OrderStatus
+from cashup.core.enums import OrderStatus
 from cashup.core.orders import OrderCanceled
-from cashup.db.models import OrderRow
+from cashup.db.models import OrderRow, sent_to_a_venue
 from cashup.engine.context import EngineContext
 from cashup.engine.reports import apply_report
 from cashup.engine.venue_steps import reports_from_state
@@ -101,8 +101,7 @@ async def _open_order_ids(ctx: EngineContext) -> list[UUID]:
             select(OrderRow.id)
             .where(OrderRow.status.in_([status.value for status in OPEN_AT_VENUE]))
             .where(OrderRow.exchange.in_(reporting))
-            .where(OrderRow.order_type.not_in([kind.value for kind in ALGORITHM_ORDER_TYPES]))  # never at a venue
-            .where(OrderRow.venue_client_order_id.is_not(None))
+            .where(sent_to_a_venue())
             .where(OrderRow.lease_owner.is_(None) | (OrderRow.lease_expires_at < now))
             .order_by(OrderRow.id)
         )

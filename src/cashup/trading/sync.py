@@ -30,7 +30,7 @@ from cashup.core.instruments import InstrumentRegistry
 from cashup.core.money import EXACT, ZERO
 from cashup.core.principal import Principal
 from cashup.db.aggregates import exact_sum
-from cashup.db.models import OrderRow, PositionRow, TradeRow
+from cashup.db.models import OrderRow, PositionRow, TradeRow, sent_to_a_venue
 from cashup.trading.ledger_store import LedgerStore
 from cashup.trading.schemas import PositionDrift, SyncReport
 from cashup.venues.base import Venue
@@ -95,7 +95,7 @@ class PositionSync:
         self._authorize(principal)
         query = self._mine(principal, select(OrderRow.id, OrderRow.venue_client_order_id, OrderRow.symbol,
                                                         OrderRow.account_id).where(
-            OrderRow.exchange == exchange, OrderRow.venue_client_order_id.is_not(None),
+            OrderRow.exchange == exchange, sent_to_a_venue(),
             OrderRow.status.not_in(_FINAL)), OrderRow.user_id)
         return [OpenOrder(*row) for row in (await self.session.execute(query)).all()]
 
@@ -138,7 +138,7 @@ class PositionSync:
         view: defaultdict[Key, Decimal] = defaultdict(Decimal)
         keys = (OrderRow.account_id, OrderRow.strategy_id, OrderRow.symbol, OrderRow.side)
         recorded = self._mine(principal, select(*keys, exact_sum(OrderRow.filled_quantity)).where(
-            OrderRow.exchange == exchange, OrderRow.venue_client_order_id.is_not(None)), OrderRow.user_id)
+            OrderRow.exchange == exchange, sent_to_a_venue()), OrderRow.user_id)
         for account_id, strategy_id, symbol, side, filled in (await self.session.execute(recorded.group_by(*keys))):
             view[(account_id, strategy_id or "", symbol)] += _signed(side, filled or ZERO)
         # The orders asked about count with the venue's figure instead of ours.
