@@ -4,11 +4,10 @@ from collections.abc import Callable
 from decimal import Decimal as D
 
 import httpx
-from sqlalchemy import event
 
 from cashup.core.enums import Role
 from cashup.runtime import Runtime
-from tests.api.helpers import API, market, wait_for_status
+from tests.api.helpers import API, market, recorded_statements, wait_for_status
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -150,22 +149,14 @@ async def test_an_admin_position_set_reads_the_balance_before_the_position_as_a_
     """Every writer takes balance rows before position rows, or two of them could each wait for the other."""
     order = (await client.post(f"{API}/orders", json=market("buy", "0.01"))).json()
     await wait_for_status(client, order["id"], "filled")
-    tables: list[str] = []
-
-    def read(conn: object, cursor: object, statement: str, *args: object) -> None:
-        text = " ".join(statement.split())
-        if text.startswith("SELECT"):
-            tables.extend(name for name in ("balances", "positions") if f"FROM {name}" in text)
-
-    event.listen(runtime.engine.sync_engine, "before_cursor_execute", read)
-    try:
+    with recorded_statements(runtime.engine) as statements:
         answer = await client.post(f"{API}/positions", headers=bearer(token_for("root", Role.ADMIN)), json={
             "account_id": order["account_id"], "symbol": "BTC/USDT", "quantity": "0.5",
             "average_entry_price": "40000", "reason": "import"})
-    finally:
-        event.remove(runtime.engine.sync_engine, "before_cursor_execute", read)
 
     assert answer.status_code == 200, answer.text
+    reads = [" ".join(statement.split()) for statement in statements if statement.lstrip().startswith("SELECT")]
+    tables = [name for text in reads for name in ("balances", "positions") if f"FROM {name}" in text]
     assert tables[:2] == ["balances", "positions"]
     [btc] = (await client.get(f"{API}/balances/BTC")).json()
     assert D(btc["available"]) == D("1.5")  # 1 + 0.01 bought + 0.49 adjusted

@@ -106,10 +106,10 @@ async def test_a_running_algorithm_is_left_to_its_worker_at_start_not_asked_of_t
     first = Runtime(durable)
     await first.start()
     try:
-        [parent] = await place(first, durable, headers, twap)
         app = create_app(durable, first)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
                                      headers=headers) as client:
+            parent = (await client.post(f"{API}/orders", json=twap)).json()
             parent = await wait_for_status(client, parent["id"], "partially_filled")  # the first slice filled
     finally:
         await first.stop()
