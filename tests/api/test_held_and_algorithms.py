@@ -66,10 +66,11 @@ async def test_twap_slices_sum_exactly_and_roll_up_into_the_parent(client: httpx
     assert D(btc["available"]) == D("1.00301")  # booked once, on the children
 
 
-async def test_position_sync_counts_an_algorithms_fills_once_on_its_children(
+async def test_an_algorithms_fills_count_once_in_position_sync_and_statistics(
     client: httpx.AsyncClient, market: Market
 ) -> None:
-    """A parent's filled quantity is its children's, rolled up: the venue view must not add it again."""
+    """A parent's filled quantity is its children's, rolled up: neither the venue view nor the statistics'
+    volume may add it again."""
     parent = (await client.post(f"{API}/orders", json={"symbol": "BTC/USDT", "side": "buy", "order_type": "twap",
                                                        "quantity": "0.002", "twap_slices": 2,
                                                        "twap_interval": 1})).json()
@@ -83,6 +84,13 @@ async def test_position_sync_counts_an_algorithms_fills_once_on_its_children(
     assert D(position["quantity"]) == D("0.002")
     [btc] = (await client.get(f"{API}/balances/BTC")).json()
     assert D(btc["available"]) == D("1.002")
+    stats = (await client.get(f"{API}/orders/statistics/summary")).json()
+    assert (stats["total_orders"], stats["by_type"]) == (3, {"twap": 1, "market": 2})
+    assert D(stats["volume"]) == D("0.002")
+    [by_symbol] = stats["by_symbol"]
+    assert (by_symbol["orders"], D(by_symbol["volume"])) == (3, D("0.002"))
+    trades = (await client.get(f"{API}/trades/summary")).json()
+    assert D(stats["notional"]) == sum(D(group["notional"]) for group in trades["by_symbol"])
 
 
 async def test_iceberg_shows_at_most_its_display_quantity(client: httpx.AsyncClient, runtime: Runtime) -> None:

@@ -5,7 +5,9 @@ Sums are exact; a notional (filled quantity × average price, up to 36 decimals)
 
 One ``GROUP BY`` in the database over (status, type, symbol, strategy, UTC day, fee currency) returns a row per
 combination that occurs, with its counts and exact sums; the few group rows are then folded into the totals and
-the by-day, by-strategy and by-symbol views. The orders themselves never leave the database.
+the by-day, by-strategy and by-symbol views. The orders themselves never leave the database. An algorithm's
+parent (TWAP, iceberg, bracket, OCO) counts as an order; its volume, notional, fees and fill time are its
+children's rolled up, so they are counted on the children only.
 
 Final orders are counted once into ``order_day_totals`` (``engine/rollups.py``): where the criteria fall on
 whole days, the ``GROUP BY`` runs over the orders not counted yet and the day totals are added, so the cost
@@ -22,12 +24,13 @@ from typing import Any
 from sqlalchemy import Select, case, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cashup.core.enums import OrderStatus
+from cashup.core.enums import ALGORITHM_ORDER_TYPES, OrderStatus
 from cashup.core.money import EXACT, ZERO, storable
 from cashup.db.aggregates import day_of, exact_sum, micros_between, start_of_day, utc_day
 from cashup.db.models import OrderDayTotalRow, OrderRow
 from cashup.orders.repository import OrderFilter
 
+_ALGORITHMS = frozenset(kind.value for kind in ALGORITHM_ORDER_TYPES)
 _KEYS = (
     OrderRow.status,
     OrderRow.order_type,
@@ -113,6 +116,9 @@ def fold(rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
         for status, order_type, symbol, strategy_id, day, fee_currency, count, *figures in rows:
             volume, notional, fees, fee_orders, latency_count, latency_micros = figures
             volume, notional, fees = volume or ZERO, notional or ZERO, fees or ZERO
+            if order_type in _ALGORITHMS:  # its fills are its children's, rolled up: counted on them
+                volume = notional = fees = ZERO
+                fee_orders = latency_count = 0
             totals.by_status[status] += count
             totals.by_type[order_type] += count
             totals.by_simple_status[OrderStatus(status).simple.value] += count
