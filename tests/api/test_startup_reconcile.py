@@ -1,6 +1,7 @@
 """Startup reconciliation: every open order is compared with its venue when a worker starts (SPEC §7, §13)."""
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
@@ -16,10 +17,17 @@ from cashup.venues.base import ExecutionReport, ReportKind
 from tests.api.helpers import API, limit_buy, wait_for_status
 
 
-async def place(runtime: Runtime, settings: Settings, headers: dict[str, str], *bodies: dict) -> list[dict]:
+@asynccontextmanager
+async def api_of(runtime: Runtime, settings: Settings, headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app over ``runtime`` (which the caller starts and stops)."""
     app = create_app(settings, runtime)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
                                  headers=headers) as client:
+        yield client
+
+
+async def place(runtime: Runtime, settings: Settings, headers: dict[str, str], *bodies: dict) -> list[dict]:
+    async with api_of(runtime, settings, headers) as client:
         orders = [(await client.post(f"{API}/orders", json=body)).json() for body in bodies]
         return [await wait_for_status(client, order["id"], "accepted", "filled") for order in orders]
 
@@ -40,9 +48,7 @@ async def test_orders_the_venue_forgot_are_canceled_at_start_with_the_lock_relea
     second = Runtime(settings)
     await second.start()
     try:
-        app = create_app(settings, second)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                                     headers=headers) as client:
+        async with api_of(second, settings, headers) as client:
             for order in orders:
                 assert (await wait_for_status(client, order["id"], "canceled"))["status"] == "canceled"
                 events = (await client.get(f"{API}/orders/{order['id']}/events")).json()
@@ -80,9 +86,7 @@ async def test_fills_missed_before_a_crash_are_booked_at_start(
     second = Runtime(durable)
     await second.start()
     try:
-        app = create_app(durable, second)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                                     headers=headers) as client:
+        async with api_of(second, durable, headers) as client:
             filled = await wait_for_status(client, order["id"], "filled")
             executions = (await client.get(f"{API}/orders/{order['id']}/executions")).json()
             [btc] = (await client.get(f"{API}/balances/BTC")).json()
@@ -106,9 +110,7 @@ async def test_a_running_algorithm_is_left_to_its_worker_at_start_not_asked_of_t
     first = Runtime(durable)
     await first.start()
     try:
-        app = create_app(durable, first)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                                     headers=headers) as client:
+        async with api_of(first, durable, headers) as client:
             parent = (await client.post(f"{API}/orders", json=twap)).json()
             parent = await wait_for_status(client, parent["id"], "partially_filled")  # the first slice filled
     finally:
@@ -118,9 +120,7 @@ async def test_a_running_algorithm_is_left_to_its_worker_at_start_not_asked_of_t
     await second.start()
     try:
         outcome = await reconcile_open_orders(second.worker.context)
-        app = create_app(durable, second)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                                     headers=headers) as client:
+        async with api_of(second, durable, headers) as client:
             after = (await client.get(f"{API}/orders/{parent['id']}")).json()
             events = (await client.get(f"{API}/orders/{parent['id']}/events")).json()
     finally:
