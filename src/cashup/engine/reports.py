@@ -30,7 +30,7 @@ from cashup.execution.signals import Signals
 from cashup.execution.uow import UnitOfWork
 from cashup.execution.work import scheduled
 from cashup.metrics import ACK_TO_FILL, IGNORED_REPORTS, ORDER_TO_ACK
-from cashup.trading.positions import PositionKey
+from cashup.trading.positions import PositionKey, position_key
 from cashup.venues.base import ExecutionReport, ReportKind
 
 log = structlog.get_logger("cashup.engine.reports")
@@ -136,7 +136,7 @@ class ReportApplier:
             is_fill = report.kind is ReportKind.FILL
             balances |= balances_touched(order, report.fee_currency, fill=is_fill)
             if is_fill and report.execution_id is not None:
-                positions.add((order.account_id, order.strategy_id or "", order.exchange, order.symbol))
+                positions.add(position_key(order.account_id, order.strategy_id, order.exchange, order.symbol))
                 fills.add((order.id, report.execution_id))
         await uow.settlements.ledger.balances(balances)
         await uow.settlements.positions.lock_many(positions)

@@ -35,6 +35,7 @@ from cashup.execution.work import Action, scheduled
 from cashup.metrics import ORDER_TRANSITIONS, ORDERS_CREATED, RISK_DENIALS
 from cashup.risk.cache import RiskCache, RiskSnapshot
 from cashup.risk.service import RiskRepository
+from cashup.trading.positions import PositionKey, position_key
 
 PriceSource = Callable[[str, str], Decimal | None]
 """``(exchange, symbol) -> last price`` or ``None`` when the market has none yet."""
@@ -75,8 +76,8 @@ class Resolved:
         return lock_asset(self.instrument, self.command.side)
 
     @property
-    def position_key(self) -> tuple[UUID, str, str, str]:
-        return self.account_id, self.command.strategy_id or "", self.command.exchange, self.instrument.symbol
+    def position_key(self) -> PositionKey:
+        return position_key(self.account_id, self.command.strategy_id, self.command.exchange, self.instrument.symbol)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,11 @@ PositionKey = tuple[UUID, str, str, str]
 """A position's primary key: account, strategy ('' for none), exchange, symbol."""
 
 
+def position_key(account_id: UUID, strategy_id: str | None, exchange: str, symbol: str) -> PositionKey:
+    """The key of the position an order of ``strategy_id`` (``None`` for none) moves."""
+    return account_id, strategy_id or "", exchange, symbol
+
+
 def position_state(row: PositionRow) -> PositionState:
     """The core's view of a stored position."""
     return PositionState(quantity=row.quantity, average_entry_price=row.average_entry_price,
@@ -71,7 +76,7 @@ class PositionRepository:
     async def locked(self, account_id: UUID, user_id: str, strategy_id: str | None, exchange: str, symbol: str,
                      now: datetime) -> PositionRow:
         """The position row locked for update, created flat if there is none yet; read once per transaction."""
-        key = (account_id, strategy_id or "", exchange, symbol)
+        key = position_key(account_id, strategy_id, exchange, symbol)
         row = self._locked.get(key)
         if row is not None:
             return row
