@@ -111,7 +111,7 @@ async def _open_order_ids(ctx: EngineContext) -> list[UUID]:
 async def _snapshot(ctx: EngineContext, order_id: UUID) -> tuple[str, UUID, str, str] | None:
     async with ctx.unit_of_work() as uow:
         order = await uow.orders.get(order_id)
-        if order is None or not order.venue_client_order_id:
+        if order is None or order.venue_client_order_id is None:
             return None
         return order.exchange, order.account_id, order.venue_client_order_id, order.symbol
 
